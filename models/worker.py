@@ -1,0 +1,194 @@
+"""Run one cell: `python -m models.worker SPEC.json`.
+
+Reads the cell spec the runner wrote, imports the backend chosen by KERAS_BACKEND (set by the runner before this
+process started), loads data, builds and compiles the model, trains it with the timing callback, evaluates it
+and writes one result JSON atomically to the path in the spec. Nothing is printed on stdout that the runner
+relies on: frameworks print there, so the result goes to a file. Exit status: 0 ok or skipped, 1 failed.
+Python 3.6 compatible.
+"""
+import importlib
+import json
+import os
+import sys
+import time
+import traceback
+
+SCHEMA_VERSION = 1
+WALL0 = time.time()  # as early as this module allows: the worker's own start
+
+
+def median(values):
+    values = sorted(values)
+    n = len(values)
+    if not n:
+        return None
+    mid = n // 2
+    return values[mid] if n % 2 else (values[mid - 1] + values[mid]) / 2.0
+
+
+def write_json_atomic(path, payload):
+    tmp = "%s.tmp.%d" % (path, os.getpid())
+    with open(tmp, "w") as handle:
+        json.dump(payload, handle, indent=1, sort_keys=True)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def epoch_summary(epochs):
+    """First epoch (build/compile/tracing included) apart from steady epochs, as pyperf keeps warmups apart."""
+    if not epochs:
+        return {"first_epoch_s": None, "steady_epoch_s": None, "compile_s": None, "steady_epochs": 0}
+    first = epochs[0]["wall_s"]
+    steady = [e["wall_s"] for e in epochs[1:]]
+    steady_s = median(steady)
+    return {
+        "first_epoch_s": first,
+        "steady_epoch_s": steady_s,
+        # what the first epoch cost beyond a steady one: graph building, tracing, XLA/jit compilation
+        "compile_s": max(first - steady_s, 0.0) if steady_s is not None else None,
+        "steady_epochs": len(steady),
+    }
+
+
+def run(spec, result):
+    """Fill `result` stage by stage; an exception leaves `result['stage']` at the stage that failed."""
+    from models import provenance
+    from models.timing import EventLog
+
+    events = EventLog(spec["paths"].get("events"))
+    launched_at = float(os.environ.get("KBM_LAUNCHED_AT", WALL0))
+    timeline = result["timeline"]
+    timeline["worker_start_s"] = WALL0 - launched_at
+    load_at_start = provenance.loadavg()
+    try:
+        result["stage"] = "import"
+        events.emit(kind="stage", stage="import")
+        t = time.perf_counter()
+        keras = importlib.import_module("keras")
+        framework = spec["backend"]["framework"]
+        fw_version, threads, gpu = provenance.framework_info(framework)
+        timeline["import_s"] = time.perf_counter() - t
+        from models import compat, data
+
+        api = compat.KerasAPI(keras, data_format=spec["backend"]["data_format"])
+        result["versions"] = {
+            "python": provenance.python_version(),
+            "keras": keras.__version__,
+            "keras_backend": api.backend_name(),
+            framework: fw_version,
+            "numpy": importlib.import_module("numpy").__version__,
+        }
+        if api.backend_name() != spec["backend"]["keras_backend"]:
+            raise RuntimeError("KERAS_BACKEND asked for %r but Keras loaded %r"
+                               % (spec["backend"]["keras_backend"], api.backend_name()))
+
+        result["stage"] = "data"
+        events.emit(kind="stage", stage="data")
+        t = time.perf_counter()
+        model_spec, run_spec = spec["model"], spec["run"]
+        module = importlib.import_module("models." + spec["cell"]["model"])
+        api.set_seed(spec["cell"]["seed"])
+        ds = data.load(
+            keras, model_spec["dataset"], module.INPUT_LAYOUT, api.data_format, spec["data"]["source"],
+            run_spec["train_samples"], run_spec["test_samples"], spec["cell"]["seed"],
+            offline_wheel=spec["data"].get("offline_wheel"), cache_dir=spec["data"].get("cache_dir"),
+        )
+        result["data"] = ds.info
+        timeline["data_s"] = time.perf_counter() - t
+
+        result["stage"] = "build"
+        events.emit(kind="stage", stage="build")
+        t = time.perf_counter()
+        model = module.build(api, ds)
+        jit = api.compile(model, api.optimizer(model_spec["optimizer"]), module.LOSS, spec["backend"]["jit_compile"])
+        result["params"] = api.count_params(model)
+        result["settings"]["jit_compile_resolved"] = jit
+        timeline["build_s"] = time.perf_counter() - t
+        if result["params"] != model_spec["expected_params"]:  # bAbI's count follows the data's vocabulary
+            result["warnings"].append("parameter count %d differs from the example's %d"
+                                      % (result["params"], model_spec["expected_params"]))
+
+        result["stage"] = "train"
+        events.emit(kind="stage", stage="train", epochs=run_spec["epochs"])
+        from models.timing import make_epoch_timer
+
+        timer = make_epoch_timer(keras, events, api.metric_name)
+        fit_kwargs = {"batch_size": model_spec["batch_size"], "epochs": run_spec["epochs"], "verbose": 0,
+                      "callbacks": [timer]}
+        if model_spec.get("validation_split"):
+            fit_kwargs["validation_split"] = model_spec["validation_split"]
+            n_fit = int(len(ds.y_train) * (1 - model_spec["validation_split"]))
+        else:
+            fit_kwargs["validation_data"] = (ds.x_test, ds.y_test)
+            n_fit = len(ds.y_train)
+        t = time.perf_counter()
+        model.fit(ds.x_train, ds.y_train, **fit_kwargs)
+        timeline["fit_s"] = time.perf_counter() - t
+        timeline["first_batch_s"] = timer.train_started_at - launched_at
+        # process start to first batch, less the framework's own import: what the harness adds per cell
+        timeline["fixed_overhead_s"] = timeline["first_batch_s"] - timeline["import_s"]
+        for record in timer.epochs:
+            record["samples"] = n_fit
+        result["epochs"] = timer.epochs
+        result.update(epoch_summary(timer.epochs))
+
+        result["stage"] = "evaluate"
+        events.emit(kind="stage", stage="evaluate")
+        t = time.perf_counter()
+        scores = model.evaluate(ds.x_test, ds.y_test, batch_size=model_spec["batch_size"], verbose=0)
+        timeline["evaluate_s"] = time.perf_counter() - t
+        result["test"] = {"loss": float(scores[0]), "accuracy": float(scores[1]), "samples": len(ds.y_test)}
+        device = provenance.weight_device(model)
+        result["host"] = provenance.host_info(threads, gpu, device, load_at_start)
+        result["status"] = "ok"
+        result["stage"] = "done"
+    finally:
+        if "host" not in result:
+            result["host"] = provenance.host_info({}, {"available": None}, "unknown", load_at_start)
+        events.emit(kind="stage", stage=result["stage"])
+        events.close()
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        sys.stderr.write("usage: python -m models.worker SPEC.json\n")
+        return 2
+    with open(argv[0]) as handle:
+        spec = json.load(handle)
+    result = {
+        "schema_version": SCHEMA_VERSION,
+        "status": "failed",
+        "error": None,
+        "stage": "start",
+        "cell": spec["cell"],
+        "cell_id": spec["cell_id"],
+        "spec_hash": spec["spec_hash"],
+        "params": None,
+        "epochs": [],
+        "settings": dict(spec["backend"], profile=spec["run"], data=spec["data"]["source"]),
+        "timeline": {},
+        "warnings": [],
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(WALL0)),
+    }
+    code = 0
+    try:
+        run(spec, result)
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a result with its stage and reason
+        from models.data import DataUnavailable
+
+        traceback.print_exc()
+        result["status"] = "skipped" if isinstance(exc, DataUnavailable) else "failed"
+        result["error"] = "%s: %s" % (type(exc).__name__, exc)
+        code = 0 if result["status"] == "skipped" else 1
+    result["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    write_json_atomic(spec["paths"]["result"], result)
+    sys.stdout.flush()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,221 @@
+"""`python -m runner`: the pipeline load matrix -> expand cells -> filter -> run -> summarise -> exit status.
+
+Each step is a plain function (testable without a GPU); only `main` turns outcomes into exit statuses:
+0 every cell ok or skipped, 1 a cell failed or timed out, 2 bad input (nothing ran), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from runner import paths
+from runner.cells import Selection, SelectionError, expand, worker_spec
+from runner.executors import choose
+from runner.matrix import MatrixError, load_matrix
+from runner.orchestrate import run_cells
+from runner.progress import Display, make_console
+from runner.results import ResultError, iter_results
+from runner.summary import print_summary
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+DESCRIPTION = """\
+Train the five classic Keras examples on every backend of the matrix, each model x backend cell in its own
+process inside the environment that hosts its backend, and write one JSON result per cell.
+
+subcommands:
+  python -m runner [options]            run the matrix (the default)
+  python -m runner check RUN_DIR        validate every result in a run folder (exit 1 on any problem)
+  python -m runner bench-overhead       measure what the harness costs (see `make bench-overhead`)
+"""
+
+EPILOG = """\
+examples:
+  python -m runner                          the default profile (quick) on every backend
+  python -m runner --only tensorflow        just the TensorFlow cells
+  python -m runner --profile smoke --model mlp --model cnn
+  python -m runner --data synthetic --dry-run
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m runner",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--matrix",
+        type=Path,
+        default=paths.REPO_ROOT / "matrix.yaml",
+        help="the matrix file (default: ./matrix.yaml of this checkout)",
+    )
+    p.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="BACKEND",
+        help="run only this backend's cells (repeatable), e.g. tensorflow, jax, torch",
+    )
+    p.add_argument("--model", action="append", default=[], help="run only this model (repeatable)")
+    p.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="ENVIRONMENT",
+        help="run only the cells of this environment (repeatable)",
+    )
+    p.add_argument("--profile", help="smoke, quick, bench or article (default: the matrix's defaults.profile)")
+    p.add_argument("--repeats", type=int, help="run each cell N times, each in a fresh process")
+    p.add_argument("--seed", type=int, help="random seed for every cell (default: the matrix's defaults.seed)")
+    p.add_argument(
+        "--results",
+        type=Path,
+        default=Path("results"),
+        help="folder that receives one new run folder per run (default: ./results)",
+    )
+    p.add_argument(
+        "--data",
+        choices=["real", "synthetic"],
+        help="real files (default) or synthetic arrays of the real shapes, for speed-only runs",
+    )
+    p.add_argument("--timeout", type=float, metavar="SECONDS", help="per-cell time limit (default: the profile's)")
+    p.add_argument(
+        "--executor",
+        default="auto",
+        choices=["auto", "venv"],
+        help="where cells run: venv (cached virtualenvs), or auto (the best available)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="list the cells and what would be installed, run nothing")
+    return p
+
+
+def dry_run(console: Console, matrix, cells, executor, data: str, timeout: float | None) -> None:
+    envs = Table(title="environments", title_justify="left")
+    for col in ("environment", "python", "location", "state", "installs"):
+        envs.add_column(col)
+    for name in dict.fromkeys(c.environment for c in cells):
+        plan = executor.plan(name, matrix.environments[name])
+        envs.add_row(
+            name,
+            plan["python"],
+            plan["location"],
+            "cached" if plan["cached"] else "to build",
+            "\n".join(plan["installs"]),
+        )
+    console.print(envs)
+    table = Table(title=f"{len(cells)} cells", title_justify="left")
+    for col in ("#", "cell", "epochs", "train samples", "test samples", "data", "timeout s", "spec hash"):
+        table.add_column(col)
+    for i, cell in enumerate(cells, 1):
+        spec = worker_spec(matrix, cell, data, timeout)
+        run = spec["run"]
+        table.add_row(
+            str(i),
+            cell.id,
+            str(run["epochs"]),
+            str(run["train_samples"] or "all"),
+            str(run["test_samples"] or "all"),
+            data,
+            f"{spec['timeout_s']:.0f}",
+            spec["spec_hash"],
+        )
+    console.print(table)
+
+
+def run_main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    console = make_console(stderr=True)
+    try:
+        matrix = load_matrix(args.matrix)
+        if args.repeats is not None and args.repeats < 1:
+            raise SelectionError("--repeats must be at least 1")
+        cells = expand(
+            matrix,
+            Selection(tuple(args.only), tuple(args.model), tuple(args.env), args.profile, args.repeats, args.seed),
+        )
+        executor, why = choose(args.executor)
+    except (MatrixError, SelectionError, ValueError) as exc:
+        console.print(f"[red]error:[/] {exc}", highlight=False)
+        return EXIT_USAGE
+    data = args.data or matrix.defaults.data
+    if args.dry_run:
+        dry_run(make_console(), matrix, cells, executor, data, args.timeout)
+        return EXIT_OK
+    console.print(f"executor {why}", style="cyan", highlight=False)
+    with Display(console) as display:
+        outcome = run_cells(
+            matrix,
+            cells,
+            executor,
+            results_root=args.results,
+            data_source=data,
+            timeout_s=args.timeout,
+            display=display,
+            argv=["python", "-m", "runner", *argv],
+            executor_why=why,
+        )
+    print_summary(
+        make_console(), outcome.results, f"run {outcome.run_dir.name} ({len(outcome.results)} of {len(cells)} cells)"
+    )
+    busy = [r for r in outcome.results if (r.get("host") or {}).get("load", {}).get("busy")]
+    if busy:
+        console.print(
+            f"[yellow]warning:[/] the machine was busy with other work during {len(busy)} cell(s); their "
+            "times are suspect (PyTorch suffers most). Rerun on a quiet machine.",
+            highlight=False,
+        )
+    console.print(f"results: {outcome.run_dir}", highlight=False)
+    if outcome.interrupted:
+        console.print(
+            f"[red]interrupted[/] during {outcome.interrupted.id}; {len(outcome.results)} results kept", highlight=False
+        )
+        return EXIT_INTERRUPTED
+    if outcome.failed:
+        console.print(
+            f"[red]{len(outcome.failed)} cell(s) failed:[/] " + ", ".join(r["cell_id"] for r in outcome.failed),
+            highlight=False,
+        )
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def check_main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m runner check",
+        description="Validate every result.json in run folders against the result contract.",
+    )
+    p.add_argument("runs", nargs="+", type=Path, help="run folders (results/<run-id>)")
+    args = p.parse_args(argv)
+    problems = count = 0
+    for run in args.runs:
+        if not run.is_dir():
+            print(f"{run}: not a folder", file=sys.stderr)
+            problems += 1
+            continue
+        for path, outcome in iter_results(run):
+            count += 1
+            if isinstance(outcome, ResultError):
+                problems += 1
+                print(f"FAIL {outcome}")
+            else:
+                print(f"ok   {path} ({outcome.status.value})")
+    print(f"{count} results checked, {problems} problems")
+    return EXIT_FAILED if problems or not count else EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "check":
+        return check_main(argv[1:])
+    if argv and argv[0] == "bench-overhead":
+        from runner.bench import bench_main
+
+        return bench_main(argv[1:])
+    return run_main(argv)

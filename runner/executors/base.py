@@ -1,0 +1,78 @@
+"""The executor interface every way of running a cell implements (venv today; Docker, Slurm, Kubernetes next).
+
+An executor turns an environment declared in the matrix into something that can run the worker (`prepare`),
+says what it would do without doing it (`plan`), and starts one worker process/container/job per cell
+(`launch`). The orchestrator owns timing of the wait loop, timeouts, progress and results, so every executor
+gets the same contract: the worker reads `spec.json` from the cell folder and writes `worker-result.json` and
+`events.jsonl` beside it.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runner.matrix import Environment
+
+
+class EnvironmentBuildError(RuntimeError):
+    """An environment could not be built; `log` holds the installer's output."""
+
+    def __init__(self, message: str, log: Path | None = None):
+        super().__init__(message)
+        self.log = log
+
+
+@dataclass
+class PreparedEnv:
+    name: str
+    spec: Environment
+    location: str  # venv folder, image tag, ...
+    reused: bool
+    seconds: float
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class CellJob:
+    """What launch needs: the cell folder (spec in, result and events out), its log, extra variables."""
+
+    cell_dir: Path
+    spec_path: Path
+    log_path: Path
+    env: dict[str, str]
+
+
+class CellHandle(abc.ABC):
+    """A running cell. The orchestrator polls `wait`, and calls `kill` on timeout or interrupt."""
+
+    @abc.abstractmethod
+    def wait(self, timeout: float) -> int | None:
+        """Exit status (negative: killed by that signal), or None if still running after `timeout` seconds."""
+
+    @abc.abstractmethod
+    def kill(self) -> None:
+        """Stop the cell and everything it started."""
+
+    def info(self) -> dict[str, Any]:
+        """Executor-specific facts for the result (pid, container id, job id, node)."""
+        return {}
+
+
+class Executor(abc.ABC):
+    name: str
+
+    @abc.abstractmethod
+    def plan(self, name: str, env: Environment) -> dict[str, Any]:
+        """What prepare would do, for --dry-run: where, whether cached, what it installs."""
+
+    @abc.abstractmethod
+    def prepare(self, name: str, env: Environment, on_status: Callable[[str], None]) -> PreparedEnv:
+        """Build or reuse the environment; raise EnvironmentBuildError with its log on failure."""
+
+    @abc.abstractmethod
+    def launch(self, prepared: PreparedEnv, job: CellJob) -> CellHandle:
+        """Start the worker for one cell and return at once."""

@@ -1,0 +1,166 @@
+"""Cached virtualenvs: the embedded default executor, for machines without a container engine.
+
+Each environment is created once under the cache, in a folder named by its matrix name and the hash of what it
+installs, and reused while that hash holds: a second run of the matrix installs nothing. A folder without the
+completion marker is a half-built environment and is removed, never reused. Each cell runs as its own process
+group, so a timeout or Ctrl-C stops the worker and everything it spawned.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from runner import paths
+from runner.executors.base import CellHandle, CellJob, EnvironmentBuildError, Executor, PreparedEnv
+from runner.interpreters import InterpreterNotFound, find_python
+from runner.matrix import Environment
+
+MARKER = ".kbm-env.json"
+# Machine-local pip settings that make an old interpreter pick wheels built for newer Pythons.
+PIP_LOCAL_VARS = ("PIP_FIND_LINKS", "PIP_EXTRA_INDEX_URL", "PIP_CONSTRAINT", "PIP_CONFIG_FILE")
+
+
+def venv_root() -> Path:
+    return paths.cache_dir() / "venvs"
+
+
+def venv_dir(name: str, env: Environment) -> Path:
+    return venv_root() / f"{name}-{env.fingerprint()}"
+
+
+def pip_env(env: Environment) -> dict[str, str]:
+    out = dict(os.environ)
+    out.pop("PYTHONPATH", None)
+    if env.pip_isolated:
+        for var in PIP_LOCAL_VARS:
+            out.pop(var, None)
+        out["PIP_CONFIG_FILE"] = os.devnull
+    return out
+
+
+class ProcessHandle(CellHandle):
+    def __init__(self, proc: subprocess.Popen, log_handle: Any):
+        self.proc = proc
+        self.log_handle = log_handle
+
+    def wait(self, timeout: float) -> int | None:
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        self.log_handle.close()
+        return code
+
+    def kill(self) -> None:
+        """SIGTERM to the whole process group, SIGKILL after 5 s if anything is left."""
+        for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                self.proc.wait(timeout=grace)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        try:  # the group can outlive its leader; make sure no child keeps running
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.log_handle.close()
+
+    def info(self) -> dict[str, Any]:
+        return {"pid": self.proc.pid}
+
+
+class VenvExecutor(Executor):
+    name = "venv"
+
+    def plan(self, name: str, env: Environment) -> dict[str, Any]:
+        where = venv_dir(name, env)
+        return {
+            "environment": name,
+            "location": str(where),
+            "cached": (where / MARKER).exists(),
+            "python": env.python,
+            "installs": list(env.requirements),
+        }
+
+    def prepare(self, name: str, env: Environment, on_status: Callable[[str], None]) -> PreparedEnv:
+        where = venv_dir(name, env)
+        marker = where / MARKER
+        started = time.perf_counter()
+        if marker.exists():
+            info = json.loads(marker.read_text())
+            return PreparedEnv(name, env, str(where), True, time.perf_counter() - started, info)
+        if where.exists():
+            on_status(f"{name}: removing a half-built environment at {where}")
+            shutil.rmtree(where)
+        try:
+            python, version = find_python(env.python)
+        except InterpreterNotFound as exc:
+            raise EnvironmentBuildError(f"{name}: {exc}") from exc
+        where.parent.mkdir(parents=True, exist_ok=True)
+        log_path = where.parent / f"{where.name}.install.log"
+        on_status(f"{name}: creating a Python {version} virtualenv (log: {log_path})")
+        with open(log_path, "w") as log:
+
+            def step(args: list[str]) -> None:
+                log.write(f"$ {' '.join(args)}\n")
+                log.flush()
+                code = subprocess.run(args, stdout=log, stderr=subprocess.STDOUT, env=pip_env(env)).returncode
+                if code != 0:
+                    raise EnvironmentBuildError(
+                        f"{name}: `{' '.join(args[:4])} ...` failed with exit status {code}; see {log_path}", log_path
+                    )
+
+            try:
+                step([python, "-m", "venv", str(where)])
+                vpy = str(where / "bin" / "python")
+                if env.pip_isolated:
+                    step([vpy, "-m", "pip", "install", "--quiet", "pip<22"])
+                on_status(f"{name}: installing {len(env.requirements)} requirements (log: {log_path})")
+                step([vpy, "-m", "pip", "install", "--disable-pip-version-check", *env.requirements])
+                freeze = subprocess.run([vpy, "-m", "pip", "freeze"], capture_output=True, text=True, env=pip_env(env))
+            except BaseException:
+                shutil.rmtree(where, ignore_errors=True)  # never leave a half-built environment to be reused
+                raise
+        info = {
+            "environment": name,
+            "fingerprint": env.fingerprint(),
+            "python": version,
+            "requirements": list(env.requirements),
+            "freeze": freeze.stdout.split(),
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "build_s": round(time.perf_counter() - started, 1),
+        }
+        tmp = marker.with_suffix(".tmp")
+        tmp.write_text(json.dumps(info, indent=1))
+        tmp.replace(marker)  # written last: its presence means the environment is complete
+        return PreparedEnv(name, env, str(where), False, time.perf_counter() - started, info)
+
+    def launch(self, prepared: PreparedEnv, job: CellJob) -> CellHandle:
+        env = dict(os.environ)
+        env.update(job.env)
+        env["PYTHONPATH"] = str(paths.REPO_ROOT)
+        env.pop("VIRTUAL_ENV", None)
+        log = open(job.log_path, "ab", buffering=0)
+        env["KBM_LAUNCHED_AT"] = repr(time.time())
+        proc = subprocess.Popen(
+            [str(Path(prepared.location) / "bin" / "python"), "-m", "models.worker", str(job.spec_path)],
+            cwd=paths.REPO_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return ProcessHandle(proc, log)

