@@ -18,6 +18,8 @@ import zipfile
 
 import numpy as np
 
+from models.errors import DataUnavailable  # noqa: F401 - raised here, imported from here by callers
+
 MNIST_FILE = "mnist.npz"
 MNIST_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
 MNIST_WHEEL_MEMBER = "mnist/data/mnist.pkl.gz"
@@ -30,10 +32,6 @@ BABI_URL = "https://s3.amazonaws.com/text-datasets/babi_tasks_1-20_v1-2.tar.gz"
 BABI_MEMBER = "tasks_1-20_v1-2/en/qa2_two-supporting-facts_{}.txt"
 BABI_SHAPE = (552, 5, 36)  # story_maxlen, query_maxlen, vocab_size (incl. padding) of the real QA2 set
 DOWNLOAD_TIMEOUT_S = 30
-
-
-class DataUnavailable(RuntimeError):
-    """Real data is neither cached nor downloadable; the message says which file to place where."""
 
 
 class Dataset(object):

@@ -13,6 +13,8 @@ import sys
 import time
 import traceback
 
+from models.errors import DataUnavailable
+
 SCHEMA_VERSION = 1
 WALL0 = time.time()  # as early as this module allows: the worker's own start
 
@@ -178,8 +180,6 @@ def main(argv=None):
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # noqa: BLE001 - every failure becomes a result with its stage and reason
-        from models.data import DataUnavailable
-
         traceback.print_exc()
         result["status"] = "skipped" if isinstance(exc, DataUnavailable) else "failed"
         result["error"] = "%s: %s" % (type(exc).__name__, exc)

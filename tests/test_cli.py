@@ -1,0 +1,47 @@
+"""The command line a user meets first: --help, --dry-run, and bad input stopping before anything runs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from runner.paths import REPO_ROOT
+
+
+def runner(*args: str, cwd=REPO_ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "runner", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_help_explains_the_options_and_subcommands():
+    proc = runner("--help")
+    assert proc.returncode == 0
+    for words in ("--only BACKEND", "--dry-run", "--data {real,synthetic}", "--executor", "check RUN_DIR",
+                  "bench-overhead", "examples:"):
+        assert words in proc.stdout, words
+
+
+def test_dry_run_lists_cells_and_installs_without_running(tmp_path):
+    proc = runner("--dry-run", "--results", str(tmp_path / "results"))
+    assert proc.returncode == 0, proc.stderr
+    assert "15 cells" in proc.stdout and "tensorflow-cpu==2.21.0" in proc.stdout and "torch==2.13.0" in proc.stdout
+    assert not (tmp_path / "results").exists()
+
+
+def test_bad_input_exits_2_and_starts_nothing(tmp_path):
+    bad = tmp_path / "matrix.yaml"
+    bad.write_text((REPO_ROOT / "matrix.yaml").read_text().replace("batch_size: 128", "batch_sise: 128", 1))
+    proc = runner("--matrix", str(bad), "--results", str(tmp_path / "results"))
+    assert proc.returncode == 2
+    assert f"{bad}:" in proc.stderr and "batch_sise: unknown key" in proc.stderr
+    proc = runner("--only", "theano", "--results", str(tmp_path / "results"))
+    assert proc.returncode == 2 and "--only theano: no such backend" in proc.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_check_flags_a_corrupt_result(tmp_path):
+    cell = tmp_path / "run" / "mlp.tensorflow.keras3-tensorflow.smoke.r0"
+    cell.mkdir(parents=True)
+    (cell / "result.json").write_text('{"schema_version": 1, "status": "ok", "cell": {')
+    proc = runner("check", str(tmp_path / "run"))
+    assert proc.returncode == 1 and "unreadable" in proc.stdout and "1 problems" in proc.stdout

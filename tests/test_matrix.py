@@ -1,0 +1,87 @@
+"""matrix.yaml validation: the real file loads, and each kind of mistake names file, line and key."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from runner.matrix import MatrixError, load_matrix
+from runner.paths import REPO_ROOT
+
+REAL = (REPO_ROOT / "matrix.yaml").read_text()
+
+
+def test_real_matrix_declares_the_five_models_on_three_keras3_backends(matrix):
+    assert list(matrix.models) == ["mlp", "cnn", "cifar10_cnn", "hrnn", "babi_rnn"]
+    assert set(matrix.backends) == {"tensorflow", "jax", "torch"}
+    assert {"smoke", "quick", "article"} <= set(matrix.profiles)
+    for env in matrix.environments.values():
+        assert env.python == "3.11" and env.keras.startswith("3.15")
+        assert len(env.backends) == 1  # one environment per Keras 3 backend: their dependencies never fight
+    torch_env = matrix.environments[matrix.environments_for("torch")[0]]
+    assert "torch==2.13.0" in torch_env.requirements
+
+
+def test_profile_overrides_apply_per_model(matrix):
+    quick = matrix.profiles["quick"]
+    assert quick.limits_for("mlp").train_samples == 60000
+    assert quick.limits_for("cnn").train_samples == 6000
+    assert quick.limits_for("babi_rnn").train_samples is None  # explicit null: the whole (small) set
+    assert matrix.profiles["article"].limits_for("cnn").epochs is None  # falls back to the model's 12
+
+
+def _broken(tmp_path: Path, old: str, new: str) -> str:
+    assert old in REAL, old
+    path = tmp_path / "matrix.yaml"
+    path.write_text(REAL.replace(old, new, 1))
+    with pytest.raises(MatrixError) as err:
+        load_matrix(path)
+    return str(err.value)
+
+
+def _line_of(text: str, needle: str) -> int:
+    return REAL[: REAL.index(needle)].count("\n") + 1
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key", "words"),
+    [
+        ("    epochs: 20\n", "    epoks: 20\n", "models.mlp.epoks", "unknown key"),
+        ("    batch_size: 32\n    epochs: 5\n", "    batch_size: thirty-two\n    epochs: 5\n", "models.hrnn.batch_size",
+         "integer"),
+        ("    backends: [jax]", "    backends: [jaxx]", "environments.keras3-jax.backends.0", "did you mean 'jax'"),
+        ("      hrnn: {train_samples: 2000}", "      hrn: {train_samples: 2000}", "profiles.quick.models.hrn",
+         "did you mean 'hrnn'"),
+        ("    dataset: babi_qa2", "    dataset: babi\n", "models.babi_rnn.dataset", "babi_qa2"),
+        ("  profile: quick ", "  profile: quik ", "defaults.profile", "did you mean 'quick'"),
+    ],
+)
+def test_mistakes_name_file_line_and_key(tmp_path, old, new, key, words):
+    message = _broken(tmp_path, old, new)
+    matches = [re.match(r"(.+):(\d+): (\S+): (.*)", line) for line in message.splitlines()]
+    assert all(matches), message
+    match = next((m for m in matches if m.group(3) == key), matches[0])
+    assert match.group(1).endswith("matrix.yaml")
+    assert match.group(3) == key
+    assert words in match.group(4)
+    # the reported line is the one that was edited
+    changed = next(line for line in new.splitlines() if line not in old.splitlines())
+    assert (tmp_path / "matrix.yaml").read_text().splitlines()[int(match.group(2)) - 1].startswith(changed)
+
+
+def test_missing_required_key_is_reported_at_its_parent(tmp_path):
+    message = _broken(tmp_path, "    expected_params: 669706\n", "")
+    assert "models.mlp.expected_params: Field required" in message
+    assert f":{_line_of(REAL, '  mlp:')}:" in message
+
+
+def test_invalid_yaml_names_the_line(tmp_path):
+    message = _broken(tmp_path, "  quick:\n", "  quick: [\n")
+    assert "not valid YAML" in message and re.search(r"matrix.yaml:\d+", message)
+
+
+def test_unreadable_matrix_says_which_flag_fixes_it(tmp_path):
+    with pytest.raises(MatrixError, match="--matrix"):
+        load_matrix(tmp_path / "nope.yaml")
