@@ -29,8 +29,8 @@ def run_runner(args: list[str], keras_home: Path, tmp_path: Path, timeout: float
 def run_results(tmp_path: Path) -> list[dict]:
     runs = [p for p in (tmp_path / "results").iterdir() if p.is_dir() and not p.is_symlink()]
     assert len(runs) == 1, runs
-    loaded = [(path, outcome) for path, outcome in iter_results(runs[0])]
-    for path, outcome in loaded:
+    loaded = list(iter_results(runs[0]))
+    for _, outcome in loaded:
         assert not isinstance(outcome, Exception), outcome
     return [json.loads(path.read_text()) for path, _ in loaded]
 
