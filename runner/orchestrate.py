@@ -64,6 +64,18 @@ class _EventTail:
         return out
 
 
+def add_runtime(spec: dict[str, Any], cell_dir: Path, wheel: Path | None) -> None:
+    """The parts of a spec that belong to this run, not to the experiment (so not in its hash): paths, caches."""
+    spec["paths"] = {"result": str(cell_dir / WORKER_RESULT_FILE), "events": str(cell_dir / "events.jsonl")}
+    spec["data"].update(offline_wheel=str(wheel) if wheel else None, cache_dir=str(data_cache()))
+
+
+def cell_variables(matrix: Matrix, cell: Cell, env: PreparedEnv) -> dict[str, str]:
+    """The one place that sets what changes performance in a cell's process (backend, threads, log levels)."""
+    return {"KERAS_BACKEND": matrix.backends[cell.backend].keras_backend, **matrix.backends[cell.backend].env,
+            **env.spec.env}
+
+
 def _unrun_result(
     spec: dict[str, Any], status: str, error: str, executor: dict[str, Any], provenance: dict[str, Any]
 ) -> dict[str, Any]:
@@ -166,8 +178,7 @@ def run_cells(
         else:
             env = prepared[cell.environment]
             executor_info.update(location=env.location, fingerprint=env.spec.fingerprint())
-            spec["paths"] = {"result": str(cell_dir / WORKER_RESULT_FILE), "events": str(cell_dir / "events.jsonl")}
-            spec["data"].update(offline_wheel=str(wheel) if wheel else None, cache_dir=str(data_cache()))
+            add_runtime(spec, cell_dir, wheel)
             result = _run_one(matrix, cell, spec, env, executor, executor_info, cell_dir, display, provenance)
             if result is None:
                 outcome.interrupted = cell

@@ -38,12 +38,15 @@ class PreparedEnv:
 
 @dataclass
 class CellJob:
-    """What launch needs: the cell folder (spec in, result and events out), its log, extra variables."""
+    """What launch needs: the cell folder (spec in, result and events out), its log, extra variables, and the
+    in-environment entry point (the worker; the overhead benchmark runs its bare baseline the same way)."""
 
     cell_dir: Path
     spec_path: Path
     log_path: Path
     env: dict[str, str]
+    module: str = "models.worker"
+    extra_args: tuple[str, ...] = ()
 
 
 class CellHandle(abc.ABC):

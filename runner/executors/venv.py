@@ -155,7 +155,7 @@ class VenvExecutor(Executor):
         log = open(job.log_path, "ab", buffering=0)
         env["KBM_LAUNCHED_AT"] = repr(time.time())
         proc = subprocess.Popen(
-            [str(Path(prepared.location) / "bin" / "python"), "-m", "models.worker", str(job.spec_path)],
+            [str(Path(prepared.location) / "bin" / "python"), "-m", job.module, str(job.spec_path), *job.extra_args],
             cwd=paths.REPO_ROOT,
             env=env,
             stdin=subprocess.DEVNULL,

