@@ -1,0 +1,62 @@
+"""Write a report: result folders in, reports/<name>/ out (index.html, summary.md, plots, tidy data, raw copies).
+
+The report is rebuilt from scratch into a temporary folder beside the target and swapped in, so a reader never
+opens a half-written report and a rebuild leaves no stale plots behind.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from reports import html, markdown
+from reports.article import load_article
+from reports.content import Report, assemble
+from reports.load import load_runs, run_id_of
+from reports.provenance import copy_raw
+
+SUMMARY_COLUMNS_DROPPED = ["result_keys", "anchor"]
+
+
+def default_reports_root(run_dir: Path) -> Path:
+    """Beside the results folder: results/<run-id> -> reports/ (so --results /tmp/x/results reports to /tmp/x)."""
+    return Path(run_dir).resolve().parent.parent / "reports"
+
+
+def write_data(report: Report, cells: pd.DataFrame, out: Path) -> None:
+    data = out / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    report.epochs.to_csv(data / "epochs.csv", index=False)
+    report.epochs.to_parquet(data / "epochs.parquet", index=False)
+    cells.to_csv(data / "cells.csv", index=False)
+    summary = report.table.drop(columns=[c for c in SUMMARY_COLUMNS_DROPPED if c in report.table])
+    summary.to_csv(data / "summary.csv", index=False)
+
+
+def write_report(run_dirs: list[Path], out_dir: Path, name: str | None = None) -> Path:
+    """Build the report of `run_dirs` into `out_dir`; returns the path of its index.html."""
+    run_dirs = [Path(p) for p in run_dirs]
+    name = name or out_dir.name or run_id_of(run_dirs[0])
+    loaded = load_runs(run_dirs)
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        report = assemble(name, loaded, load_article(), tmp)
+        write_data(report, loaded.cells, tmp)
+        copy_raw(loaded.raw, tmp)
+        (tmp / "summary.md").write_text(markdown.render(report))
+        (tmp / "index.html").write_text(html.render(report))
+        old = out_dir.with_name(f".{out_dir.name}.old")
+        if out_dir.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            out_dir.rename(old)
+        tmp.rename(out_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir / "index.html"

@@ -1,0 +1,117 @@
+"""What a reader must know before trusting a comparison, said loudly: mixed hardware, profiles or data sources,
+synthetic data, a busy machine, noisy cells, failures, unreadable files, and how far the 2017 figures are from ours.
+
+Each caveat is data (level, title, text); HTML and Markdown render the same list, so neither can forget one.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import pandas as pd
+
+from reports.article import Article
+from reports.stats import NOISY_CV
+
+REAL_SOURCES = {"keras-cache", "download", "offline-wheel"}
+
+
+@dataclass(frozen=True)
+class Caveat:
+    level: str  # "danger": comparisons across it are not valid; "warn": figures are suspect; "info"
+    title: str
+    text: str
+
+
+def _counted(values: pd.Series) -> str:
+    return "; ".join(f"{v} ({n} cell{'s' if n > 1 else ''})" for v, n in Counter(values).most_common())
+
+
+def data_kind(source: str) -> str:
+    return "synthetic" if source == "synthetic" else "real" if source in REAL_SOURCES else source
+
+
+def mixed(rows: pd.DataFrame, scope: str) -> list[Caveat]:
+    """Rows that a table puts side by side but that did not run alike."""
+    out = []
+    ok = rows[rows["repeats_ok"] > 0]
+    for column, what in (("device", "hardware"), ("profile", "profiles"), ("executor", "executors")):
+        if ok[column].nunique() > 1:
+            out.append(Caveat("danger", f"MIXED {what.upper()}",
+                              f"{scope} compares rows that ran on different {what}: {_counted(ok[column])}. "
+                              "Their times are not comparable with each other."))
+    kinds = ok["data_source"].map(data_kind)
+    if kinds.nunique() > 1:
+        out.append(Caveat("danger", "MIXED DATA SOURCES",
+                          f"{scope} mixes real and synthetic data: {_counted(ok['data_source'])}."))
+    for backend, group in ok.groupby("backend"):
+        if group["versions"].nunique() > 1:
+            out.append(Caveat("warn", "MIXED VERSIONS", f"{scope}: {backend} ran with {_counted(group['versions'])}."))
+    return out
+
+
+def report_caveats(table: pd.DataFrame, problems: list[str], runs: dict[str, dict]) -> list[Caveat]:
+    out = mixed(table, "This report") if not table.empty else []
+    if table.empty:
+        return [Caveat("danger", "NO RESULTS", "No readable result was found in the run folder(s).")]
+    synthetic = table[table["data_source"] == "synthetic"]
+    if len(synthetic):
+        out.append(Caveat("danger", "SYNTHETIC DATA",
+                          f"{len(synthetic)} cell(s) trained on random data of the real shapes: their accuracies mean "
+                          "nothing; only their speed does."))
+    busy = table[table["busy"]]
+    if len(busy):
+        out.append(Caveat("warn", "MACHINE BUSY",
+                          f"{len(busy)} cell(s) ran while other processes used more than 10 % of the CPU: their times "
+                          "are suspect (backends suffer unequally). Rerun on a quiet machine."))
+    noisy = table[table["noisy"]]
+    if len(noisy):
+        out.append(Caveat("warn", "NOISY CELLS",
+                          f"{len(noisy)} cell(s) have steady epochs varying more than {NOISY_CV:.0%} (coefficient of "
+                          "variation): " + ", ".join(f"{r.model} x {r.label}" for r in noisy.itertuples()) + "."))
+    single = table[(table["repeats_ok"] > 0) & (table["n_steady"] < 2)]
+    if len(single):
+        out.append(Caveat("warn", "NO SPREAD",
+                          f"{len(single)} cell(s) have fewer than two steady epochs: no interval, no noise figure. "
+                          "Run more epochs or --repeats."))
+    bad = table[table["status"] != "ok"]
+    for r in bad.itertuples():
+        out.append(Caveat("warn", f"{r.status.upper()}: {r.model} x {r.label}", r.error or r.status))
+    for p in problems:
+        out.append(Caveat("warn", "UNREADABLE RESULT (skipped)", p))
+    dirty = [rid for rid, run in runs.items() if run.get("git_dirty")]
+    if dirty:
+        out.append(Caveat("info", "UNCOMMITTED CODE",
+                          f"run(s) {', '.join(dirty)} ran from a tree with uncommitted changes."))
+    return out
+
+
+def comparable_to_article(rows: pd.DataFrame) -> bool:
+    """The 2017 ratio is shown only for the same work per epoch: the article profile on real data."""
+    ok = rows[rows["repeats_ok"] > 0]
+    return bool(len(ok)) and set(ok["profile"]) == {"article"} and set(ok["data_source"].map(data_kind)) == {"real"}
+
+
+def article_caveats(rows: pd.DataFrame, article: Article) -> list[Caveat]:
+    """Why our numbers and the 2017 ones differ, before anyone reads a ratio."""
+    ok = rows[rows["repeats_ok"] > 0]
+    hw = article.hardware
+    out = []
+    devices = sorted(set(ok["device"]))
+    if not devices or any(hw.match not in d for d in devices):
+        out.append(Caveat("danger", "DIFFERENT HARDWARE",
+                          f"2017: {hw.device} ({hw.peak_fp32_tflops} TFLOP/s FP32), {hw.name}. "
+                          f"Now: {'; '.join(devices) or 'nothing ran'}."))
+    profiles = sorted(set(ok["profile"]) - {"article"})
+    if profiles:
+        out.append(Caveat("danger", "NOT THE SAME WORK",
+                          f"Profile {', '.join(profiles)} trains fewer samples and epochs than the article "
+                          "(full data, 20/12/50/5/40 epochs). The 2017 figures are shown for reference; no ratio."))
+    if (ok["data_source"] == "synthetic").any():
+        out.append(Caveat("danger", "SYNTHETIC DATA", "Synthetic rows are never compared with the article."))
+    out.append(Caveat("info", "HOW 2017 TIMED",
+                      "The article's s/epoch is total fit time / epochs: first epoch (compilation), validation "
+                      "and a progress bar included. Our 'article-style' column is measured the same way; our steady "
+                      "s/epoch leaves the first epoch out."))
+    return out

@@ -1,0 +1,158 @@
+"""The Markdown summary: fit for a README or a PR comment. Same content and digits as index.html, fewer columns;
+each backend name links to its provenance in index.html."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from reports import fmt
+from reports.caveats import Caveat
+from reports.content import Report, Section
+from reports.tables import overview
+
+ALERT = {"danger": "CAUTION", "warn": "WARNING", "info": "NOTE"}
+
+
+def cell(text: object) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def md_table(header: list[str], rows: Iterable[list[object]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return lines
+
+
+def caveat_lines(caveats: list[Caveat]) -> list[str]:
+    out = []
+    for c in caveats:
+        out += [f"> [!{ALERT[c.level]}]", f"> **{c.title}**: {c.text}", ""]
+    return out
+
+
+def then_figure(section: Section, backend: str) -> str:
+    for entry in section.comparison:
+        if entry["backend"] == backend:
+            return fmt.then_text(entry)
+    return "-"
+
+
+SUMMARY_HEADER = ["backend", "steady s/epoch", "interval", "CV", "1st epoch s", "compile s", "samples/s", "steps/s",
+                  "GFLOP/s", "% of peak", "test acc", "time to target", "2017 K80 s/epoch", "repeats", "ran as"]
+
+
+def summary_rows(section: Section) -> list[list[object]]:
+    with_device = section.rows["device"].nunique() > 1
+    out = []
+    for _, r in section.rows.iterrows():
+        name = f"[{r['label']}](index.html#{r['anchor']})"
+        if r["repeats_ok"] == 0:
+            out.append([name, f"{r['status']}: {r['error']}", *["-"] * 11, r["repeats"], fmt.ran_as(r, with_device)])
+            continue
+        out.append([
+            name,
+            fmt.seconds(r["steady_s"]),
+            fmt.interval(r["steady_lo"], r["steady_hi"], r["interval"]),
+            fmt.cv_text(r),
+            fmt.seconds(r["first_epoch_s"]),
+            fmt.seconds(r["compile_s"]),
+            fmt.rate(r["samples_per_s"]),
+            fmt.rate(r["steps_per_s"]),
+            fmt.rate(r["gflops"]),
+            fmt.pct(r["peak_share"], 2),
+            fmt.acc(r["test_accuracy"]),
+            fmt.ttt(r),
+            then_figure(section, r["backend"]),
+            f"{r['repeats_ok']}/{r['repeats']}" if r["repeats_ok"] != r["repeats"] else str(r["repeats"]),
+            fmt.ran_as(r, with_device),
+        ])
+    return out
+
+
+def ranking_then_text(section: Section) -> str:
+    items = [f"{i}. {title} {fmt.published(f.s_per_epoch, f.approx)}"
+             for i, (title, f) in enumerate(section.ranking_then, 1)]
+    text = " · ".join(items) or "no figures"
+    if section.unranked_then:
+        text += " (not ranked: " + "; ".join(f"{t}: {why}" for t, why in section.unranked_then) + ")"
+    return text
+
+
+def ranking_now_text(section: Section) -> str:
+    return " · ".join(f"{i}. {label} {fmt.seconds(s)}" for i, (label, s) in enumerate(section.ranking_now, 1)) \
+        or "nothing ran"
+
+
+COMPARISON_HEADER = ["backend", "2017 K80 s/epoch", "2017 accuracy", "2017 framework", "now steady s/epoch",
+                     "now article-style s/epoch", "now / 2017", "now test acc"]
+
+
+def comparison_lines(section: Section) -> list[str]:
+    rows = []
+    for e in section.comparison:
+        rows.append([
+            e["label"],
+            fmt.then_text(e),
+            fmt.acc(e["then_accuracy"]),
+            e["then_config"] or "-",
+            fmt.seconds(e["now_steady_s"]),
+            fmt.seconds(e["now_article_s"]),
+            fmt.ratio(e["ratio"]) if section.comparable else "not comparable",
+            fmt.acc(e["now_accuracy"]),
+        ])
+    return md_table(COMPARISON_HEADER, rows)
+
+
+def section_lines(section: Section, report: Report) -> list[str]:
+    out = [f"## {section.title} (`{section.model}`)", ""]
+    out += caveat_lines(section.caveats)
+    devices = sorted(set(section.rows.loc[section.rows["repeats_ok"] > 0, "device"]))
+    target = f"; time to target: validation accuracy {section.target:g}" if section.target else ""
+    out += [f"Ran on {' / '.join(devices) or '-'}. Steady = median of the epochs after the first, over all "
+            f"repeats{target}.", ""]
+    for kind in ("speed", "accuracy"):
+        if kind in section.figures:
+            out += [f"![{section.title}: {kind}](plots/{section.figures[kind]['png']})", ""]
+    out += md_table(SUMMARY_HEADER, summary_rows(section)) + [""]
+    flags = f" **{', '.join(section.article_flags)}** (see [the 2017 comparison](#the-2017-comparison))" \
+        if section.article_flags else ""
+    out += [f"Beside the 2017 article (K80 GPU, full data, the article's epochs):{flags}", ""]
+    out += comparison_lines(section) + [""]
+    out += [f"- **Ranking 2017 (K80, s/epoch):** {ranking_then_text(section)}",
+            f"- **Ranking now (steady s/epoch):** {ranking_now_text(section)}", ""]
+    return out
+
+
+def render(report: Report) -> str:
+    ok = report.ok_rows
+    out = [f"# Keras Backend Matrix report: {report.name}", ""]
+    runs = ", ".join(report.run_ids)
+    n_results = sum(int(r) for r in report.table["repeats"]) if not report.table.empty else 0
+    out += [f"Run(s) {runs}; {n_results} results in {len(report.table)} rows; generated {report.generated_at}. "
+            "Full report with provenance: [index.html](index.html); every epoch: "
+            "[data/epochs.csv](data/epochs.csv).", ""]
+    out += caveat_lines(report.caveats)
+    if not ok.empty:
+        out += ["## At a glance: steady seconds per epoch (lower is better; **bold** = fastest of the test)", ""]
+        out += overview_lines(report) + [""]
+    for section in report.sections:
+        out += section_lines(section, report)
+    if report.sections:
+        out += ["## The 2017 comparison", ""]
+        out += caveat_lines(report.article_caveats)
+        out += [f"Source: {report.article.citation()} Figures transcribed in `reports/article_2017.yaml`.", ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def overview_lines(report: Report) -> list[str]:
+    grid = overview(report.table)
+    rows = []
+    for model, values in grid.iterrows():
+        ok = values.dropna()
+        fastest = ok.min() if len(ok) else None
+        row: list[object] = [report.article.tests[model].title if model in report.article.tests else model]
+        for v in values:
+            text = fmt.seconds(v)
+            row.append(f"**{text}**" if fastest is not None and v == fastest and len(ok) > 1 else text)
+        rows.append(row)
+    return md_table(["test", *grid.columns], rows)

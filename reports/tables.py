@@ -1,0 +1,202 @@
+"""From tidy frames to the report's tables: one summary row per test x backend, and the 2017 comparison.
+
+A summary row pools the repeats of a cell (separate processes) and reports the median of their steady epochs
+(those after the first) with an interval, the first epoch on its own, throughput, achieved FLOP/s, accuracy,
+time to a target accuracy and how it ran. Rows and figures share one order: the article's tests, then backends.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pandas as pd
+
+from reports.article import Article
+from reports.load import CELL_KEYS, Loaded
+from reports.stats import spread, time_to_target
+
+BACKEND_ORDER = ["tensorflow", "jax", "torch", "cntk", "theano", "mxnet", "openvino", "numpy"]
+TERMINAL = ("failed", "timeout", "skipped")
+
+
+def anchor(*parts: str) -> str:
+    """An HTML id made of the parts (stable across builds, so links to a cell can be shared)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", "--".join(parts))
+
+
+def model_order(article: Article, models: list[str]) -> list[str]:
+    known = [m for m in article.tests if m in models]
+    return known + sorted(m for m in set(models) if m not in article.tests)
+
+
+def backend_order(backends: list[str]) -> list[str]:
+    known = [b for b in BACKEND_ORDER if b in backends]
+    return known + sorted(b for b in set(backends) if b not in BACKEND_ORDER)
+
+
+def _one(values: pd.Series) -> str:
+    """A column that should be the same across repeats; several values are shown, never hidden."""
+    uniq = [str(v) for v in dict.fromkeys(values.dropna()) if str(v)]
+    return " / ".join(uniq)
+
+
+def _median(values: pd.Series) -> float | None:
+    values = values.dropna()
+    return float(values.median()) if len(values) else None
+
+
+def summarise_group(cells: pd.DataFrame, epochs: pd.DataFrame, article: Article) -> dict[str, Any]:
+    first = cells.iloc[0]
+    ok = cells[cells["status"] == "ok"]
+    row: dict[str, Any] = {k: first[k] for k in CELL_KEYS}
+    row.update(
+        model_title=first["model_title"],
+        backend_title=first["backend_title"],
+        anchor=anchor("cell", *(str(first[k]) for k in CELL_KEYS)),
+        repeats=len(cells),
+        repeats_ok=len(ok),
+        status="ok" if len(ok) == len(cells) else _one(cells.loc[cells["status"] != "ok", "status"]),
+        error=_one(cells["error"]),
+        executor=_one(cells["executor"]),
+        device=_one(cells["device"]),
+        versions=", ".join(v for v in (_one(cells["keras"]) and f"Keras {_one(cells['keras'])}",
+                                        _one(cells["framework"])) if v),
+        busy=bool(cells["busy"].any()),
+        result_keys=list(cells["result_key"]),
+        seeds=sorted({int(s) for s in cells["seed"]}),
+    )
+    test = article.tests.get(row["model"])
+    target = test.target_accuracy if test else None
+    row["target_accuracy"] = target
+    steady = epochs.loc[epochs["steady"], "wall_s"]
+    sp = spread(list(steady))
+    row.update(
+        steady_s=sp.median if sp else None,
+        steady_lo=sp.lo if sp else None,
+        steady_hi=sp.hi if sp else None,
+        interval=sp.kind if sp else "",
+        n_steady=sp.n if sp else 0,
+        cv=sp.cv if sp else None,
+        noisy=bool(sp and sp.noisy),
+        rel_noise=sp.rel_halfwidth if sp else None,
+        first_epoch_s=_median(ok["first_epoch_s"]),
+        compile_s=_median(ok["compile_s"]),
+        test_accuracy=_median(ok["test_accuracy"]),
+        test_accuracy_sd=float(ok["test_accuracy"].std()) if ok["test_accuracy"].notna().sum() >= 2 else None,
+    )
+    # The article's way: total fit time / epochs (first epoch included), for the like-for-like 2017 column.
+    per_run = epochs.groupby("result_key" if "result_key" in epochs else "cell_id")["wall_s"].mean()
+    row["mean_all_epochs_s"] = float(per_run.median()) if len(per_run) else None
+    steady_s = row["steady_s"]
+    samples = _median(ok["train_samples"])
+    steps = _median(ok["steps_per_epoch"])
+    flop = _median(ok["flop_per_epoch"])
+    peak = _median(ok["peak_tflops"])
+    row.update(
+        train_samples=samples,
+        samples_per_s=samples / steady_s if samples and steady_s else None,
+        steps_per_s=steps / steady_s if steps and steady_s else None,
+        flop_per_epoch=flop,
+        gflops=flop / steady_s / 1e9 if flop and steady_s else None,
+        peak_tflops=peak,
+    )
+    row["peak_share"] = row["gflops"] / (peak * 1e3) if row["gflops"] and peak else None
+    reached, best = [], []
+    for _, run in epochs.groupby("cell_id"):
+        run = run.sort_values("epoch")
+        vals = [None if pd.isna(v) else float(v) for v in run["val_accuracy"]]
+        best.extend(v for v in vals if v is not None)
+        if target is not None:
+            t = time_to_target(list(run["wall_s"]), vals, target)
+            if t is not None:
+                reached.append(t)
+    row.update(
+        ttt_s=float(pd.Series(reached).median()) if reached else None,
+        ttt_reached=len(reached),
+        best_val_accuracy=max(best) if best else None,
+        final_val_accuracy=_median(epochs.loc[epochs["epoch"] == epochs["epoch"].max(), "val_accuracy"])
+        if len(epochs) else None,
+    )
+    return row
+
+
+def summary_table(loaded: Loaded, article: Article) -> pd.DataFrame:
+    """One row per model x backend x environment x profile x data source, in report order."""
+    cells = loaded.cells
+    if cells.empty:
+        return pd.DataFrame()
+    epochs = loaded.epochs.copy()
+    epochs["result_key"] = epochs["run_id"] + "/" + epochs["cell_id"]
+    rows = []
+    for key, group in cells.groupby(CELL_KEYS, sort=False, dropna=False):
+        mask = pd.Series(True, index=epochs.index)
+        for k, v in zip(CELL_KEYS, key, strict=True):
+            mask &= epochs[k] == v
+        rows.append(summarise_group(group, epochs[mask], article))
+    table = pd.DataFrame(rows)
+    m_order = {m: i for i, m in enumerate(model_order(article, list(table["model"])))}
+    b_order = {b: i for i, b in enumerate(backend_order(list(table["backend"])))}
+    table["_m"] = table["model"].map(m_order)
+    table["_b"] = table["backend"].map(b_order)
+    table = table.sort_values(["_m", "_b", "environment", "profile", "data_source"]).drop(columns=["_m", "_b"])
+    table["label"] = _labels(table)
+    return table.reset_index(drop=True)
+
+
+def _labels(table: pd.DataFrame) -> list[str]:
+    """The backend's title, plus what tells two rows of one test apart when it has several of that backend."""
+    labels = []
+    for _, row in table.iterrows():
+        same = table[(table["model"] == row["model"]) & (table["backend"] == row["backend"])]
+        extra = [row[k] for k in ("environment", "profile", "data_source") if same[k].nunique() > 1]
+        labels.append(row["backend_title"] + (f" ({', '.join(extra)})" if extra else ""))
+    return labels
+
+
+def ranking_now(rows: pd.DataFrame) -> list[tuple[str, float]]:
+    """Our rows with a steady time, fastest first."""
+    ok = rows.dropna(subset=["steady_s"]).sort_values("steady_s")
+    return [(r["label"], float(r["steady_s"])) for _, r in ok.iterrows()]
+
+
+def comparison_rows(rows: pd.DataFrame, article: Article, comparable: bool) -> list[dict[str, Any]]:
+    """Each backend of a test, 2017 beside now: the article's figure, ours (steady and the article's way), and the
+    ratio only when the work per epoch is the same (article profile, real data)."""
+    model = rows["model"].iloc[0]
+    test = article.tests.get(model)
+    figures = test.figures if test else {}
+    out = []
+    backends = backend_order(list(figures) + list(rows["backend"]))
+    for backend in backends:
+        ours = rows[rows["backend"] == backend]
+        fig = figures.get(backend)
+        entries = [ours.iloc[i] for i in range(len(ours))] or [None]
+        for r in entries:
+            then = fig.s_per_epoch if fig else None
+            now_article = None if r is None else r["mean_all_epochs_s"]
+            out.append({
+                "backend": backend,
+                "label": r["label"] if r is not None else article.backend_title(backend),
+                "then_s": then,
+                "then_approx": bool(fig and fig.approx),
+                "then_text": fig.text if fig else None,
+                "then_accuracy": fig.accuracy if fig else None,
+                "then_config": (article.configurations[backend].framework
+                                if backend in article.configurations else None),
+                "now_steady_s": None if r is None else r["steady_s"],
+                "now_article_s": now_article,
+                "now_accuracy": None if r is None else r["test_accuracy"],
+                "now_versions": None if r is None else r["versions"],
+                "ratio": (now_article / then) if comparable and then and now_article else None,
+                "anchor": None if r is None else r["anchor"],
+            })
+    return out
+
+
+def overview(table: pd.DataFrame) -> pd.DataFrame:
+    """Tests x backend labels -> steady s/epoch, in report order (the page's first table)."""
+    ok = table.dropna(subset=["steady_s"])
+    labels = list(dict.fromkeys(ok["label"]))
+    grid = ok.pivot_table(index="model", columns="label", values="steady_s", aggfunc="first", sort=False)
+    return grid.reindex(index=list(dict.fromkeys(ok["model"])), columns=labels)
