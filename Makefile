@@ -5,11 +5,12 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 ARGS   ?=
 
-.PHONY: help matrix smoke test lint bench-overhead clean-results
+.PHONY: help matrix smoke report test lint bench-overhead clean-results
 
 help:
 	@echo "make matrix           run the matrix (default profile; pass options as ARGS='--only jax')"
 	@echo "make smoke            every cell at the smoke profile (seconds per cell)"
+	@echo "make report           write reports/<run-id>/ for the latest run (ARGS='results/<run-id> ...' for others)"
 	@echo "make test             lint and the test suite (builds the Keras 3 environments on first use)"
 	@echo "make bench-overhead   measure what the harness costs (prints overhead_ratio=...)"
 
@@ -24,6 +25,9 @@ matrix: $(VENV)/.installed
 
 smoke: $(VENV)/.installed
 	$(PY) -m runner --profile smoke $(ARGS)
+
+report: $(VENV)/.installed
+	$(PY) -m runner report $(ARGS)
 
 test: $(VENV)/.installed lint
 	$(PY) -m pytest -q -rs $(ARGS)

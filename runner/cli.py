@@ -31,6 +31,8 @@ process inside the environment that hosts its backend, and write one JSON result
 subcommands:
   python -m runner [options]            run the matrix (the default)
   python -m runner check RUN_DIR        validate every result in a run folder (exit 1 on any problem)
+  python -m runner report [RUN...]      write reports/<run-id>/ (HTML, Markdown, plots, CSV/Parquet)
+  python -m runner compare RUN_A RUN_B  per-cell ratio and accuracy delta; exit 1 on a regression beyond noise
   python -m runner bench-overhead       measure what the harness costs (see `make bench-overhead`)
 """
 
@@ -93,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="where cells run: venv (cached virtualenvs), or auto (the best available)",
     )
     p.add_argument("--dry-run", action="store_true", help="list the cells and what would be installed, run nothing")
+    p.add_argument("--no-report", action="store_true", help="do not write reports/<run-id>/ at the end of the run")
     return p
 
 
@@ -172,6 +175,10 @@ def run_main(argv: list[str]) -> int:
             highlight=False,
         )
     console.print(f"results: {outcome.run_dir}", highlight=False)
+    if not args.no_report:
+        from reports.cli import report_after_run
+
+        report_after_run(outcome.run_dir, console)
     if outcome.interrupted:
         console.print(
             f"[red]interrupted[/] during {outcome.interrupted.id}; {len(outcome.results)} results kept", highlight=False
@@ -214,6 +221,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "check":
         return check_main(argv[1:])
+    if argv and argv[0] in ("report", "compare"):
+        from reports.cli import compare_main, report_main
+
+        return (report_main if argv[0] == "report" else compare_main)(argv[1:])
     if argv and argv[0] == "bench-overhead":
         from runner.bench import bench_main
 

@@ -1,0 +1,110 @@
+"""The `report` and `compare` subcommands of `python -m runner`, and the report a matrix run ends with.
+
+Kept out of runner/ so that the runner starts without pandas and matplotlib; runner.cli imports this lazily.
+Exit statuses follow the runner's: 0 fine, 1 a regression (compare), 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from reports.build import default_reports_root, write_report
+from reports.compare import (
+    EXIT_BAD_INPUT,
+    EXIT_OK,
+    HEADER,
+    CompareError,
+    compare_runs,
+    render_markdown,
+    summary_line,
+    table_rows,
+)
+from reports.load import run_id_of
+
+DEFAULT_RUN = Path("results") / "latest"
+
+
+def report_main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m runner report",
+        description="Turn run folders into reports/<run-id>/: index.html (opens offline), summary.md, plots "
+        "(PNG and SVG), every epoch as CSV and Parquet, copies of the raw results.",
+    )
+    p.add_argument("runs", nargs="*", type=Path, metavar="RUN",
+                   help=f"run folders (default: {DEFAULT_RUN}); each gets its own report unless --name")
+    p.add_argument("--out", type=Path, metavar="DIR",
+                   help="folder that receives the report folders (default: reports/ beside the results folder)")
+    p.add_argument("--name", help="merge all RUNs into one report of this name (e.g. to put backends run "
+                   "separately side by side)")
+    args = p.parse_args(argv)
+    runs = args.runs or [DEFAULT_RUN]
+    missing = [r for r in runs if not r.is_dir()]
+    if missing:
+        hint = " (run the matrix first, or name a run folder)" if runs == [DEFAULT_RUN] else ""
+        print(f"error: not a run folder: {', '.join(map(str, missing))}{hint}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    groups = [(args.name, runs)] if args.name else [(run_id_of(r), [r]) for r in runs]
+    for name, group in groups:
+        root = args.out or default_reports_root(group[0])
+        index = write_report(group, root / name, name)
+        print(f"report: {index}  (Markdown: {index.with_name('summary.md')})")
+    return EXIT_OK
+
+
+def report_after_run(run_dir: Path, console: Console) -> Path | None:
+    """The report a matrix run ends with. A report that cannot be written is a warning: the results stand."""
+    try:
+        index = write_report([run_dir], default_reports_root(run_dir) / run_dir.name, run_dir.name)
+    except Exception as exc:  # noqa: BLE001 - a report bug must not turn a finished run into a failure
+        console.print(f"[yellow]warning:[/] the report could not be written: {exc!r}", highlight=False)
+        return None
+    console.print(f"report: {index}", highlight=False)
+    return index
+
+
+def compare_main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m runner compare",
+        description="Per cell, B's steady s/epoch over A's and the test accuracy delta, with the noise taken into "
+        "account. Exit status: 0 no regression beyond noise, 1 a regression, 2 bad input.",
+    )
+    p.add_argument("run_a", type=Path, metavar="RUN_A", help="the baseline run folder")
+    p.add_argument("run_b", type=Path, metavar="RUN_B", help="the run to judge")
+    p.add_argument("--threshold", type=float, default=0.05,
+                   help="slowdown tolerated on top of the measured noise, as a fraction (default 0.05 = 5%%)")
+    p.add_argument("--acc-threshold", type=float, default=0.01,
+                   help="accuracy loss tolerated on top of the spread over repeats (default 0.01)")
+    p.add_argument("--allow-mixed", action="store_true",
+                   help="compare runs made on different hardware anyway (labelled as such)")
+    p.add_argument("--markdown", type=Path, metavar="FILE", help="also write the table as Markdown (PR comments)")
+    args = p.parse_args(argv)
+    try:
+        comparison = compare_runs([args.run_a], [args.run_b], args.threshold, args.acc_threshold, args.allow_mixed)
+    except CompareError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    console = Console(width=200) if not sys.stdout.isatty() else Console()
+    for w in comparison.warnings:
+        console.print(f"[red bold]{w}[/]", highlight=False)
+    for problem in comparison.problems:
+        console.print(f"[yellow]skipped unreadable result:[/] {problem}", highlight=False)
+    table = Table(title=f"{run_id_of(args.run_b)} (B) vs {run_id_of(args.run_a)} (A)", title_justify="left")
+    for col in HEADER:
+        table.add_column(col, justify="right" if col not in ("cell", "verdict", "notes") else "left")
+    for row in table_rows(comparison):
+        style = "red" if row[8].startswith("REGRESSION") else None
+        table.add_row(*row, style=style)
+    console.print(table)
+    for what, cells in (("only in A", comparison.only_a), ("only in B", comparison.only_b)):
+        if cells:
+            console.print(f"{what}: {', '.join(cells)}", highlight=False)
+    console.print(summary_line(comparison), highlight=False)
+    if args.markdown:
+        args.markdown.write_text(render_markdown(comparison, run_id_of(args.run_a), run_id_of(args.run_b),
+                                                 args.threshold))
+    return comparison.exit_status
