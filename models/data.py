@@ -18,17 +18,19 @@ import zipfile
 
 import numpy as np
 
-from models.errors import DataUnavailable  # noqa: F401 - raised here, imported from here by callers
+from models.errors import DataUnavailable
+from models.sources import (
+    BABI_TARBALL,
+    CIFAR_BATCHES,
+    MNIST_FILE,
+    URLS,
+    keras_datasets_dir,
+    locate,
+    missing_message,
+)
 
-MNIST_FILE = "mnist.npz"
 MNIST_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
 MNIST_WHEEL_MEMBER = "mnist/data/mnist.pkl.gz"
-CIFAR_DIRS = ("cifar-10-batches-py-target/cifar-10-batches-py", "cifar-10-batches-py")
-CIFAR_TARBALL = "cifar-10-python.tar.gz"
-CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
-CIFAR_BATCHES = ["data_batch_%d" % i for i in range(1, 6)] + ["test_batch"]
-BABI_TARBALL = "babi-tasks-v1-2.tar.gz"
-BABI_URL = "https://s3.amazonaws.com/text-datasets/babi_tasks_1-20_v1-2.tar.gz"
 BABI_MEMBER = "tasks_1-20_v1-2/en/qa2_two-supporting-facts_{}.txt"
 BABI_SHAPE = (552, 5, 36)  # story_maxlen, query_maxlen, vocab_size (incl. padding) of the real QA2 set
 DOWNLOAD_TIMEOUT_S = 30
@@ -42,11 +44,6 @@ class Dataset(object):
         self.input_shape = tuple(input_shape)
         self.num_classes = num_classes
         self.info = info
-
-
-def keras_datasets_dir():
-    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-    return os.path.join(home, "datasets")
 
 
 def sha256_bytes(*chunks):
@@ -149,34 +146,28 @@ def _cifar_assemble(blobs):
 def load_cifar10(keras, **_):
     """Raw arrays are channels_first (N, 3, 32, 32), as pickled."""
     root = keras_datasets_dir()
-    for rel in CIFAR_DIRS:
-        folder = os.path.join(root, rel)
-        if all(os.path.exists(os.path.join(folder, n)) for n in CIFAR_BATCHES):
-            blobs = {}
-            for name in CIFAR_BATCHES:
-                with open(os.path.join(folder, name), "rb") as handle:
-                    blobs[name] = handle.read()
-            digest = sha256_bytes(*[blobs[n] for n in CIFAR_BATCHES])
-            return _cifar_assemble(blobs), {"source": "keras-cache", "sha256": digest, "files": [folder]}
-    tarball = os.path.join(root, CIFAR_TARBALL)
-    if os.path.exists(tarball):
-        with tarfile.open(tarball) as tar:
-            blobs = dict(
-                (name, tar.extractfile("cifar-10-batches-py/" + name).read()) for name in CIFAR_BATCHES
-            )
-        return _cifar_assemble(blobs), {"source": "keras-cache", "sha256": sha256_file(tarball), "files": [tarball]}
-    target = os.path.join(root, "cifar-10-batches-py-target")
-    if not os.path.exists(target):
+    found = locate("cifar10", root)
+    if found is None:
+        target = os.path.join(root, "cifar-10-batches-py-target")
+        if os.path.exists(target):  # Keras would delete it on a failed re-download
+            raise DataUnavailable(missing_message("cifar10", "%s exists but lacks the batch files" % target, root))
         outcome = _keras_download(keras.datasets.cifar10.load_data)
-        if not isinstance(outcome, Exception):
-            return load_cifar10(keras)  # now cached: read it back the same way, with its hash
+        if isinstance(outcome, Exception):
+            raise DataUnavailable(missing_message("cifar10", outcome, root))
+        found, source = locate("cifar10", root), "download"
     else:
-        outcome = "%s exists but lacks the batch files" % target
-    raise DataUnavailable(
-        "CIFAR-10: not in the Keras cache and not downloadable (%s). Place %s (from %s) at %s, or its extracted "
-        "folder cifar-10-batches-py at %s, or run with --data synthetic."
-        % (outcome, CIFAR_TARBALL, CIFAR_URL, tarball, os.path.join(root, "cifar-10-batches-py"))
-    )
+        source = "keras-cache"
+    if os.path.isdir(found):
+        blobs = {}
+        for name in CIFAR_BATCHES:
+            with open(os.path.join(found, name), "rb") as handle:
+                blobs[name] = handle.read()
+        digest = sha256_bytes(*[blobs[n] for n in CIFAR_BATCHES])
+    else:
+        with tarfile.open(found) as tar:
+            blobs = dict((n, tar.extractfile("cifar-10-batches-py/" + n).read()) for n in CIFAR_BATCHES)
+        digest = sha256_file(found)
+    return _cifar_assemble(blobs), {"source": source, "sha256": digest, "files": [found]}
 
 
 # -- bAbI QA2 ---------------------------------------------------------------------------------------------------
@@ -238,12 +229,9 @@ def load_babi_qa2(keras, **_):
     path = os.path.join(keras_datasets_dir(), BABI_TARBALL)
     info = {"source": "keras-cache", "files": [path]}
     if not os.path.exists(path):
-        outcome = _keras_download(lambda: keras.utils.get_file(BABI_TARBALL, origin=BABI_URL))
+        outcome = _keras_download(lambda: keras.utils.get_file(BABI_TARBALL, origin=URLS["babi_qa2"]))
         if isinstance(outcome, Exception):
-            raise DataUnavailable(
-                "bAbI: %s does not exist and the download failed (%s). Place babi_tasks_1-20_v1-2.tar.gz (from %s) "
-                "at %s, or run with --data synthetic." % (path, outcome, BABI_URL, path)
-            )
+            raise DataUnavailable(missing_message("babi_qa2", outcome))
         path, info = outcome, {"source": "download", "files": [outcome]}
     with tarfile.open(path) as tar:
         train = parse_stories(tar.extractfile(BABI_MEMBER.format("train")).readlines())

@@ -56,16 +56,30 @@ def epoch_summary(epochs):
 def run(spec, result):
     """Fill `result` stage by stage; an exception leaves `result['stage']` at the stage that failed."""
     from models import provenance
+    from models.faults import maybe_inject
     from models.timing import EventLog
 
     events = EventLog(spec["paths"].get("events"))
+    model_name = spec["cell"]["model"]
+
+    def enter(stage, **extra):
+        result["stage"] = stage
+        events.emit(kind="stage", stage=stage, **extra)
+        maybe_inject(stage, model_name)
+
     launched_at = float(os.environ.get("KBM_LAUNCHED_AT", WALL0))
     timeline = result["timeline"]
     timeline["worker_start_s"] = WALL0 - launched_at
     load_at_start = provenance.loadavg()
+    limit_gb = spec.get("memory_limit_gb")
+    if limit_gb:  # heap + private mappings (RLIMIT_AS would count the address space TF and XLA reserve)
+        import resource
+
+        limit = int(limit_gb * (1 << 30))
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
     try:
-        result["stage"] = "import"
-        events.emit(kind="stage", stage="import")
+        enter("start")
+        enter("import")
         t = time.perf_counter()
         keras = importlib.import_module("keras")
         framework = spec["backend"]["framework"]
@@ -85,8 +99,7 @@ def run(spec, result):
             raise RuntimeError("KERAS_BACKEND asked for %r but Keras loaded %r"
                                % (spec["backend"]["keras_backend"], api.backend_name()))
 
-        result["stage"] = "data"
-        events.emit(kind="stage", stage="data")
+        enter("data")
         t = time.perf_counter()
         model_spec, run_spec = spec["model"], spec["run"]
         module = importlib.import_module("models." + spec["cell"]["model"])
@@ -99,8 +112,7 @@ def run(spec, result):
         result["data"] = ds.info
         timeline["data_s"] = time.perf_counter() - t
 
-        result["stage"] = "build"
-        events.emit(kind="stage", stage="build")
+        enter("build")
         t = time.perf_counter()
         model = module.build(api, ds)
         jit = api.compile(model, api.optimizer(model_spec["optimizer"]), module.LOSS, spec["backend"]["jit_compile"])
@@ -111,8 +123,7 @@ def run(spec, result):
             result["warnings"].append("parameter count %d differs from the example's %d"
                                       % (result["params"], model_spec["expected_params"]))
 
-        result["stage"] = "train"
-        events.emit(kind="stage", stage="train", epochs=run_spec["epochs"])
+        enter("train", epochs=run_spec["epochs"])
         from models.timing import make_epoch_timer
 
         timer = make_epoch_timer(keras, events, api.metric_name)
@@ -135,8 +146,7 @@ def run(spec, result):
         result["epochs"] = timer.epochs
         result.update(epoch_summary(timer.epochs))
 
-        result["stage"] = "evaluate"
-        events.emit(kind="stage", stage="evaluate")
+        enter("evaluate")
         t = time.perf_counter()
         scores = model.evaluate(ds.x_test, ds.y_test, batch_size=model_spec["batch_size"], verbose=0)
         timeline["evaluate_s"] = time.perf_counter() - t

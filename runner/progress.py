@@ -70,13 +70,15 @@ class Display:
         elif event.get("kind") == "stage":
             self._show(f"{head}: {event['stage']}")
 
-    def cell_finished(self, result: dict[str, Any]) -> None:
+    def cell_finished(self, result: dict[str, Any], reused: bool = False) -> None:
         cell = self.cell
         status = result["status"]
         steady = result.get("steady_epoch_s")
         detail = f"steady {steady:.3f} s/epoch" if steady is not None else (result.get("error") or "")
         style = {"ok": "green", "skipped": "yellow"}.get(status, "red")
         line = f"{cell.model} x {cell.backend} ({cell.environment}): [{style}]{status}[/] {detail}"
+        if reused:
+            line += " (kept from the earlier attempt)"
         load = result.get("host", {}).get("load", {})
         if load.get("busy"):
             line += f" [yellow](machine busy: {load['other_cpu_share']:.0%} of CPU used by other processes)[/]"

@@ -93,17 +93,6 @@ def test_smoke_mlp_trains_on_the_other_backends(keras_home, tmp_path, backend):
     assert {r["params"] for r in results} == {669706, 1199882}
 
 
-def test_missing_real_data_skips_the_cell_and_names_the_file(tmp_path):
-    empty_home = tmp_path / "empty-keras-home"
-    empty_home.mkdir()
-    proc = run_runner(["--only", "tensorflow", "--model", "cifar10_cnn", "--profile", "smoke"], empty_home, tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    (result,) = run_results(tmp_path)
-    assert result["status"] == "skipped" and result["stage"] == "data"
-    assert str(empty_home / "datasets" / "cifar-10-python.tar.gz") in result["error"]
-    assert "--data synthetic" in result["error"]
-
-
 def test_synthetic_data_is_recorded_in_every_result(keras_home, tmp_path):
     proc = run_runner(["--only", "tensorflow", "--model", "hrnn", "--profile", "smoke", "--data", "synthetic"],
                       keras_home, tmp_path)
