@@ -7,6 +7,7 @@ Each step is a plain function (testable without a GPU); only `main` turns outcom
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from runner import paths
 from runner.cells import Selection, SelectionError, expand, worker_spec
 from runner.executors import choose
 from runner.matrix import MatrixError, load_matrix
-from runner.orchestrate import run_cells
+from runner.orchestrate import ResumeError, run_cells
 from runner.progress import Display, make_console
 from runner.results import ResultError, iter_results
 from runner.summary import print_summary
@@ -94,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["auto", "venv"],
         help="where cells run: venv (cached virtualenvs), or auto (the best available)",
     )
+    p.add_argument(
+        "--resume",
+        type=Path,
+        metavar="RUN",
+        help="continue results/<run-id>: keep cells whose ok/skipped result matches the spec, run the rest",
+    )
     p.add_argument("--dry-run", action="store_true", help="list the cells and what would be installed, run nothing")
     p.add_argument("--no-report", action="store_true", help="do not write reports/<run-id>/ at the end of the run")
     return p
@@ -152,18 +159,29 @@ def run_main(argv: list[str]) -> int:
         dry_run(make_console(), matrix, cells, executor, data, args.timeout)
         return EXIT_OK
     console.print(f"executor {why}", style="cyan", highlight=False)
-    with Display(console) as display:
-        outcome = run_cells(
-            matrix,
-            cells,
-            executor,
-            results_root=args.results,
-            data_source=data,
-            timeout_s=args.timeout,
-            display=display,
-            argv=["python", "-m", "runner", *argv],
-            executor_why=why,
+    try:
+        with Display(console) as display:
+            outcome = run_cells(
+                matrix,
+                cells,
+                executor,
+                results_root=args.results,
+                data_source=data,
+                timeout_s=args.timeout,
+                display=display,
+                argv=["python", "-m", "runner", *argv],
+                executor_why=why,
+                resume=args.resume,
+            )
+    except ResumeError as exc:
+        console.print(f"[red]error:[/] {exc}", highlight=False)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        console.print(
+            "[red]interrupted[/] while preparing environments; nothing was run, no half-built environment is kept",
+            highlight=False,
         )
+        return EXIT_INTERRUPTED
     print_summary(
         make_console(), outcome.results, f"run {outcome.run_dir.name} ({len(outcome.results)} of {len(cells)} cells)"
     )
@@ -217,8 +235,14 @@ def check_main(argv: list[str]) -> int:
     return EXIT_FAILED if problems or not count else EXIT_OK
 
 
+def _sigterm_as_interrupt(signum: int, frame: object) -> None:
+    """SIGTERM stops a run the way Ctrl-C does: the running cell is killed, finished results stay."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     if argv and argv[0] == "check":
         return check_main(argv[1:])
     if argv and argv[0] in ("report", "compare"):
