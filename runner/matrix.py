@@ -48,6 +48,16 @@ class Backend(_Strict):
     env: dict[str, str] = Field(default_factory=dict)
 
 
+class DockerRecipe(_Strict):
+    """Container recipes for an environment (paths relative to the repository). Each Dockerfile takes
+    `ARG BASE_IMAGE` and builds with the classic builder; `base_images` are the defaults per flavour."""
+
+    cpu: str
+    gpu: str | None = None
+    base_images: dict[Literal["cpu", "gpu"], str] = Field(default_factory=dict)
+    build_args: dict[str, str] = Field(default_factory=dict)
+
+
 class Environment(_Strict):
     python: str = Field(pattern=r"^\d+\.\d+(\.\d+)?$")
     keras: str
@@ -55,6 +65,7 @@ class Environment(_Strict):
     requirements: list[str] = Field(min_length=1)
     pip_isolated: bool = False  # ignore the machine's pip config (needed for old interpreters)
     env: dict[str, str] = Field(default_factory=dict)
+    docker: DockerRecipe | None = None
 
     def fingerprint(self) -> str:
         """Hash of everything that decides what gets installed: the venv cache key."""
