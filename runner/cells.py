@@ -115,6 +115,7 @@ def worker_spec(matrix: Matrix, cell: Cell, data_source: str, timeout_s: float |
         },
         "timeout_s": timeout_s if timeout_s is not None else limits.timeout_s,
         "memory_limit_gb": limits.memory_limit_gb,
+        "resources": {"cpus": limits.cpus, "gpus": limits.gpus, "shm_gb": limits.shm_gb},
     }
     spec["spec_hash"] = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
     return spec

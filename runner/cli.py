@@ -16,7 +16,7 @@ from rich.table import Table
 
 from runner import paths
 from runner.cells import Selection, SelectionError, expand, worker_spec
-from runner.executors import choose
+from runner.executors import EXECUTORS, choose
 from runner.matrix import MatrixError, load_matrix
 from runner.orchestrate import ResumeError, run_cells
 from runner.progress import Display, make_console
@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--executor",
         default="auto",
-        choices=["auto", "venv"],
+        choices=["auto", *EXECUTORS],
         help="where cells run: venv (cached virtualenvs), or auto (the best available)",
     )
     p.add_argument(

@@ -103,6 +103,10 @@ class ProfileLimits(_Strict):
     test_samples: int | None = Field(None, ge=1)
     timeout_s: float | None = Field(None, gt=0)
     memory_limit_gb: float | None = Field(None, gt=0)  # per cell; the worker sets RLIMIT_DATA
+    # what a cell asks of a container engine or a scheduler (the venv executor records them only)
+    cpus: float | None = Field(None, gt=0)
+    gpus: int | None = Field(None, ge=0)
+    shm_gb: float | None = Field(None, gt=0)
 
 
 class Profile(ProfileLimits):
