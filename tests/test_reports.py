@@ -1,0 +1,437 @@
+"""Reports for real: a smoke run of real cells (TensorFlow MLP and CNN, two repeats, each a separate process) ends
+with its report; the Markdown is checked against the raw results, the HTML is opened in headless Chromium, and
+`compare` is run against the run itself and against doctored copies of it.
+
+The numbers expected here are recomputed from result.json and matrix.yaml, not taken from the report's own code.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from reports.article import load_article
+from reports.build import write_report
+from reports.stats import NOISY_CV, median_ci_ranks, spread, time_to_target
+from runner.paths import REPO_ROOT
+from tests.browser import check_page, chromium_path
+
+MODELS = ["mlp", "cnn"]
+REPEATS = 2
+EPOCHS = 3
+
+
+def run_py(args: list[str], cwd: Path = REPO_ROOT, env: dict | None = None,
+           timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory, keras_home) -> dict:
+    """One real smoke run for the whole module: the matrix ends by writing its report beside the results."""
+    root = tmp_path_factory.mktemp("smoke")
+    args = ["-m", "runner", "--only", "tensorflow", "--profile", "smoke", "--repeats", str(REPEATS),
+            "--results", str(root / "results")]
+    for model in MODELS:
+        args += ["--model", model]
+    proc = run_py(args, env={"KERAS_HOME": str(keras_home)}, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_dir = (root / "results" / "latest").resolve()
+    results = [json.loads(p.read_text()) for p in sorted(run_dir.glob("*/result.json"))]
+    assert len(results) == len(MODELS) * REPEATS and all(r["status"] == "ok" for r in results)
+    return {"root": root, "run_dir": run_dir, "report": root / "reports" / run_dir.name, "proc": proc,
+            "results": results}
+
+
+def copy_run(run_dir: Path, dest: Path, doctor) -> Path:
+    """A copy of a real run with every result.json passed through `doctor(result) -> result`."""
+    shutil.copytree(run_dir, dest)
+    for path in dest.glob("*/result.json"):
+        path.write_text(json.dumps(doctor(json.loads(path.read_text()))))
+    return dest
+
+
+def slower(factor: float):
+    def doctor(r: dict) -> dict:
+        for e in r["epochs"]:
+            e["wall_s"] *= factor
+        for key in ("first_epoch_s", "steady_epoch_s", "compile_s"):
+            r[key] *= factor
+        return r
+    return doctor
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The expected figures, recomputed from the raw results
+
+
+def expected(results: list[dict]) -> dict[str, dict]:
+    matrix = yaml.safe_load((REPO_ROOT / "matrix.yaml").read_text())
+    out = {}
+    for model in MODELS:
+        mine = [r for r in results if r["cell"]["model"] == model]
+        steady = [e["wall_s"] for r in mine for e in r["epochs"][1:]]
+        med = statistics.median(steady)
+        flop = float(matrix["models"][model]["flop_per_sample"])
+        n_train = mine[0]["epochs"][0]["samples"]
+        n_val = mine[0]["data"]["test_samples"]
+        batch = matrix["models"][model]["batch_size"]
+        out[model] = {
+            "steady": med, "lo": min(steady), "hi": max(steady),
+            "cv": statistics.stdev(steady) / statistics.fmean(steady),
+            "first": statistics.median(r["epochs"][0]["wall_s"] for r in mine),
+            "samples_per_s": n_train / med,
+            "steps_per_s": math.ceil(n_train / batch) / med,
+            "gflops": (3 * flop * n_train + flop * n_val) / med / 1e9,
+            "test_acc": statistics.median(r["test"]["accuracy"] for r in mine),
+            "busy": any(r["host"]["load"]["busy"] for r in mine),
+        }
+    return out
+
+
+def md_tables(markdown: str) -> dict[str, list[dict[str, str]]]:
+    """Every pipe table under each `## ` heading: {heading: [row dicts]} (first table of a section)."""
+    out: dict[str, list[dict[str, str]]] = {}
+    section = ""
+    lines = markdown.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("## "):
+            section = line[3:].strip()
+        elif line.startswith("| ") and i + 1 < len(lines) and lines[i + 1].startswith("|---") and section not in out:
+            header = [c.strip() for c in line.strip("|").split(" | ")]
+            rows = []
+            i += 2
+            while i < len(lines) and lines[i].startswith("| "):
+                cells = [c.strip() for c in re.split(r"(?<!\\)\|", lines[i].strip().strip("|"))]
+                rows.append(dict(zip(header, cells, strict=True)))
+                i += 1
+            out[section] = rows
+            continue
+        i += 1
+    return out
+
+
+def num(text: str) -> float:
+    return float(re.search(r"-?[\d,]*\.?\d+(?:e[-+]?\d+)?", text).group(0).replace(",", ""))
+
+
+def close(shown: str, value: float, rel: float = 0.006) -> bool:
+    """A shown figure (3 significant digits) matches the value up to its rounding."""
+    return math.isclose(num(shown), value, rel_tol=rel, abs_tol=0.0006)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The report a run ends with
+
+
+def test_a_run_ends_by_writing_its_report(smoke):
+    report = smoke["report"]
+    assert f"report: {report / 'index.html'}" in smoke["proc"].stderr.replace("\n", "")
+    for name in ("index.html", "summary.md", "data/epochs.csv", "data/epochs.parquet", "data/summary.csv",
+                 "data/cells.csv"):
+        assert (report / name).is_file(), name
+    for model in MODELS:
+        for kind in ("speed", "accuracy"):
+            for ext in ("png", "svg"):
+                assert (report / "plots" / f"{model}-{kind}.{ext}").stat().st_size > 1000
+    assert len(list((report / "results").glob("*/*.json"))) == len(MODELS) * REPEATS  # provenance travels along
+
+
+def test_tidy_data_holds_every_epoch_of_every_cell(smoke):
+    csv = pd.read_csv(smoke["report"] / "data" / "epochs.csv")
+    parquet = pd.read_parquet(smoke["report"] / "data" / "epochs.parquet")
+    assert len(csv) == len(parquet) == len(MODELS) * REPEATS * EPOCHS
+    assert list(csv.columns) == list(parquet.columns)
+    for r in smoke["results"]:
+        mine = parquet[parquet["cell_id"] == r["cell_id"]].sort_values("epoch")
+        assert list(mine["wall_s"]) == [e["wall_s"] for e in r["epochs"]]
+        assert list(mine["val_accuracy"]) == pytest.approx([e["val_accuracy"] for e in r["epochs"]])
+        assert list(mine["steady"]) == [False, True, True]
+        assert set(mine["data_source"]) == {r["data"]["source"]} and set(mine["repeat"]) == {r["cell"]["repeat"]}
+
+
+def test_markdown_summary_matches_the_raw_results(smoke):
+    md = (smoke["report"] / "summary.md").read_text()
+    tables = md_tables(md)
+    want = expected(smoke["results"])
+    article = load_article()
+    glance = {row["test"]: row for row in tables[next(k for k in tables if k.startswith("At a glance"))]}
+    for model in MODELS:
+        title = article.tests[model].title
+        heading = next(k for k in tables if k.startswith(title))
+        (row,) = tables[heading]
+        w = want[model]
+        assert row["backend"].startswith("[TensorFlow](index.html#cell--")
+        assert close(row["steady s/epoch"], w["steady"])
+        lo, hi = re.match(r"([\d.]+)-([\d.]+) \(min-max\)", row["interval"]).groups()  # 4 samples: min-max
+        assert close(lo, w["lo"]) and close(hi, w["hi"])
+        assert abs(num(row["CV"]) - w["cv"] * 100) <= 0.051
+        assert row["CV"].endswith("noisy") == (w["cv"] > NOISY_CV)
+        assert close(row["1st epoch s"], w["first"])
+        assert close(row["samples/s"], w["samples_per_s"])
+        assert close(row["steps/s"], w["steps_per_s"])
+        assert close(row["GFLOP/s"], w["gflops"])
+        assert row["% of peak"] == "-"  # a CPU's peak is unknown: no guess
+        assert close(row["test acc"], w["test_acc"], rel=1e-3)
+        assert row["time to target"].startswith("not reached")  # fixture data: random labels
+        assert row["2017 K80 s/epoch"] == f"{article.tests[model].figures['tensorflow'].s_per_epoch:g}"
+        assert row["repeats"] == str(REPEATS)
+        assert close(glance[title]["TensorFlow"], w["steady"])
+    # the 2017 comparison is labelled, never silently compared
+    assert "**DIFFERENT HARDWARE, NOT THE SAME WORK**" in md
+    assert "| now / 2017 |" in md and "not comparable" in md and "2.77" in md and "10.25" in md
+    assert "1. MXNet 1.43 · 2. Theano ~2.6 · 3. CNTK 2.76 · 4. TensorFlow 2.77" in md
+    assert ("**MACHINE BUSY**" in md) == any(w["busy"] for w in want.values())
+    noisy = [m for m in MODELS if want[m]["cv"] > NOISY_CV]
+    assert ("**NOISY CELLS**" in md) == bool(noisy)
+
+
+class _Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.ids, self.refs, self.scripts = set(), [], 0
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if "id" in a:
+            self.ids.add(a["id"])
+        self.refs += [a[k] for k in ("href", "src") if k in a]
+        self.scripts += tag == "script"
+
+
+def test_html_is_offline_and_every_number_reaches_its_provenance(smoke):
+    page = smoke["report"] / "index.html"
+    parser = _Links()
+    parser.feed(page.read_text())
+    assert parser.scripts == 0
+    assert not [r for r in parser.refs if re.match(r"^[a-z]+:", r)], "no CDN, no remote resource"
+    for ref in parser.refs:
+        if ref.startswith("#"):
+            assert ref[1:] in parser.ids, ref
+        else:
+            assert (page.parent / ref).is_file(), ref
+    html = page.read_text()
+    for r in smoke["results"]:
+        copy = f"results/{smoke['run_dir'].name}/{r['cell_id']}.json"
+        assert copy in parser.refs  # the raw result, one click from its row's provenance
+        assert r["git_commit"] is None or r["git_commit"] in html
+        assert r["versions"]["tensorflow"] in html
+
+
+def need_chromium() -> None:
+    """Skip, visibly, only on a developer's machine without Chromium; in CI its absence is a failure."""
+    if chromium_path() is None:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail("CI must have Debian's chromium (.ci/run installs it)")
+        pytest.skip("chromium is not installed (apt-get install chromium); CI installs it")
+
+
+def test_report_opens_in_headless_chromium_without_errors(smoke, tmp_path):
+    need_chromium()
+    check = check_page(smoke["report"] / "index.html", tmp_path)
+    assert check.console_errors == []
+    assert len(check.images) == len(MODELS) * 2 and check.broken_images == []
+    assert all(i["width"] > 500 for i in check.images)
+    assert check.title == f"Keras Backend Matrix: {smoke['run_dir'].name}"
+    assert check.screenshots["full"].stat().st_size > 50_000
+    print(f"screenshots: {check.screenshots}")
+
+
+def test_the_browser_check_catches_a_broken_page(tmp_path):
+    """The check above can fail: a missing image, a console error and an exception are all seen."""
+    need_chromium()
+    page = tmp_path / "broken.html"
+    page.write_text('<!doctype html><title>broken</title><img src="missing.png"><img src="data:image/png;base64,'
+                    'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==">'
+                    '<script>console.error("boom"); null.x;</script>')
+    check = check_page(page, tmp_path / "out")
+    assert [i["src"] for i in check.broken_images] == ["missing.png"]
+    assert any("boom" in e for e in check.console_errors)
+    assert any(e.startswith("exception:") for e in check.console_errors)
+    assert any("ERR_FILE_NOT_FOUND" in e for e in check.console_errors)
+
+
+def test_report_subcommand_defaults_to_the_latest_run(smoke, tmp_path):
+    home = tmp_path / "project"
+    (home / "results").mkdir(parents=True)
+    shutil.copytree(smoke["run_dir"], home / "results" / smoke["run_dir"].name)
+    (home / "results" / "latest").symlink_to(smoke["run_dir"].name)
+    proc = run_py(["-m", "runner", "report"], cwd=home, env={"PYTHONPATH": str(REPO_ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    assert (home / "reports" / smoke["run_dir"].name / "index.html").is_file()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    proc = run_py(["-m", "runner", "report"], cwd=empty, env={"PYTHONPATH": str(REPO_ROOT)})
+    assert proc.returncode == 2 and "run the matrix first" in proc.stderr
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Loud labels and broken inputs
+
+
+def test_mixed_hardware_and_synthetic_data_are_labelled_loudly(smoke, tmp_path):
+    def doctor(r: dict) -> dict:
+        if r["cell"]["repeat"] == 1 and r["cell"]["model"] == "mlp":
+            r["host"]["cpu_model"] = "Some Other CPU"
+        if r["cell"]["model"] == "cnn":
+            r["data"]["source"] = "synthetic"
+        return r
+
+    run = copy_run(smoke["run_dir"], tmp_path / "results" / "mixed", doctor)
+    index = write_report([run], tmp_path / "reports" / "mixed")
+    md = (index.parent / "summary.md").read_text()
+    html = index.read_text()
+    for words in ("MIXED HARDWARE", "SYNTHETIC DATA"):
+        assert f"**{words}**" in md and f"<b>{words}</b>" in html
+    assert "Some Other CPU" in md
+
+
+def test_a_corrupt_result_is_reported_and_skipped(smoke, tmp_path):
+    run = tmp_path / "results" / "corrupt"
+    shutil.copytree(smoke["run_dir"], run)
+    victim = next(run.glob("cnn.*.r1/result.json"))
+    victim.write_text('{"schema_version": 1, "status": "ok"')  # cut short, as by a full disk
+    index = write_report([run], tmp_path / "reports" / "corrupt")
+    md = (index.parent / "summary.md").read_text()
+    assert "**UNREADABLE RESULT (skipped)**" in md and str(victim) in md
+    cnn = next(v for k, v in md_tables(md).items() if k.startswith("MNIST CNN"))
+    assert cnn[0]["repeats"] == "1"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# compare
+
+
+def compare(a: Path, b: Path, *extra: str) -> subprocess.CompletedProcess:
+    return run_py(["-m", "runner", "compare", str(a), str(b), *extra])
+
+
+def test_compare_a_run_with_itself_finds_nothing(smoke, tmp_path):
+    md = tmp_path / "compare.md"
+    proc = compare(smoke["run_dir"], smoke["run_dir"], "--markdown", str(md))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "0 regression(s)" in proc.stdout and proc.stdout.count("1.00x") == len(MODELS)
+    assert md.read_text().count("| within noise |") == len(MODELS)
+
+
+def quiet(results: list[dict]):
+    """The real run as a quiet machine would have timed it: every steady epoch at its cell's median (repeats
+    pooled)."""
+    medians = {m: expected(results)[m]["steady"] for m in MODELS}
+
+    def doctor(r: dict) -> dict:
+        for e in r["epochs"][1:]:
+            e["wall_s"] = medians[r["cell"]["model"]]
+        r["steady_epoch_s"] = medians[r["cell"]["model"]]
+        return r
+    return doctor
+
+
+def test_compare_flags_30_percent_slower_epochs(smoke, tmp_path):
+    base = copy_run(smoke["run_dir"], tmp_path / "quiet", quiet(smoke["results"]))
+    slow = copy_run(base, tmp_path / "slow", slower(1.3))
+    proc = compare(base, slow, "--threshold", "0.05")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.stdout.count("1.30x") == proc.stdout.count("REGRESSION: slower") == len(MODELS)
+    within = compare(base, copy_run(base, tmp_path / "bit", slower(1.04)), "--threshold", "0.05")
+    assert within.returncode == 0 and within.stdout.count("within noise") == len(MODELS)
+
+
+def test_compare_takes_the_measured_noise_into_account(smoke, tmp_path):
+    """30 % slower than the real run: a cell regresses only when 30 % exceeds 5 % plus its noise (the CV of its
+    steady epochs, which scaling keeps); a cell too noisy to tell (a busy machine) is reported within noise."""
+    slow = copy_run(smoke["run_dir"], tmp_path / "slow", slower(1.3))
+    proc = compare(smoke["run_dir"], slow, "--threshold", "0.05")
+    assert proc.stdout.count("1.30x") == len(MODELS)
+    want = expected(smoke["results"])
+    detectable = [m for m in MODELS if 1.3 > 1 + 0.05 + want[m]["cv"]]
+    assert proc.returncode == (1 if detectable else 0), proc.stdout + proc.stderr
+    assert proc.stdout.count("REGRESSION: slower") == len(detectable)
+    for m in MODELS:
+        assert f"±{want[m]['cv'] * 100:.1f} %" in proc.stdout
+
+
+def test_compare_flags_a_threefold_slowdown_and_lost_accuracy(smoke, tmp_path):
+    def worse(r: dict) -> dict:
+        r["test"]["accuracy"] -= 0.2
+        return r
+
+    proc = compare(smoke["run_dir"], copy_run(smoke["run_dir"], tmp_path / "slow", slower(3.0)))
+    assert proc.returncode == 1 and proc.stdout.count("REGRESSION: slower") == len(MODELS)
+    proc = compare(smoke["run_dir"], copy_run(smoke["run_dir"], tmp_path / "worse", worse))
+    assert proc.returncode == 1 and proc.stdout.count("REGRESSION: less accurate") == len(MODELS)
+    faster = compare(smoke["run_dir"], copy_run(smoke["run_dir"], tmp_path / "fast", slower(0.3)))
+    assert faster.returncode == 0 and faster.stdout.count("faster") == len(MODELS)
+
+
+def test_compare_refuses_bad_input_and_unlabelled_mixed_hardware(smoke, tmp_path):
+    assert compare(smoke["run_dir"], tmp_path / "nowhere").returncode == 2
+    (tmp_path / "empty").mkdir()
+    assert compare(smoke["run_dir"], tmp_path / "empty").returncode == 2
+
+    def elsewhere(r: dict) -> dict:
+        r["host"]["cpu_model"] = "Another CPU"
+        return r
+
+    other = copy_run(smoke["run_dir"], tmp_path / "other", elsewhere)
+    proc = compare(smoke["run_dir"], other)
+    assert proc.returncode == 2 and "different hardware" in proc.stderr
+    proc = compare(smoke["run_dir"], other, "--allow-mixed")
+    assert proc.returncode == 0 and "MIXED HARDWARE" in proc.stdout
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Statistics and reference data
+
+
+@pytest.mark.parametrize(("n", "ranks"), [(5, None), (6, (1, 6)), (8, (1, 8)), (9, (2, 8)), (10, (2, 9)),
+                                          (20, (6, 15))])
+def test_median_interval_uses_order_statistics_with_at_least_95_percent_coverage(n, ranks):
+    assert median_ci_ranks(n) == ranks
+    if ranks:
+        j = ranks[0]
+        coverage = 1 - 2 * sum(math.comb(n, i) for i in range(j)) / 2**n
+        assert coverage >= 0.95
+
+
+def test_spread_and_time_to_target():
+    s = spread([1.0, 1.2, 0.9, 1.1])
+    assert (s.median, s.lo, s.hi, s.kind, s.n) == (1.05, 0.9, 1.2, "min-max", 4)
+    assert s.cv == pytest.approx(statistics.stdev([1.0, 1.2, 0.9, 1.1]) / 1.05)
+    assert spread([2.0]).kind == "single" and spread([]) is None
+    assert time_to_target([3.0, 1.0, 1.0], [0.5, 0.97, 0.99], 0.97) == 4.0
+    assert time_to_target([3.0, 1.0], [0.5, None], 0.97) is None
+
+
+def test_article_figures_agree_with_the_matrix_and_the_reference():
+    article = load_article()
+    matrix = yaml.safe_load((REPO_ROOT / "matrix.yaml").read_text())
+    assert article.hardware.peak_fp32_tflops == 4.37 and "K80" in article.hardware.device
+    assert article.tests["mlp"].figures["tensorflow"].s_per_epoch == 2.77
+    assert article.tests["hrnn"].figures["cntk"].s_per_epoch == 164
+    assert [b for b, _ in article.tests["mlp"].ranking()] == ["mxnet", "theano", "cntk", "tensorflow"]
+    for model, test in article.tests.items():
+        flop = float(matrix["models"][model]["flop_per_sample"])
+        per_epoch = 3 * flop * test.train_samples + flop * test.validation_samples
+        assert per_epoch == pytest.approx(test.flop_per_epoch, rel=0.02), model  # models.md's table
+        assert test.epochs == matrix["models"][model]["epochs"] and test.batch_size == matrix["models"][model][
+            "batch_size"]
+    # models.md: the 2017 runs reached 2-10 % of the K80's peak, the CNN best
+    share = {m: t.flop_per_epoch / t.figures["tensorflow"].s_per_epoch / 4.37e12 for m, t in article.tests.items()
+             if m in ("mlp", "cnn", "cifar10_cnn", "hrnn")}
+    assert max(share, key=share.get) == "cnn" and all(0.02 <= v <= 0.11 for v in share.values())
