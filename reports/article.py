@@ -16,7 +16,8 @@ class Figure(BaseModel):
     model_config = ConfigDict(extra="forbid")
     s_per_epoch: float | None = Field(default=None, gt=0)
     accuracy: float | None = Field(default=None, ge=0, le=1)
-    approx: bool = False
+    approx: bool = False  # the time is approximate
+    accuracy_approx: bool = False
     text: str | None = None
 
 

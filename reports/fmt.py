@@ -36,6 +36,11 @@ def pct(value: float | None, digits: int = 1) -> str:
     return "-" if missing(value) else f"{value * 100:.{digits}f} %"
 
 
+def share(value: float | None) -> str:
+    """A share of peak, three significant digits: small shares (smoke runs) must not round to 0.00 %."""
+    return "-" if missing(value) else f"{value * 100:#.3g} %"
+
+
 def acc(value: float | None) -> str:
     return "-" if missing(value) else f"{value:.4f}"
 

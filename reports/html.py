@@ -178,7 +178,7 @@ def summary_html(section: Section) -> str:
             fmt.rate(r["samples_per_s"]),
             fmt.rate(r["steps_per_s"]),
             fmt.rate(r["gflops"]),
-            fmt.pct(r["peak_share"], 2),
+            fmt.share(r["peak_share"]),
             fmt.acc(r["test_accuracy"]),
             ttt_html(r),
             then,
@@ -196,7 +196,8 @@ def comparison_html(section: Section) -> str:
         name = swatch(c["backend"]) + (f'<a href="#{e(c["anchor"])}">{e(c["label"])}</a>' if c["anchor"]
                                        else e(c["label"]))
         then = f'<a href="#article">{e(fmt.then_text(c))}</a>'
-        rows.append([name, then, fmt.acc(c["then_accuracy"]), e(c["then_config"] or "-"),
+        then_acc = fmt.published(c["then_accuracy"], c["then_accuracy_approx"])
+        rows.append([name, then, then_acc, e(c["then_config"] or "-"),
                      fmt.seconds(c["now_steady_s"]), fmt.seconds(c["now_article_s"]),
                      fmt.ratio(c["ratio"]) if section.comparable else "not comparable",
                      fmt.acc(c["now_accuracy"]), e(c["now_versions"] or "-")])

@@ -59,7 +59,7 @@ def summary_rows(section: Section) -> list[list[object]]:
             fmt.rate(r["samples_per_s"]),
             fmt.rate(r["steps_per_s"]),
             fmt.rate(r["gflops"]),
-            fmt.pct(r["peak_share"], 2),
+            fmt.share(r["peak_share"]),
             fmt.acc(r["test_accuracy"]),
             fmt.ttt(r),
             then_figure(section, r["backend"]),
@@ -93,7 +93,7 @@ def comparison_lines(section: Section) -> list[str]:
         rows.append([
             e["label"],
             fmt.then_text(e),
-            fmt.acc(e["then_accuracy"]),
+            fmt.published(e["then_accuracy"], e["then_accuracy_approx"]),
             e["then_config"] or "-",
             fmt.seconds(e["now_steady_s"]),
             fmt.seconds(e["now_article_s"]),
@@ -128,7 +128,8 @@ def render(report: Report) -> str:
     out = [f"# Keras Backend Matrix report: {report.name}", ""]
     runs = ", ".join(report.run_ids)
     n_results = sum(int(r) for r in report.table["repeats"]) if not report.table.empty else 0
-    out += [f"Run(s) {runs}; {n_results} results in {len(report.table)} rows; generated {report.generated_at}. "
+    out += [f"Run(s) {runs}; {n_results} results in {len(report.table)} test x backend cells; generated "
+            f"{report.generated_at}. "
             "Full report with provenance: [index.html](index.html); every epoch: "
             "[data/epochs.csv](data/epochs.csv).", ""]
     out += caveat_lines(report.caveats)

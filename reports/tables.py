@@ -182,6 +182,7 @@ def comparison_rows(rows: pd.DataFrame, article: Article, comparable: bool) -> l
                 "then_approx": bool(fig and fig.approx),
                 "then_text": fig.text if fig else None,
                 "then_accuracy": fig.accuracy if fig else None,
+                "then_accuracy_approx": bool(fig and fig.accuracy_approx),
                 "then_config": (article.configurations[backend].framework
                                 if backend in article.configurations else None),
                 "now_steady_s": None if r is None else r["steady_s"],

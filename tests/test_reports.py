@@ -301,6 +301,31 @@ def test_mixed_hardware_and_synthetic_data_are_labelled_loudly(smoke, tmp_path):
     assert "Some Other CPU" in md
 
 
+def test_article_profile_on_a_known_gpu_gets_a_ratio_and_a_share_of_peak(smoke, tmp_path):
+    """The like-for-like case: the article profile on real data gets a now/2017 ratio (total fit / epochs, as 2017
+    timed it), and a GPU with a known peak gets its share; the hardware difference is still said."""
+    def doctor(r: dict) -> dict:
+        r["cell"]["profile"] = "article"
+        r["host"]["gpu"] = {"available": True, "devices": ["NVIDIA H100 80GB HBM3"], "used": True}
+        return r
+
+    run = copy_run(smoke["run_dir"], tmp_path / "results" / "article", doctor)
+    md = (write_report([run], tmp_path / "reports" / "article").parent / "summary.md").read_text()
+    want = expected(smoke["results"])
+    article = load_article()
+    for model in MODELS:
+        mine = [r for r in smoke["results"] if r["cell"]["model"] == model]
+        article_style = statistics.median(statistics.fmean(e["wall_s"] for e in r["epochs"]) for r in mine)
+        section = md[md.index(f"## {article.tests[model].title}"):]
+        tables = md_tables(section)
+        (row,) = next(iter(tables.values()))
+        assert close(row["% of peak"], want[model]["gflops"] / 66.9e3 * 100, rel=0.01)
+        tf_2017 = article.tests[model].figures["tensorflow"].s_per_epoch
+        comparison = next(line for line in section.splitlines() if line.startswith(f"| TensorFlow | {tf_2017:g} |"))
+        assert f"| {article_style / tf_2017:.2f}x |" in comparison
+    assert "**DIFFERENT HARDWARE**" in md and "NOT THE SAME WORK" not in md and "GPU: NVIDIA H100" in md
+
+
 def test_a_corrupt_result_is_reported_and_skipped(smoke, tmp_path):
     run = tmp_path / "results" / "corrupt"
     shutil.copytree(smoke["run_dir"], run)
