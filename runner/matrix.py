@@ -56,6 +56,11 @@ class DockerRecipe(_Strict):
     gpu: str | None = None
     base_images: dict[Literal["cpu", "gpu"], str] = Field(default_factory=dict)
     build_args: dict[str, str] = Field(default_factory=dict)
+    # per flavour, in place of the environment's requirements (a framework's GPU build: jax[cuda13], ...)
+    requirements: dict[Literal["cpu", "gpu"], list[str]] = Field(default_factory=dict)
+    # fetched on the host with `pip download` (the host's pip settings: local wheel folders, extra indexes) into the
+    # image's wheelhouse, where pip prefers them: a CPU build that PyPI lacks (torch+cpu)
+    wheels: dict[Literal["cpu", "gpu"], list[str]] = Field(default_factory=dict)
 
 
 class Environment(_Strict):
