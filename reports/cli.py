@@ -13,18 +13,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from reports.build import default_reports_root, write_report
-from reports.compare import (
-    EXIT_BAD_INPUT,
-    EXIT_OK,
-    HEADER,
-    CompareError,
-    compare_runs,
-    render_markdown,
-    summary_line,
-    table_rows,
-)
-from reports.load import run_id_of
+EXIT_OK, EXIT_BAD_INPUT = 0, 2  # as reports.compare; pandas and matplotlib are imported only when needed
 
 DEFAULT_RUN = Path("results") / "latest"
 
@@ -42,6 +31,9 @@ def report_main(argv: list[str]) -> int:
     p.add_argument("--name", help="merge all RUNs into one report of this name (e.g. to put backends run "
                    "separately side by side)")
     args = p.parse_args(argv)
+    from reports.build import default_reports_root, write_report
+    from reports.load import run_id_of
+
     runs = args.runs or [DEFAULT_RUN]
     missing = [r for r in runs if not r.is_dir()]
     if missing:
@@ -59,6 +51,8 @@ def report_main(argv: list[str]) -> int:
 def report_after_run(run_dir: Path, console: Console) -> Path | None:
     """The report a matrix run ends with. A report that cannot be written is a warning: the results stand."""
     try:
+        from reports.build import default_reports_root, write_report
+
         index = write_report([run_dir], default_reports_root(run_dir) / run_dir.name, run_dir.name)
     except Exception as exc:  # noqa: BLE001 - a report bug must not turn a finished run into a failure
         console.print(f"[yellow]warning:[/] the report could not be written: {exc!r}", highlight=False)
@@ -83,6 +77,9 @@ def compare_main(argv: list[str]) -> int:
                    help="compare runs made on different hardware anyway (labelled as such)")
     p.add_argument("--markdown", type=Path, metavar="FILE", help="also write the table as Markdown (PR comments)")
     args = p.parse_args(argv)
+    from reports.compare import HEADER, CompareError, compare_runs, render_markdown, summary_line, table_rows
+    from reports.load import run_id_of
+
     try:
         comparison = compare_runs([args.run_a], [args.run_b], args.threshold, args.acc_threshold, args.allow_mixed)
     except CompareError as exc:

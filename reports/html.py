@@ -239,8 +239,8 @@ def figures_html(section: Section) -> str:
 def ran_line(section: Section) -> str:
     """How the test's rows ran, said once above the table when they all ran alike."""
     rows = section.rows
-    devices = " / ".join(sorted(set(rows.loc[rows["repeats_ok"] > 0, "device"]))) or "-"
-    text = f"Ran on {e(devices)}"
+    devices = " / ".join(sorted(set(rows.loc[rows["repeats_ok"] > 0, "device"])))
+    text = f"Ran on {e(devices)}" if devices else "No repeat finished"
     if ran_as_uniform(rows):
         r = rows.iloc[0]
         text += f"; executor {e(r['executor'])}, profile {e(r['profile'])}, data {e(r['data_source'])}"

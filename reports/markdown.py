@@ -108,7 +108,8 @@ def section_lines(section: Section, report: Report) -> list[str]:
     out += caveat_lines(section.caveats)
     devices = sorted(set(section.rows.loc[section.rows["repeats_ok"] > 0, "device"]))
     target = f"; time to target: validation accuracy {section.target:g}" if section.target else ""
-    out += [f"Ran on {' / '.join(devices) or '-'}. Steady = median of the epochs after the first, over all "
+    ran = f"Ran on {' / '.join(devices)}" if devices else "No repeat finished"
+    out += [f"{ran}. Steady = median of the epochs after the first, over all "
             f"repeats{target}.", ""]
     for kind in ("speed", "accuracy"):
         if kind in section.figures:

@@ -326,6 +326,31 @@ def test_article_profile_on_a_known_gpu_gets_a_ratio_and_a_share_of_peak(smoke, 
     assert "**DIFFERENT HARDWARE**" in md and "NOT THE SAME WORK" not in md and "GPU: NVIDIA H100" in md
 
 
+def test_failed_cells_are_shown_with_their_reason(smoke, tmp_path):
+    """A repeat that died leaves its row with the repeats that finished; a test whose every repeat died keeps a
+    row with the reason, and the page still opens cleanly."""
+    def doctor(r: dict) -> dict:
+        if r["cell"]["model"] == "cnn" or r["cell"]["repeat"] == 1:
+            r.update(status="failed", error="worker killed by signal SIGKILL in stage train", stage="train",
+                     epochs=[], steady_epoch_s=None, first_epoch_s=None, compile_s=None, test=None)
+        return r
+
+    run = copy_run(smoke["run_dir"], tmp_path / "results" / "failed", doctor)
+    index = write_report([run], tmp_path / "reports" / "failed")
+    md = (index.parent / "summary.md").read_text()
+    tables = md_tables(md)
+    (mlp,) = next(v for k, v in tables.items() if k.startswith("MNIST MLP"))
+    (cnn,) = next(v for k, v in tables.items() if k.startswith("MNIST CNN"))
+    assert mlp["repeats"] == "1/2" and close(mlp["steady s/epoch"], statistics.median(
+        e["wall_s"] for r in smoke["results"] if r["cell"]["model"] == "mlp" and r["cell"]["repeat"] == 0
+        for e in r["epochs"][1:]))
+    assert cnn["steady s/epoch"] == "failed: worker killed by signal SIGKILL in stage train"
+    assert "**FAILED: cnn x TensorFlow**" in md and "**FAILED: mlp x TensorFlow**" in md
+    need_chromium()
+    check = check_page(index, tmp_path / "browser")
+    assert check.console_errors == [] and check.broken_images == [] and len(check.images) == 2
+
+
 def test_a_corrupt_result_is_reported_and_skipped(smoke, tmp_path):
     run = tmp_path / "results" / "corrupt"
     shutil.copytree(smoke["run_dir"], run)
