@@ -96,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="where cells run: venv (cached virtualenvs), or auto (the best available)",
     )
     p.add_argument(
+        "--gpus",
+        type=int,
+        metavar="N",
+        help="give each cell N GPUs (docker: a device request and the GPU image; an error where the engine has none)",
+    )
+    p.add_argument(
         "--resume",
         type=Path,
         metavar="RUN",
@@ -150,7 +156,7 @@ def run_main(argv: list[str]) -> int:
             matrix,
             Selection(tuple(args.only), tuple(args.model), tuple(args.env), args.profile, args.repeats, args.seed),
         )
-        executor, why = choose(args.executor)
+        executor, why = choose(args.executor, gpus=args.gpus)
     except (MatrixError, SelectionError, ValueError) as exc:
         console.print(f"[red]error:[/] {exc}", highlight=False)
         return EXIT_USAGE

@@ -3,17 +3,31 @@
 from __future__ import annotations
 
 from runner.executors.base import CellHandle, EnvironmentBuildError, Executor, PreparedEnv
+from runner.executors.docker import DockerExecutor, DockerUnavailable, connect, engine_where
 from runner.executors.venv import VenvExecutor
 
-EXECUTORS = {"venv": VenvExecutor}
+EXECUTORS = {"venv": VenvExecutor, "docker": DockerExecutor}
 
 
-def choose(name: str) -> tuple[Executor, str]:
-    """(executor, why). `auto` picks the best one available here; today that is always venv."""
+def choose(name: str, gpus: int | None = None) -> tuple[Executor, str]:
+    """(executor, why). `auto`: docker when an engine answers (a short ping), else venv. `gpus` (--gpus) asks the
+    Docker executor for devices; where it cannot have them that is an error (ValueError), never a CPU run."""
     if name == "auto":
-        return VenvExecutor(), "auto: the Docker executor is not available yet, using venv (cached virtualenvs)"
+        try:
+            client = connect()
+        except DockerUnavailable as exc:
+            if gpus:
+                raise DockerUnavailable(f"--gpus {gpus} needs a Docker engine, but {exc}; start one") from None
+            return VenvExecutor(), f"auto: {exc}, so venv (cached virtualenvs); `make engine` starts an engine"
+        executor = DockerExecutor(client, gpus=gpus)
+        return executor, f"auto: a Docker engine answered at {engine_where()}, so docker (one container per cell)"
     if name not in EXECUTORS:
         raise ValueError(f"unknown executor {name!r}; choose one of: auto, {', '.join(EXECUTORS)}")
+    if name == "docker":
+        return DockerExecutor(gpus=gpus), f"docker: asked for on the command line (engine {engine_where()})"
+    if gpus and name == "venv":
+        raise ValueError("--gpus asks a container engine for devices: use --executor docker (venv runs on whatever "
+                         "GPU the environment's frameworks find)")
     return EXECUTORS[name](), f"{name}: asked for on the command line"
 
 

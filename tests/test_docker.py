@@ -1,0 +1,245 @@
+"""The Docker executor against a real engine: an image built from the Keras 3 JAX recipe on the local base, a
+smoke cell through `python -m runner --executor docker`, the container's confinement checked from inside it, the
+auto choice, and a GPU request where there is none.
+
+The engine is the one `make engine` starts (runner/engine.py; .ci/run starts it the same way before the tests):
+reused when it answers, else started here and stopped at the end. DOCKER_HOST is set per test only, so the other
+suites' default (`auto`) runs stay on venv. Without root or dockerd the tests skip with the reason, except under
+CI=true, where they fail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from runner import engine
+from runner.executors import choose
+from runner.executors.base import CellJob
+from runner.executors.docker import CELL_DIR, LABEL, DockerExecutor, DockerUnavailable, _Mounts, connect
+from runner.executors.venv import VenvExecutor
+from runner.paths import REPO_ROOT
+from runner.results import iter_results
+
+pytestmark = pytest.mark.docker
+ENV = "keras3-jax"  # the smallest Keras 3 image (~0.9 GB); the same recipe builds the other two
+IN_CI = os.environ.get("CI") == "true"
+
+
+def _unavailable(reason: str):
+    if IN_CI:
+        pytest.fail(f"CI=true but no Docker engine: {reason}")
+    pytest.skip(f"no Docker engine: {reason}")
+
+
+@pytest.fixture(scope="session")
+def docker_engine():
+    """{DOCKER_HOST, KBM_BASE_IMAGE} of a running engine with the local base image."""
+    own = os.environ.get("DOCKER_HOST")
+    started = False
+    if own:
+        try:
+            connect()
+        except DockerUnavailable as exc:
+            _unavailable(str(exc))
+        base = os.environ.get("KBM_BASE_IMAGE") or "python:3.11-slim-bookworm"
+        yield {"DOCKER_HOST": own, "KBM_BASE_IMAGE": base}
+        return
+    if not engine.answers():
+        if os.geteuid() != 0 or shutil.which("dockerd") is None or shutil.which("debootstrap") is None:
+            _unavailable("needs root with dockerd and debootstrap (`apt-get install docker.io debootstrap`)")
+        try:
+            engine.start(print)
+        except engine.EngineError as exc:
+            _unavailable(str(exc))
+        started = True
+    else:
+        engine.ensure_base_image(print)
+    yield {"DOCKER_HOST": engine.docker_host(), "KBM_BASE_IMAGE": engine.base_image()}
+    if started:
+        engine.stop(print)
+
+
+@pytest.fixture
+def docker_env(docker_engine, monkeypatch) -> dict[str, str]:
+    for key, value in docker_engine.items():
+        monkeypatch.setenv(key, value)
+    return docker_engine
+
+
+@pytest.fixture(scope="session")
+def jax_image(docker_engine, matrix):
+    """Build (or reuse) the JAX image once; returns (executor, prepared env, seconds, status lines)."""
+    saved = {k: os.environ.get(k) for k in docker_engine}
+    os.environ.update(docker_engine)
+    try:
+        notes: list[str] = []
+        executor = DockerExecutor()
+        started = time.perf_counter()
+        prepared = executor.prepare(ENV, matrix.environments[ENV], notes.append)
+        return executor, prepared, time.perf_counter() - started, notes
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def test_image_is_built_once_from_the_recipe_and_reused_by_hash(jax_image, matrix, docker_env):
+    executor, first, _, notes = jax_image
+    assert first.location.startswith(f"kbm/{ENV}:cpu-")
+    assert first.info["base"] == docker_env["KBM_BASE_IMAGE"]
+    assert first.info["requirements"] == matrix.environments[ENV].requirements
+    if not first.reused:  # a cold build said what it did, step by step, and where its log is
+        assert any("building image" in n and "log:" in n for n in notes) and any("Step " in n for n in notes)
+    again = DockerExecutor().prepare(ENV, matrix.environments[ENV], lambda _: None)
+    assert again.reused and again.location == first.location and again.seconds < 5
+    assert executor.plan(ENV, matrix.environments[ENV])["cached"] is True
+    # another base image is another tag: the hash covers the base
+    os.environ["KBM_BASE_IMAGE"] = "kbm/some-other-base:1"
+    assert DockerExecutor().plan(ENV, matrix.environments[ENV])["cached"] is False
+
+
+def test_smoke_cell_runs_in_its_own_container_end_to_end(jax_image, docker_env, keras_home, tmp_path):
+    env = {**os.environ, **docker_env, "KERAS_HOME": str(keras_home)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "runner", "--executor", "docker", "--env", ENV, "--model", "mlp", "--profile", "smoke",
+         "--results", str(tmp_path / "results"), "--no-report"],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "executor docker" in proc.stderr
+    run = next(p for p in (tmp_path / "results").iterdir() if p.is_dir() and not p.is_symlink())
+    (path, outcome), *rest = list(iter_results(run))
+    assert not rest and not isinstance(outcome, Exception), outcome
+    r = json.loads(path.read_text())
+    assert r["status"] == "ok", r.get("error")
+    assert r["cell"]["backend"] == "jax" and len(r["epochs"]) == 3 and r["steady_epoch_s"] > 0
+    assert r["data"]["source"] == "keras-cache"  # the Keras cache, mounted read-only, was read
+    ex = r["executor"]
+    assert ex["name"] == "docker" and ex["image"] == jax_image[1].location and len(ex["container_id"]) == 12
+    assert ex["network_mode"] == "none" and ex["read_only_rootfs"] is True  # from the engine's inspect
+    assert ex["cap_drop"] == ["ALL"] and "no-new-privileges" in ex["security_opt"]
+    assert ex["writable_mounts"] == [CELL_DIR]
+    assert ex["cpu_s"] > 0  # the container's own CPU time, from its cgroup
+    assert r["host"]["gpu"]["used"] is False
+    assert r["timeline"]["worker_start_s"] > 0 and r["timeline"]["fixed_overhead_s"] > 0
+    cell_dir = path.parent
+    inner = json.loads((cell_dir / "container-spec.json").read_text())
+    assert inner["paths"]["result"] == f"{CELL_DIR}/worker-result.json"
+    assert json.loads((cell_dir / "spec.json").read_text())["paths"]["result"].startswith(str(cell_dir))
+    assert "Traceback" not in (cell_dir / "worker.log").read_text()
+    client = connect()
+    left = client.containers.list(all=True, filters={"label": f"{LABEL}.cell={r['cell_id']}"})
+    assert left == []  # removed once it ended
+
+
+PROBE = r"""
+import json, os, socket
+out = {"interfaces": sorted(l.split(":")[0].strip() for l in open("/proc/net/dev").readlines()[2:])}
+try:
+    socket.create_connection(("1.1.1.1", 443), timeout=3).close(); out["net"] = "open"
+except OSError as exc:
+    out["net"] = type(exc).__name__
+def can_write(path):
+    try:
+        open(path, "w").write("x"); os.remove(path); return True
+    except OSError:
+        return False
+out["write"] = {p: can_write(p) for p in ("/opt/x", "/kbm/code/models/x", "/kbm/cell/x", "/tmp/x")}
+out["uid"] = os.getuid()
+out["cap_eff"] = [l.split()[1] for l in open("/proc/self/status") if l.startswith("CapEff")][0]
+out["no_new_privs"] = [l.split()[1] for l in open("/proc/self/status") if l.startswith("NoNewPrivs")][0]
+print(json.dumps(out))
+"""
+
+
+def test_a_cell_container_has_no_network_no_privileges_and_one_writable_folder(jax_image, docker_env, tmp_path):
+    executor, prepared, _, _ = jax_image
+    spec = {"cell_id": "probe", "resources": {"cpus": 1.0, "gpus": None, "shm_gb": 0.5}, "memory_limit_gb": 2.0}
+    job = CellJob(tmp_path, tmp_path / "spec.json", tmp_path / "worker.log", {"KERAS_BACKEND": "jax"})
+    mounts = executor._mounts(job)
+    kwargs = executor.container_kwargs(prepared, job, spec, mounts)
+    client = connect()
+    out = client.containers.run(command=["/opt/kbm-env/bin/python", "-c", PROBE], remove=True, **kwargs)
+    facts = json.loads(out.decode().strip().splitlines()[-1])
+    assert facts["interfaces"] == ["lo"] and facts["net"] != "open"
+    assert facts["write"] == {"/opt/x": False, "/kbm/code/models/x": False, "/kbm/cell/x": True, "/tmp/x": True}
+    assert facts["uid"] == os.getuid() and int(facts["cap_eff"], 16) == 0 and facts["no_new_privs"] == "1"
+    assert kwargs["nano_cpus"] == 1_000_000_000 and kwargs["shm_size"] == 512 << 20
+    assert kwargs["mem_limit"] == int(2.0 * 1.25 * (1 << 30))
+    assert isinstance(mounts, _Mounts) and mounts.map(str(tmp_path / "a.json")) == f"{CELL_DIR}/a.json"
+
+
+def test_a_hung_cell_is_killed_and_its_container_removed(jax_image, docker_env, matrix, keras_home, tmp_path):
+    env = {**os.environ, **docker_env, "KERAS_HOME": str(keras_home), "KBM_FAULT": "hang@mlp@train"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "runner", "--executor", "docker", "--env", ENV, "--model", "mlp", "--profile", "smoke",
+         "--timeout", "25", "--results", str(tmp_path / "results"), "--no-report"],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    run = next(p for p in (tmp_path / "results").iterdir() if p.is_dir() and not p.is_symlink())
+    ((path, _),) = list(iter_results(run))
+    r = json.loads(path.read_text())
+    assert r["status"] == "timeout" and r["stage"] == "train", r.get("error")
+    assert connect().containers.list(all=True, filters={"label": f"{LABEL}.cell={r['cell_id']}"}) == []
+
+
+def test_auto_picks_docker_when_an_engine_answers_and_venv_when_none_does(docker_env, monkeypatch):
+    executor, why = choose("auto")
+    assert isinstance(executor, DockerExecutor) and "engine answered" in why and docker_env["DOCKER_HOST"] in why
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    executor, why = choose("auto")
+    assert isinstance(executor, VenvExecutor)
+    assert "no Docker engine answered at unix:///nonexistent/docker.sock" in why and "venv" in why
+    with pytest.raises(DockerUnavailable, match="--gpus 1 needs a Docker engine"):
+        choose("auto", gpus=1)
+
+
+@pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="this machine has a GPU: nothing to refuse")
+def test_asking_for_a_gpu_without_one_is_a_clear_error_not_a_cpu_run(jax_image, docker_env, keras_home, tmp_path):
+    env = {**os.environ, **docker_env, "KERAS_HOME": str(keras_home)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "runner", "--executor", "docker", "--gpus", "1", "--env", ENV, "--model", "mlp",
+         "--profile", "smoke", "--results", str(tmp_path / "results")],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "cannot give containers a GPU" in proc.stderr and "NVIDIA Container Toolkit" in proc.stderr
+    assert not (tmp_path / "results").exists()  # nothing ran
+    # a profile asking for a GPU reaches launch: the cell fails with the engine's reason, the run goes on
+    executor, prepared, _, _ = jax_image
+    (tmp_path / "cell").mkdir()
+    spec = {"cell_id": "gpu", "resources": {"gpus": 1}, "paths": {}, "data": {}}
+    (tmp_path / "cell" / "spec.json").write_text(json.dumps(spec))
+    job = CellJob(tmp_path / "cell", tmp_path / "cell" / "spec.json", tmp_path / "cell" / "worker.log", {})
+    handle = executor.launch(prepared, job)
+    assert handle.wait(5) == 125
+    assert "cannot give containers a GPU" in (tmp_path / "cell" / "worker.log").read_text()
+
+
+def test_nightly_gpu_workflow_is_valid_and_runs_the_article_profile_on_a_gpu():
+    workflow = REPO_ROOT / ".github" / "workflows" / "nightly-gpu.yml"
+    lint = subprocess.run([str(Path(sys.executable).parent / "check-jsonschema"), "--builtin-schema",
+                           "vendor.github-workflows", str(workflow)], capture_output=True, text=True)  # fmt: skip
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    doc = yaml.safe_load(workflow.read_text())
+    triggers = doc[True]  # YAML 1.1 reads the key `on` as True
+    assert triggers["schedule"][0]["cron"] and "workflow_dispatch" in triggers
+    (job,) = doc["jobs"].values()
+    assert "self-hosted" in job["runs-on"] and "gpu" in job["runs-on"]
+    script = "\n".join(step.get("run", "") for step in job["steps"])
+    assert "--executor docker" in script and "--gpus 1" in script and "--profile article" in script
+    assert "make matrix" in script
+    uploads = [s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/upload-artifact")]
+    assert uploads and all(s.get("if") == "always()" for s in uploads)
