@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 ARGS   ?=
 
-.PHONY: help matrix smoke report test lint bench-overhead clean-results
+.PHONY: help matrix smoke report test lint bench-overhead clean-results engine engine-stop
 
 help:
 	@echo "make matrix           run the matrix (default profile; pass options as ARGS='--only jax')"
@@ -13,6 +13,8 @@ help:
 	@echo "make report           write reports/<run-id>/ for the latest run (ARGS='results/<run-id> ...' for others)"
 	@echo "make test             lint and the test suite (builds the Keras 3 environments on first use)"
 	@echo "make bench-overhead   measure what the harness costs (prints overhead_ratio=...)"
+	@echo "make engine           start a private Docker engine (root); prints the export lines: eval \"\$$(make -s engine)\""
+	@echo "make engine-stop      stop it by its pid and clean up after it"
 
 $(VENV)/.installed: requirements-host.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "the runner needs Python >= 3.10 on the host")'
@@ -40,3 +42,10 @@ bench-overhead: $(VENV)/.installed
 
 clean-results:
 	rm -rf results
+
+# A private Docker engine (runner/engine.py) for machines without one; .ci/run starts it the same way.
+engine: $(VENV)/.installed
+	@$(PY) -m runner.engine start
+
+engine-stop: $(VENV)/.installed
+	@$(PY) -m runner.engine stop
