@@ -528,8 +528,11 @@ class DockerExecutor(Executor):
         log.flush()
         if error:
             hint = ""
-            if "pull access denied" in error or "not found" in error.lower() or "manifest unknown" in error:
-                hint = " (no such base image here and none pullable: set KBM_BASE_IMAGE, e.g. from `make engine`)"
+            if self._base_id(recipe.base_image) is None:
+                hint = (
+                    f" (the base image {recipe.base_image} is not on this engine and could not be pulled: set "
+                    "KBM_BASE_IMAGE, e.g. the local base `make engine` prints, or pull it)"
+                )
             raise EnvironmentBuildError(
                 f"{recipe.environment}: image build failed: {error[-300:]}{hint}; see {log_path}", log_path
             )
