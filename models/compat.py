@@ -1,73 +1,99 @@
 """The one place where Keras generations differ.
 
-Model definitions call `api.Conv2D(...)`, `api.optimizer(spec)` and friends; this module maps those onto the
-installed Keras. Only Keras 3 is implemented here so far: older generations (2.0.8, 1.2.2) plug in as further
-branches of `KerasAPI` (keyword renames such as lr/learning_rate, border_mode/padding, merge/add), never as
-copies of the models. Written for Python 3.6 too: no dataclasses, no postponed annotations.
+Model definitions call `api.Conv2D(...)`, `api.optimizer(spec)`, `api.fit(...)` and friends; this module maps
+those onto the installed Keras: Keras 3, Keras 2 (2.0.8 and 2.2.4, the 2017 environments and the CNTK variant)
+and Keras 1.2.2 (the dmlc fork with the MXNet backend). Each older generation is a subclass that overrides only
+the spellings it changed (lr for learning_rate, decay as an optimizer argument, nb_epoch, Convolution2D(n, r, c,
+border_mode=...), merge(mode='sum'), dim_ordering 'th'/'tf', Model(input=, output=)), never a copy of a model.
+Written for Python 3.6 too: no dataclasses, no postponed annotations.
 """
+import importlib
+import math
+import random
+
+
 class UnsupportedKeras(RuntimeError):
-    """The installed Keras generation has no adapter yet."""
+    """The installed Keras generation has no adapter."""
 
 
 def keras_generation(version):
     return int(str(version).split(".")[0])
 
 
-class KerasAPI(object):
-    """Layers, optimizers and settings spelled for the installed Keras."""
+def KerasAPI(keras, data_format="channels_last"):  # noqa: N802 - the factory keeps the name callers construct
+    """The adapter for the installed Keras (Keras3API, Keras2API or Keras1API)."""
+    generation = keras_generation(keras.__version__)
+    adapters = {3: Keras3API, 2: Keras2API, 1: Keras1API}
+    if generation not in adapters:
+        raise UnsupportedKeras("Keras %s has no adapter in models/compat.py (supported: 1.2, 2.x, 3.x)"
+                               % keras.__version__)
+    return adapters[generation](keras, data_format)
+
+
+class Keras3API(object):
+    """Layers, optimizers and settings spelled for Keras 3; the base the older generations override."""
+
+    generation = 3
 
     def __init__(self, keras, data_format="channels_last"):
         self.keras = keras
         self.version = keras.__version__
-        self.generation = keras_generation(self.version)
-        if self.generation != 3:
-            raise UnsupportedKeras(
-                "Keras %s has no adapter in models/compat.py yet (Keras 3 is supported)" % self.version
-            )
         self.layers = keras.layers
         self.data_format = data_format
-        keras.config.set_image_data_format(data_format)
+        self._augmentation = None
+        self.set_data_format(data_format)
+
+    def set_data_format(self, data_format):
+        self.keras.config.set_image_data_format(data_format)
 
     # -- layers: plain Keras spellings, so older generations can map them one to one --------------------------
-    def Input(self, shape, dtype=None):
+    def Input(self, shape, dtype=None):  # noqa: N802 - layer names as Keras spells them
+        if dtype is None:
+            return self.layers.Input(shape=tuple(shape))
         return self.layers.Input(shape=tuple(shape), dtype=dtype)
 
-    def Dense(self, units, activation=None):
+    def Dense(self, units, activation=None):  # noqa: N802
         return self.layers.Dense(units, activation=activation)
 
-    def Dropout(self, rate):
+    def Dropout(self, rate):  # noqa: N802
         return self.layers.Dropout(rate)
 
-    def Activation(self, name):
+    def Activation(self, name):  # noqa: N802
         return self.layers.Activation(name)
 
-    def Conv2D(self, filters, kernel_size, padding="valid", activation=None):
+    def Conv2D(self, filters, kernel_size, padding="valid", activation=None):  # noqa: N802
         return self.layers.Conv2D(
             filters, kernel_size, padding=padding, activation=activation, data_format=self.data_format
         )
 
-    def MaxPooling2D(self, pool_size):
+    def MaxPooling2D(self, pool_size):  # noqa: N802
         return self.layers.MaxPooling2D(pool_size=pool_size, data_format=self.data_format)
 
-    def Flatten(self):
+    def Flatten(self):  # noqa: N802
         return self.layers.Flatten(data_format=self.data_format)
 
-    def LSTM(self, units):
+    def LSTM(self, units):  # noqa: N802
         return self.layers.LSTM(units)
 
-    def TimeDistributed(self, layer):
+    def TimeDistributed(self, layer):  # noqa: N802
         return self.layers.TimeDistributed(layer)
 
-    def Embedding(self, input_dim, output_dim):
+    def Embedding(self, input_dim, output_dim):  # noqa: N802
         return self.layers.Embedding(input_dim, output_dim)
 
-    def RepeatVector(self, n):
+    def RepeatVector(self, n):  # noqa: N802
         return self.layers.RepeatVector(n)
 
     def add(self, tensors):
         return self.layers.add(tensors)
 
-    def Model(self, inputs, outputs):
+    def Model(self, inputs, outputs):  # noqa: N802
+        model = self._model(inputs, outputs)
+        if self._augmentation is not None:  # runs outside the model (Keras 2/1: a generator in fit); travels with it
+            model.kbm_augmentation, self._augmentation = self._augmentation, None
+        return model
+
+    def _model(self, inputs, outputs):
         return self.keras.Model(inputs, outputs)
 
     def image_augmentation(self, shift, horizontal_flip):
@@ -92,13 +118,25 @@ class KerasAPI(object):
         lr = spec["learning_rate"]
         if spec.get("decay"):
             lr = opts.schedules.InverseTimeDecay(lr, decay_steps=1, decay_rate=spec["decay"])
-        kwargs = dict((k, spec[k]) for k in ("rho", "epsilon", "beta_1", "beta_2") if spec.get(k) is not None)
         cls = {"rmsprop": opts.RMSprop, "adadelta": opts.Adadelta, "adam": opts.Adam}[spec["name"]]
-        return cls(learning_rate=lr, **kwargs)
+        return cls(learning_rate=lr, **self._optimizer_extras(spec))
+
+    @staticmethod
+    def _optimizer_extras(spec):
+        return dict((k, spec[k]) for k in ("rho", "epsilon", "beta_1", "beta_2") if spec.get(k) is not None)
 
     def compile(self, model, optimizer, loss, jit_compile):
         model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"], jit_compile=jit_compile)
         return bool(model.jit_compile)
+
+    def fit(self, model, x, y, batch_size, epochs, callbacks, validation_data=None, validation_split=None):
+        """model.fit as the example called it (augmented models feed a generator on Keras 2/1)."""
+        kwargs = {"batch_size": batch_size, "epochs": epochs, "verbose": 0, "callbacks": callbacks}
+        if validation_split:
+            kwargs["validation_split"] = validation_split
+        else:
+            kwargs["validation_data"] = validation_data
+        return model.fit(x, y, **kwargs)
 
     def set_seed(self, seed):
         self.keras.utils.set_random_seed(seed)
@@ -114,3 +152,117 @@ class KerasAPI(object):
     def backend_name(self):
         return self.keras.backend.backend()
 
+
+class Keras2API(Keras3API):
+    """Keras 2.0.8 (and 2.2.4): `lr`, `decay` native, no preprocessing layers, no jit_compile."""
+
+    generation = 2
+
+    def set_data_format(self, data_format):
+        self.keras.backend.set_image_data_format(data_format)
+
+    def Flatten(self):  # noqa: N802 - Keras 2.0.8's Flatten has no data_format (the layout is the backend's)
+        return self.layers.Flatten()
+
+    def _model(self, inputs, outputs):
+        return self.keras.models.Model(inputs=inputs, outputs=outputs)
+
+    def image_augmentation(self, shift, horizontal_flip):
+        """No preprocessing layers before Keras 2.3/3: remember the settings; `fit` feeds an ImageDataGenerator
+        with them to fit_generator, exactly as the 2017 example did."""
+        self._augmentation = {"shift": shift, "horizontal_flip": horizontal_flip}
+        return []
+
+    def optimizer(self, spec):
+        opts = self.keras.optimizers
+        cls = {"rmsprop": opts.RMSprop, "adadelta": opts.Adadelta, "adam": opts.Adam}[spec["name"]]
+        return cls(lr=spec["learning_rate"], decay=spec.get("decay") or 0.0, **self._optimizer_extras(spec))
+
+    def compile(self, model, optimizer, loss, jit_compile):
+        model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
+        return False  # no XLA switch in this generation
+
+    def set_seed(self, seed):
+        import numpy as np
+
+        random.seed(seed)
+        np.random.seed(seed)  # Keras 2/1 draw initial weights and Theano/CNTK dropout seeds from numpy
+        backend = self.backend_name()
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            tf.set_random_seed(seed)
+        elif backend == "mxnet":
+            import mxnet
+
+            mxnet.random.seed(seed)
+        elif backend == "cntk":
+            import cntk
+
+            cntk.cntk_py.set_fixed_random_seed(seed)
+
+    def _generator(self, augmentation):
+        # Keras 2.0.8/1.2.2's `keras.preprocessing` does not import its submodules
+        image = getattr(self.keras.preprocessing, "image", None) or importlib.import_module("keras.preprocessing.image")
+        return image.ImageDataGenerator(
+            width_shift_range=augmentation["shift"], height_shift_range=augmentation["shift"],
+            horizontal_flip=augmentation["horizontal_flip"], fill_mode="nearest", **self._generator_format())
+
+    def _generator_format(self):
+        return {"data_format": self.data_format}
+
+    def fit(self, model, x, y, batch_size, epochs, callbacks, validation_data=None, validation_split=None):
+        augmentation = getattr(model, "kbm_augmentation", None)
+        if augmentation is None:
+            kwargs = {"batch_size": batch_size, "verbose": 0, "callbacks": callbacks}
+            kwargs[self._epochs_kw] = epochs
+            if validation_split:
+                kwargs["validation_split"] = validation_split
+            else:
+                kwargs["validation_data"] = validation_data
+            return model.fit(x, y, **kwargs)
+        if validation_split:
+            raise ValueError("augmented training takes validation_data, not validation_split")
+        flow = self._generator(augmentation).flow(x, y, batch_size=batch_size, seed=int(random.random() * 2 ** 31))
+        return self._fit_generator(model, flow, len(y), batch_size, epochs, callbacks, validation_data)
+
+    _epochs_kw = "epochs"
+
+    def _fit_generator(self, model, flow, n, batch_size, epochs, callbacks, validation_data):
+        return model.fit_generator(flow, steps_per_epoch=int(math.ceil(n / float(batch_size))), epochs=epochs,
+                                   validation_data=validation_data, callbacks=callbacks, verbose=0)
+
+
+class Keras1API(Keras2API):
+    """Keras 1.2.2 (the dmlc fork, MXNet backend): Keras 1 spellings for the same layers."""
+
+    generation = 1
+    _epochs_kw = "nb_epoch"
+
+    def set_data_format(self, data_format):
+        self.keras.backend.set_image_dim_ordering(self._dim_ordering(data_format))
+
+    @staticmethod
+    def _dim_ordering(data_format):
+        return "th" if data_format == "channels_first" else "tf"
+
+    def Conv2D(self, filters, kernel_size, padding="valid", activation=None):  # noqa: N802
+        rows, cols = kernel_size
+        return self.layers.Convolution2D(filters, rows, cols, border_mode=padding, activation=activation,
+                                         dim_ordering=self._dim_ordering(self.data_format))
+
+    def MaxPooling2D(self, pool_size):  # noqa: N802
+        return self.layers.MaxPooling2D(pool_size=pool_size, dim_ordering=self._dim_ordering(self.data_format))
+
+    def add(self, tensors):
+        return self.keras.layers.merge(tensors, mode="sum")
+
+    def _model(self, inputs, outputs):
+        return self.keras.models.Model(input=inputs, output=outputs)
+
+    def _generator_format(self):
+        return {"dim_ordering": self._dim_ordering(self.data_format)}
+
+    def _fit_generator(self, model, flow, n, batch_size, epochs, callbacks, validation_data):
+        return model.fit_generator(flow, samples_per_epoch=n, nb_epoch=epochs, validation_data=validation_data,
+                                   callbacks=callbacks, verbose=0)

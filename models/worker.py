@@ -53,6 +53,37 @@ def epoch_summary(epochs):
     }
 
 
+class CellSkipped(RuntimeError):
+    """The matrix says this cell cannot run faithfully here (a `skip` known issue): skipped, with the reason."""
+
+
+def known_issue(spec, keras_version):
+    """The backend's known issue that matches this cell's model, profile and the installed Keras, or None."""
+    cell = spec["cell"]
+    for issue in spec["backend"].get("known_issues") or []:
+        if cell["model"] not in issue["models"]:
+            continue
+        if issue.get("keras") and not keras_version.startswith(issue["keras"]):
+            continue
+        if issue.get("profiles") and cell["profile"] not in issue["profiles"]:
+            continue
+        return issue
+    return None
+
+
+def explain(issue, versions):
+    """The issue's reason with the versions it was seen with, for the result's error."""
+    what = ", ".join("%s %s" % (k, v) for k, v in sorted(versions.items()) if k not in ("numpy", "keras_backend"))
+    return "known issue (%s): %s" % (what, " ".join(issue["reason"].split()))
+
+
+def first_line(exc, limit=500):
+    """One line of an exception for the result (CNTK's messages run to pages; worker.log keeps them whole)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[0] if lines else ""
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def run(spec, result):
     """Fill `result` stage by stage; an exception leaves `result['stage']` at the stage that failed."""
     from models import provenance
@@ -98,6 +129,11 @@ def run(spec, result):
         if api.backend_name() != spec["backend"]["keras_backend"]:
             raise RuntimeError("KERAS_BACKEND asked for %r but Keras loaded %r"
                                % (spec["backend"]["keras_backend"], api.backend_name()))
+        issue = known_issue(spec, keras.__version__)
+        if issue is not None:
+            result["known_issue"] = dict(issue, explained=explain(issue, result["versions"]))
+            if issue["action"] == "skip":
+                raise CellSkipped(result["known_issue"]["explained"])
 
         enter("data")
         t = time.perf_counter()
@@ -127,8 +163,7 @@ def run(spec, result):
         from models.timing import make_epoch_timer
 
         timer = make_epoch_timer(keras, events, api.metric_name)
-        fit_kwargs = {"batch_size": model_spec["batch_size"], "epochs": run_spec["epochs"], "verbose": 0,
-                      "callbacks": [timer]}
+        fit_kwargs = {"batch_size": model_spec["batch_size"], "epochs": run_spec["epochs"], "callbacks": [timer]}
         if model_spec.get("validation_split"):
             fit_kwargs["validation_split"] = model_spec["validation_split"]
             n_fit = int(len(ds.y_train) * (1 - model_spec["validation_split"]))
@@ -136,7 +171,7 @@ def run(spec, result):
             fit_kwargs["validation_data"] = (ds.x_test, ds.y_test)
             n_fit = len(ds.y_train)
         t = time.perf_counter()
-        model.fit(ds.x_train, ds.y_train, **fit_kwargs)
+        api.fit(model, ds.x_train, ds.y_train, **fit_kwargs)
         timeline["fit_s"] = time.perf_counter() - t
         timeline["first_batch_s"] = timer.train_started_at - launched_at
         # process start to first batch, less the framework's own import: what the harness adds per cell
@@ -155,6 +190,8 @@ def run(spec, result):
         result["host"] = provenance.host_info(threads, gpu, device, load_at_start)
         result["status"] = "ok"
         result["stage"] = "done"
+        if issue is not None:
+            result["warnings"].append("the known issue did not occur: " + result["known_issue"]["explained"])
     finally:
         if "host" not in result:
             result["host"] = provenance.host_info({}, {"available": None}, "unknown", load_at_start)
@@ -191,8 +228,10 @@ def main(argv=None):
         raise
     except Exception as exc:  # noqa: BLE001 - every failure becomes a result with its stage and reason
         traceback.print_exc()
-        result["status"] = "skipped" if isinstance(exc, DataUnavailable) else "failed"
-        result["error"] = "%s: %s" % (type(exc).__name__, exc)
+        result["status"] = "skipped" if isinstance(exc, (DataUnavailable, CellSkipped)) else "failed"
+        result["error"] = "%s: %s" % (type(exc).__name__, first_line(exc))
+        if result.get("known_issue") and result["status"] == "failed":  # say why first, the raw error after
+            result["error"] = "%s; error: %s" % (result["known_issue"]["explained"], result["error"])
         code = 0 if result["status"] == "skipped" else 1
     result["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     write_json_atomic(spec["paths"]["result"], result)

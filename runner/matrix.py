@@ -39,6 +39,18 @@ class DataSources(_Strict):
     mnist_offline_wheel: str | None = None
 
 
+class KnownIssue(_Strict):
+    """A cell that cannot run faithfully, said up front: `explain` runs it and adds `reason` to a failure's error;
+    `skip` records a skipped result with `reason` without training. `keras` limits it to Keras versions starting
+    with that string, `profiles` to those profiles."""
+
+    models: list[str] = Field(min_length=1)
+    action: Literal["explain", "skip"]
+    reason: str = Field(min_length=10)
+    keras: str | None = None
+    profiles: list[str] | None = None
+
+
 class Backend(_Strict):
     title: str
     keras_backend: str
@@ -46,6 +58,7 @@ class Backend(_Strict):
     data_format: Literal["channels_last", "channels_first"] = "channels_last"
     jit_compile: bool | Literal["auto"] = "auto"
     env: dict[str, str] = Field(default_factory=dict)
+    known_issues: list[KnownIssue] = Field(default_factory=list)
 
 
 class DockerRecipe(_Strict):
@@ -63,22 +76,39 @@ class DockerRecipe(_Strict):
     wheels: dict[Literal["cpu", "gpu"], list[str]] = Field(default_factory=dict)
 
 
+ENV_DIR = "{env_dir}"  # in an environment's `env` values: the environment's own folder, wherever it is built
+
+
 class Environment(_Strict):
     python: str = Field(pattern=r"^\d+\.\d+(\.\d+)?$")
     keras: str
     backends: list[str] = Field(min_length=1)
     requirements: list[str] = Field(min_length=1)
     pip_isolated: bool = False  # ignore the machine's pip config (needed for old interpreters)
+    # Shared libraries from Debian packages, unpacked (never installed) into the environment's own folder under
+    # `debian/`; `library_links` adds names there: link path (relative to `debian/`) -> symlink target (relative
+    # to the link's folder), e.g. an old soname pointing at the packaged library.
+    debian_packages: list[str] = Field(default_factory=list)
+    library_links: dict[str, str] = Field(default_factory=dict)
     env: dict[str, str] = Field(default_factory=dict)
     docker: DockerRecipe | None = None
 
     def fingerprint(self) -> str:
         """Hash of everything that decides what gets installed: the venv cache key."""
-        payload = json.dumps(
-            {"python": self.python, "requirements": self.requirements, "pip_isolated": self.pip_isolated},
-            sort_keys=True,
-        )
+        inputs: dict[str, Any] = {
+            "python": self.python,
+            "requirements": self.requirements,
+            "pip_isolated": self.pip_isolated,
+        }
+        if self.debian_packages or self.library_links:  # only when used: existing environments keep their hash
+            inputs.update(debian_packages=self.debian_packages, library_links=self.library_links)
+        payload = json.dumps(inputs, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def expand_env_dir(variables: dict[str, str], env_dir: str) -> dict[str, str]:
+    """A cell's variables with {env_dir} replaced by where the executor built (or mounted) its environment."""
+    return {key: value.replace(ENV_DIR, env_dir) for key, value in variables.items()}
 
 
 class Optimizer(_Strict):
@@ -193,6 +223,38 @@ def _cross_check(m: Matrix) -> list[tuple[tuple, str]]:
                         f"unknown backend {backend!r}" + _suggest(backend, list(m.backends)),
                     )
                 )
+    for b_name, backend in m.backends.items():
+        for i, issue in enumerate(backend.known_issues):
+            loc = ("backends", b_name, "known_issues", i)
+            for model in issue.models:
+                if model not in m.models:
+                    problems.append((loc + ("models",), f"unknown model {model!r}" + _suggest(model, list(m.models))))
+            for prof in issue.profiles or []:
+                if prof not in m.profiles:
+                    problems.append(
+                        (loc + ("profiles",), f"unknown profile {prof!r}" + _suggest(prof, list(m.profiles)))
+                    )
+    for env_name, env in m.environments.items():
+        for key, value in env.env.items():
+            if "{" in value.replace(ENV_DIR, ""):
+                problems.append(
+                    (
+                        ("environments", env_name, "env", key),
+                        f"unknown placeholder in {value!r}; the only one is {ENV_DIR} (the environment's folder)",
+                    )
+                )
+        for link, target in env.library_links.items():
+            if link.startswith("/") or target.startswith("/") or ".." in Path(link).parts:
+                problems.append(
+                    (
+                        ("environments", env_name, "library_links", link),
+                        "link and target must be relative paths inside the unpacked packages (no '/' start, no '..')",
+                    )
+                )
+        if env.library_links and not env.debian_packages:
+            problems.append(
+                (("environments", env_name, "library_links"), "library_links needs debian_packages to link into")
+            )
     for prof_name, prof in m.profiles.items():
         for model in prof.models:
             if model not in m.models:

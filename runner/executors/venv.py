@@ -21,7 +21,7 @@ from typing import Any
 from runner import paths
 from runner.executors.base import CellHandle, CellJob, EnvironmentBuildError, Executor, PreparedEnv
 from runner.interpreters import InterpreterNotFound, find_python
-from runner.matrix import Environment
+from runner.matrix import Environment, expand_env_dir
 
 MARKER = ".kbm-env.json"
 # Machine-local pip settings that make an old interpreter pick wheels built for newer Pythons.
@@ -44,6 +44,43 @@ def pip_env(env: Environment) -> dict[str, str]:
             out.pop(var, None)
         out["PIP_CONFIG_FILE"] = os.devnull
     return out
+
+
+def unpack_debian(env: Environment, where: Path, run: Callable[[list[str], Path], int]) -> list[str]:
+    """Fetch the environment's Debian packages with `apt-get download` and unpack them with `dpkg -x` into
+    `where/debian` (nothing is installed system-wide), then make its library links. Returns the .deb names."""
+    if not (shutil.which("apt-get") and shutil.which("dpkg")):
+        raise EnvironmentBuildError(
+            f"needs the Debian packages {', '.join(env.debian_packages)} but this host has no apt-get/dpkg; "
+            "run this environment with the Docker executor (its recipe installs them) or on a Debian/Ubuntu host"
+        )
+    debs = where / "debian-downloads"
+    debs.mkdir()
+    if run(["apt-get", "download", *env.debian_packages], debs) != 0:
+        if os.geteuid() != 0:
+            raise EnvironmentBuildError(
+                f"`apt-get download {' '.join(env.debian_packages)}` failed; if apt's package lists are empty, "
+                "run `sudo apt-get update` once and retry"
+            )
+        run(["apt-get", "update", "-qq"], debs)  # a fresh machine may have no package lists yet
+        if run(["apt-get", "download", *env.debian_packages], debs) != 0:
+            raise EnvironmentBuildError(f"`apt-get download {' '.join(env.debian_packages)}` failed")
+    root = where / "debian"
+    names = sorted(p.name for p in debs.glob("*.deb"))
+    for name in names:
+        if run(["dpkg", "-x", str(debs / name), str(root)], debs) != 0:
+            raise EnvironmentBuildError(f"`dpkg -x {name}` failed")
+    shutil.rmtree(debs)
+    for link, target in env.library_links.items():
+        path = root / link
+        if not (path.parent / target).exists():
+            raise EnvironmentBuildError(
+                f"library_links: {link} -> {target}: {path.parent / target} is not in the unpacked packages "
+                f"({', '.join(names)}); fix the link in matrix.yaml"
+            )
+        path.unlink(missing_ok=True)
+        path.symlink_to(target)
+    return names
 
 
 class ProcessHandle(CellHandle):
@@ -92,6 +129,7 @@ class VenvExecutor(Executor):
             "cached": (where / MARKER).exists(),
             "python": env.python,
             "installs": list(env.requirements),
+            "debian_packages": list(env.debian_packages),
         }
 
     def prepare(self, name: str, env: Environment, on_status: Callable[[str], None]) -> PreparedEnv:
@@ -113,10 +151,13 @@ class VenvExecutor(Executor):
         on_status(f"{name}: creating a Python {version} virtualenv (log: {log_path})")
         with open(log_path, "w") as log:
 
-            def step(args: list[str]) -> None:
+            def command(args: list[str], cwd: Path | None = None) -> int:
                 log.write(f"$ {' '.join(args)}\n")
                 log.flush()
-                code = subprocess.run(args, stdout=log, stderr=subprocess.STDOUT, env=pip_env(env)).returncode
+                return subprocess.run(args, stdout=log, stderr=subprocess.STDOUT, env=pip_env(env), cwd=cwd).returncode
+
+            def step(args: list[str]) -> None:
+                code = command(args)
                 if code != 0:
                     raise EnvironmentBuildError(
                         f"{name}: `{' '.join(args[:4])} ...` failed with exit status {code}; see {log_path}", log_path
@@ -129,6 +170,13 @@ class VenvExecutor(Executor):
                     step([vpy, "-m", "pip", "install", "--quiet", "pip<22"])
                 on_status(f"{name}: installing {len(env.requirements)} requirements (log: {log_path})")
                 step([vpy, "-m", "pip", "install", "--disable-pip-version-check", *env.requirements])
+                debs: list[str] = []
+                if env.debian_packages:
+                    on_status(f"{name}: unpacking Debian packages {', '.join(env.debian_packages)} into {where}")
+                    try:
+                        debs = unpack_debian(env, where, command)
+                    except EnvironmentBuildError as exc:
+                        raise EnvironmentBuildError(f"{name}: {exc}; see {log_path}", log_path) from None
                 freeze = subprocess.run([vpy, "-m", "pip", "freeze"], capture_output=True, text=True, env=pip_env(env))
             except BaseException:
                 shutil.rmtree(where, ignore_errors=True)  # never leave a half-built environment to be reused
@@ -139,6 +187,7 @@ class VenvExecutor(Executor):
             "python": version,
             "requirements": list(env.requirements),
             "freeze": freeze.stdout.split(),
+            "debian_packages": debs,
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "build_s": round(time.perf_counter() - started, 1),
         }
@@ -149,7 +198,7 @@ class VenvExecutor(Executor):
 
     def launch(self, prepared: PreparedEnv, job: CellJob) -> CellHandle:
         env = dict(os.environ)
-        env.update(job.env)
+        env.update(expand_env_dir(job.env, prepared.location))
         env["PYTHONPATH"] = str(paths.REPO_ROOT)
         env.pop("VIRTUAL_ENV", None)
         log = open(job.log_path, "ab", buffering=0)
