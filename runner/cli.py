@@ -93,7 +93,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--executor",
         default="auto",
         choices=["auto", *EXECUTORS],
-        help="where cells run: venv (cached virtualenvs), or auto (the best available)",
+        help="where cells run: venv (cached virtualenvs), slurm (one sbatch job per cell), kubernetes (one Job "
+        "per cell), or auto (the best available)",
+    )
+    p.add_argument(
+        "--parallel",
+        type=int,
+        default=1,
+        metavar="N",
+        help="keep up to N cells in flight (default 1: one after another, as timing wants; a scheduler's slots)",
     )
     p.add_argument(
         "--gpus",
@@ -152,6 +160,8 @@ def run_main(argv: list[str]) -> int:
         matrix = load_matrix(args.matrix)
         if args.repeats is not None and args.repeats < 1:
             raise SelectionError("--repeats must be at least 1")
+        if args.parallel < 1:
+            raise SelectionError("--parallel must be at least 1 (1 runs the cells one after another)")
         cells = expand(
             matrix,
             Selection(tuple(args.only), tuple(args.model), tuple(args.env), args.profile, args.repeats, args.seed),
@@ -163,6 +173,10 @@ def run_main(argv: list[str]) -> int:
     data = args.data or matrix.defaults.data
     if args.dry_run:
         dry_run(make_console(), matrix, cells, executor, data, args.timeout)
+        write_manifests = getattr(executor, "write_manifests", None)  # a scheduler's job files (kubernetes)
+        if write_manifests is not None:
+            folder = write_manifests(matrix, cells, data, args.timeout, args.results)
+            console.print(f"manifests: {folder}", highlight=False)
         return EXIT_OK
     console.print(f"executor {why}", style="cyan", highlight=False)
     try:
@@ -178,6 +192,7 @@ def run_main(argv: list[str]) -> int:
                 argv=["python", "-m", "runner", *argv],
                 executor_why=why,
                 resume=args.resume,
+                parallel=args.parallel,
             )
     except ResumeError as exc:
         console.print(f"[red]error:[/] {exc}", highlight=False)

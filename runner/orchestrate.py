@@ -19,7 +19,7 @@ from runner import paths
 from runner.cells import Cell, worker_spec
 from runner.datafetch import data_cache, missing_datasets, offline_mnist_wheel
 from runner.executors import EnvironmentBuildError, Executor, PreparedEnv
-from runner.executors.base import CellJob
+from runner.executors.base import CellHandle, CellJob
 from runner.hostload import LoadProbe
 from runner.matrix import Matrix
 from runner.progress import Display
@@ -35,6 +35,7 @@ from runner.results import (
 )
 
 POLL_S = 0.5
+STATE_WORDS = {"PENDING": "queued", "RUNNING": "running"}
 
 
 class ResumeError(ValueError):
@@ -175,7 +176,9 @@ def run_cells(
     argv: list[str] | None = None,
     executor_why: str = "",
     resume: Path | None = None,
+    parallel: int = 1,
 ) -> RunOutcome:
+    """Run the cells, at most `parallel` at a time (1: one after another, the default and the way to time)."""
     run_dir = _open_run(results_root, resume)
     provenance = paths.git_state()
     outcome = RunOutcome(run_dir)
@@ -220,36 +223,47 @@ def run_cells(
     }
 
     display.start_cells(len(cells))
-    for index, cell in enumerate(cells, 1):
-        cell_dir = run_dir / cell.id
-        spec = specs[cell]
-        display.cell_started(index, len(cells), cell)
-        if cell in done:
-            outcome.results.append(done[cell])
-            display.cell_finished(done[cell], reused=True)
-            continue
-        if cell_dir.exists():
-            _set_aside(run_dir, cell_dir)
-        cell_dir.mkdir()
-        executor_info = {"name": executor.name, "environment": cell.environment}
-        dataset = matrix.models[cell.model].dataset
-        if dataset in missing:
-            result = _unrun_result(spec, "skipped", "data", missing[dataset], executor_info, provenance)
-            write_json_atomic(cell_dir / RESULT_FILE, result)
-        elif cell.environment in broken:
-            reason = f"environment {cell.environment} could not be built: {broken[cell.environment]}"
-            result = _unrun_result(spec, "skipped", "environment", reason, executor_info, provenance)
-            write_json_atomic(cell_dir / RESULT_FILE, result)
-        else:
-            env = prepared[cell.environment]
-            executor_info.update(location=env.location, fingerprint=env.spec.fingerprint())
-            add_runtime(spec, cell_dir, wheel)
-            result = _run_one(matrix, cell, spec, env, executor, executor_info, cell_dir, display, provenance)
-            if result is None:
-                outcome.interrupted = cell
-                break
-        outcome.results.append(result)
-        display.cell_finished(result)
+    running: list[_Running] = []
+    cell = None
+    try:
+        for index, cell in enumerate(cells, 1):
+            cell_dir = run_dir / cell.id
+            spec = specs[cell]
+            display.cell_started(index, len(cells), cell)
+            if cell in done:
+                outcome.results.append(done[cell])
+                display.cell_finished(done[cell], reused=True)
+                continue
+            if cell_dir.exists():
+                _set_aside(run_dir, cell_dir)
+            cell_dir.mkdir()
+            executor_info = {"name": executor.name, "environment": cell.environment}
+            dataset = matrix.models[cell.model].dataset
+            if dataset in missing:
+                result = _unrun_result(spec, "skipped", "data", missing[dataset], executor_info, provenance)
+                write_json_atomic(cell_dir / RESULT_FILE, result)
+            elif cell.environment in broken:
+                reason = f"environment {cell.environment} could not be built: {broken[cell.environment]}"
+                result = _unrun_result(spec, "skipped", "environment", reason, executor_info, provenance)
+                write_json_atomic(cell_dir / RESULT_FILE, result)
+            else:
+                env = prepared[cell.environment]
+                executor_info.update(location=env.location, fingerprint=env.spec.fingerprint())
+                add_runtime(spec, cell_dir, wheel)
+                running.append(_launch(matrix, cell, spec, env, executor, executor_info, cell_dir))
+                while len(running) >= parallel:  # parallel 1: this cell runs to its end before the next starts
+                    _poll_running(running, outcome, display, provenance)
+                continue
+            outcome.results.append(result)
+            display.cell_finished(result)
+        while running:
+            _poll_running(running, outcome, display, provenance)
+    except KeyboardInterrupt:
+        for run in running:
+            run.handle.kill()
+            (run.cell_dir / WORKER_RESULT_FILE).unlink(missing_ok=True)
+            display.note(f"interrupted: {run.cell.id} stopped, no result recorded for it", "red")
+        outcome.interrupted = running[0].cell if running else cell
     manifest["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ")
     manifest["interrupted"] = outcome.interrupted.id if outcome.interrupted else None
     manifest["environments"] = outcome.environments
@@ -257,7 +271,24 @@ def run_cells(
     return outcome
 
 
-def _run_one(
+@dataclass
+class _Running:
+    """A launched cell the orchestrator is waiting on (several at once with --parallel)."""
+
+    cell: Cell
+    spec: dict[str, Any]
+    cell_dir: Path
+    handle: CellHandle
+    executor_info: dict[str, Any]
+    tail: _EventTail
+    probe: LoadProbe
+    launched_at: float
+    deadline: float | None
+    epoch_times: list[float] = field(default_factory=list)
+    state: str | None = None
+
+
+def _launch(
     matrix: Matrix,
     cell: Cell,
     spec: dict[str, Any],
@@ -265,10 +296,7 @@ def _run_one(
     executor: Executor,
     executor_info: dict[str, Any],
     cell_dir: Path,
-    display: Display,
-    provenance: dict[str, Any],
-) -> dict[str, Any] | None:
-    """Run one cell to a result; None when interrupted (then nothing of the cell's result is left behind)."""
+) -> _Running:
     spec_path = cell_dir / "spec.json"
     write_json_atomic(spec_path, spec)
     variables = {
@@ -277,36 +305,57 @@ def _run_one(
         **env.spec.env,
     }
     job = CellJob(cell_dir, spec_path, cell_dir / "worker.log", variables)
-    tail = _EventTail(cell_dir / "events.jsonl")
     probe = LoadProbe.start()
     launched_at = time.time()
     handle = executor.launch(env, job)
-    deadline = time.monotonic() + spec["timeout_s"] if spec["timeout_s"] else None
-    timed_out = False
-    try:
-        while True:
-            code = handle.wait(POLL_S)
-            for event in tail.read():
-                display.cell_event(event)
-            if code is not None:
-                break
-            if deadline is not None and time.monotonic() > deadline:
-                handle.kill()
-                timed_out, code = True, None
-                break
-    except KeyboardInterrupt:
-        handle.kill()
-        (cell_dir / WORKER_RESULT_FILE).unlink(missing_ok=True)
-        display.note(f"interrupted: {cell.id} stopped, no result recorded for it", "red")
-        return None
-    executor_info.update(handle.info())
-    return finalize(
-        cell_dir,
-        spec,
-        returncode=code,
-        timed_out=timed_out,
-        executor=executor_info,
-        host_load=probe.finish(),
-        provenance=provenance,
-        launched_at=launched_at,
-    )
+    # a scheduler applies the time limit itself, from when the job starts (its queue wait does not count)
+    own_limit = spec["timeout_s"] and not getattr(handle, "enforces_timeout", False)
+    deadline = time.monotonic() + spec["timeout_s"] if own_limit else None
+    tail = _EventTail(cell_dir / "events.jsonl")
+    return _Running(cell, spec, cell_dir, handle, executor_info, tail, probe, launched_at, deadline)
+
+
+def _focus(display: Display, run: _Running) -> None:
+    """The display follows one cell; with several in flight, point it at the one reporting."""
+    display.cell, display.epoch_times = run.cell, run.epoch_times
+
+
+def _poll_running(
+    running: list[_Running], outcome: RunOutcome, display: Display, provenance: dict[str, Any]
+) -> None:
+    """Wait about POLL_S over all running cells; finalize those that ended (KeyboardInterrupt passes through)."""
+    for run in list(running):
+        code = run.handle.wait(POLL_S / len(running))
+        _focus(display, run)
+        for event in run.tail.read():
+            display.cell_event(event)
+        info = run.handle.info()  # a scheduler's job has a state (queued, running); a local process has none
+        state = info.get("state")
+        if state and state != run.state and code is None:
+            where = f" on {info['node']}" if info.get("node") else ""
+            display.note(f"{run.cell.id}: {STATE_WORDS.get(state, state.lower())} (job {info.get('job_id')}{where})")
+        run.state = state
+        timed_out = False
+        if code is None:
+            if run.deadline is None or time.monotonic() <= run.deadline:
+                continue
+            run.handle.kill()
+            timed_out = True
+        running.remove(run)
+        run.executor_info.update(run.handle.info())
+        result = finalize(
+            run.cell_dir,
+            run.spec,
+            returncode=code,
+            timed_out=timed_out or bool(run.executor_info.get("timed_out")),
+            executor=run.executor_info,
+            host_load=run.probe.finish(),
+            provenance=provenance,
+            launched_at=run.launched_at,
+        )
+        reason = run.executor_info.get("reason")
+        if reason and result["status"] != "ok":  # what the scheduler said (out of memory, node failure, ...)
+            result["error"] = f"{result['error']}; {reason}"
+            write_json_atomic(run.cell_dir / RESULT_FILE, result)
+        outcome.results.append(result)
+        display.cell_finished(result)

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from runner.executors.base import CellHandle, EnvironmentBuildError, Executor, PreparedEnv
 from runner.executors.docker import DockerExecutor, DockerUnavailable, connect, engine_where
+from runner.executors.kubernetes import KubernetesExecutor
+from runner.executors.slurm import SlurmExecutor
 from runner.executors.venv import VenvExecutor
 
-EXECUTORS = {"venv": VenvExecutor, "docker": DockerExecutor}
+EXECUTORS = {
+    "venv": VenvExecutor,
+    "docker": DockerExecutor,
+    "slurm": SlurmExecutor,
+    "kubernetes": KubernetesExecutor,
+}
 
 
 def choose(name: str, gpus: int | None = None) -> tuple[Executor, str]:

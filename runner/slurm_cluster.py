@@ -1,0 +1,225 @@
+"""A real single-node Slurm cluster on loopback, for tests and for trying `--executor slurm` on one machine.
+
+Debian's slurm-wlm runs as root with no munge (auth/none, cred/none), the controller and the node on 127.0.0.1 on
+free ports, and `gpus` fake GPUs: character devices made with mknod in the cluster folder, which Slurm hands out
+as GRES and announces to each job in CUDA_VISIBLE_DEVICES (nothing ever opens them). The node offers more CPUs
+than GPUs (config_overrides lets it claim more than the host has), so GPU slots are what limits concurrency.
+Everything the cluster writes (configuration, state, logs, pid files) stays in one folder; both daemons are
+stopped by pid.
+
+    python -m runner.slurm_cluster up DIR     start one (prints `export SLURM_CONF=...`); `make slurm-up`
+    python -m runner.slurm_cluster down DIR   stop it; `make slurm-down`
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+DAEMONS = ("slurmctld", "slurmd")
+NODE = "kbmnode"
+GPU_MAJOR = 195  # the NVIDIA character-device major; the devices are never opened
+
+
+class ClusterError(RuntimeError):
+    """The local cluster cannot start; the message says what is missing and how to get it."""
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _memory_mb() -> int:
+    with open("/proc/meminfo") as handle:
+        for line in handle:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) // 1024 - 1024  # leave the host some room
+    return 1024
+
+
+def slurm_conf(root: Path, *, cpus: int, gpus: int, ctld_port: int, slurmd_port: int) -> str:
+    host = platform.node().split(".")[0] or "localhost"
+    return f"""\
+# A single-node Slurm cluster for Keras Backend Matrix (runner/slurm_cluster.py). Loopback only, root only.
+ClusterName=kbm
+SlurmctldHost={host}(127.0.0.1)
+SlurmctldPort={ctld_port}
+SlurmdPort={slurmd_port}
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/none
+CredType=cred/none
+MpiDefault=none
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SwitchType=switch/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_CPU
+GresTypes=gpu
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/none
+ReturnToService=2
+MinJobAge=900
+KillWait=5
+InactiveLimit=0
+StateSaveLocation={root}/state
+SlurmdSpoolDir={root}/spool
+SlurmctldPidFile={root}/slurmctld.pid
+SlurmdPidFile={root}/slurmd.pid
+SlurmctldLogFile={root}/slurmctld.log
+SlurmdLogFile={root}/slurmd.log
+SlurmctldDebug=info
+SlurmdDebug=info
+SlurmdParameters=config_overrides
+NodeName={NODE} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={_memory_mb()} Gres=gpu:{gpus} State=UNKNOWN
+PartitionName=main Nodes={NODE} Default=YES MaxTime=INFINITE State=UP
+"""
+
+
+class LocalSlurmCluster:
+    """Start, query and stop a loopback cluster living in `root`. `env()` is what clients need (SLURM_CONF)."""
+
+    def __init__(self, root: Path, *, cpus: int = 4, gpus: int = 2):
+        self.root = Path(root).resolve()
+        self.cpus, self.gpus = cpus, gpus
+        self.conf = self.root / "slurm.conf"
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "SLURM_CONF": str(self.conf)}
+
+    @staticmethod
+    def missing() -> str | None:
+        """Why a cluster cannot start here, or None."""
+        if os.geteuid() != 0:
+            return "a local Slurm cluster needs root (its daemons run as root with auth/none)"
+        absent = [tool for tool in (*DAEMONS, "sbatch", "scontrol", "squeue") if shutil.which(tool) is None]
+        if absent:
+            return f"{', '.join(absent)} not found: install Debian's slurm-wlm (apt-get install slurm-wlm)"
+        return None
+
+    def write_config(self) -> None:
+        for sub in ("state", "spool", "dev"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        for index in range(self.gpus):  # Slurm drops a GPU whose File= is missing and refuses a regular file
+            device = self.root / "dev" / f"nvidia{index}"
+            if not device.exists():
+                os.mknod(device, 0o600 | 0o020000, os.makedev(GPU_MAJOR, index))
+        gres = "".join(f"NodeName={NODE} Name=gpu File={self.root}/dev/nvidia{i}\n" for i in range(self.gpus))
+        (self.root / "gres.conf").write_text(gres)
+        self.conf.write_text(
+            slurm_conf(self.root, cpus=self.cpus, gpus=self.gpus, ctld_port=_free_port(), slurmd_port=_free_port())
+        )
+
+    def start(self, timeout: float = 60.0) -> float:
+        """Start both daemons (detached, in their own sessions) and wait until the node takes jobs; seconds."""
+        why = self.missing()
+        if why:
+            raise ClusterError(why)
+        started = time.monotonic()
+        self.write_config()
+        commands = {
+            "slurmctld": ["slurmctld", "-D", "-c", "-i", "-f", str(self.conf)],
+            "slurmd": ["slurmd", "-D", "-N", NODE, "-f", str(self.conf)],
+        }
+        for daemon, argv in commands.items():
+            with open(self.root / f"{daemon}.out", "ab") as out:
+                proc = subprocess.Popen(
+                    argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                    env=self.env(),
+                )
+            (self.root / f"{daemon}.kbm-pid").write_text(str(proc.pid))
+            if daemon == "slurmctld":
+                self._wait_for(lambda: self._run("scontrol", "ping").returncode == 0, started, timeout, daemon)
+        self._wait_for(lambda: self.node_state() in ("idle", "mixed", "allocated"), started, timeout, "slurmd")
+        return time.monotonic() - started
+
+    def _wait_for(self, ready, started: float, timeout: float, daemon: str) -> None:
+        while not ready():
+            if time.monotonic() - started > timeout or not self._alive(daemon):
+                log = self.root / f"{daemon}.log"
+                tail = log.read_text(errors="replace")[-2000:] if log.exists() else "(no log)"
+                self.stop()
+                raise ClusterError(f"{daemon} did not come up within {timeout:.0f} s; its log ends:\n{tail}")
+            time.sleep(0.2)
+
+    def _run(self, *argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run(list(argv), env=self.env(), capture_output=True, text=True, timeout=30)
+
+    def node_state(self) -> str:
+        out = self._run("sinfo", "-h", "-N", "-o", "%T")
+        return out.stdout.strip().rstrip("*~#") if out.returncode == 0 else ""
+
+    def _pid(self, daemon: str) -> int | None:
+        path = self.root / f"{daemon}.kbm-pid"
+        return int(path.read_text()) if path.exists() else None
+
+    def _alive(self, daemon: str) -> bool:
+        pid = self._pid(daemon)
+        if pid is None:
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        try:  # reap it if it is our child and has exited
+            done, _ = os.waitpid(pid, os.WNOHANG)
+            return done == 0
+        except ChildProcessError:
+            return True
+
+    def stop(self) -> None:
+        """SIGTERM each daemon by the pid this cluster recorded, SIGKILL what is left after 10 s."""
+        for daemon in reversed(DAEMONS):
+            pid = self._pid(daemon)
+            if pid is None:
+                continue
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    break
+                deadline = time.monotonic() + 10
+                while self._alive(daemon) and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                if not self._alive(daemon):
+                    break
+            (self.root / f"{daemon}.kbm-pid").unlink(missing_ok=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m runner.slurm_cluster", description=__doc__.split("\n\n")[0])
+    p.add_argument("action", choices=["up", "down"])
+    p.add_argument("root", type=Path, help="folder for the cluster's configuration, state and logs")
+    p.add_argument("--gpus", type=int, default=2, help="fake GPUs on the node (default 2)")
+    p.add_argument("--cpus", type=int, default=4, help="CPUs the node offers (default 4: more than --gpus, so the "
+                   "GPU slots are what limits how many jobs run at once)")
+    args = p.parse_args(argv)
+    cluster = LocalSlurmCluster(args.root, cpus=args.cpus, gpus=args.gpus)
+    if args.action == "down":
+        cluster.stop()
+        print(f"stopped the cluster in {cluster.root}", file=sys.stderr)
+        return 0
+    try:
+        seconds = cluster.start()
+    except ClusterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"# a {args.gpus}-GPU single-node Slurm cluster is up in {seconds:.1f} s; stop it with "
+          f"`python -m runner.slurm_cluster down {cluster.root}`", file=sys.stderr)
+    print(f"export SLURM_CONF={cluster.conf}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

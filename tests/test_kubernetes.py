@@ -1,0 +1,363 @@
+"""`--executor kubernetes` without a cluster (none can run here).
+
+1. The manifests `--dry-run` writes validate strictly against the Kubernetes schema (kubernetes-validate).
+2. Submit, watch and collect go through the real kubernetes client (KUBECONFIG pointing at a small API server this
+   test starts on 127.0.0.1) to a stand-in kubelet that runs each Job's container command, as written in the
+   manifest, with the container's paths mapped onto host folders: the image's /opt/kbm-env onto the cached
+   Keras 3 TensorFlow virtualenv, the code ConfigMap and the Keras-cache PVC onto folders holding their content.
+   It answers only the calls the executor makes, and enforces activeDeadlineSeconds as the Job controller does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+import yaml
+
+from runner.executors.kubernetes import exit_status, split_log
+from runner.paths import REPO_ROOT
+from runner.results import iter_results
+
+VALIDATE = Path(sys.executable).parent / "kubernetes-validate"
+
+
+def stamp(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def matrix_with(folder: Path, **smoke: object) -> Path:
+    data = yaml.safe_load((REPO_ROOT / "matrix.yaml").read_text())
+    for key, value in smoke.items():
+        if key == "models":
+            data["profiles"]["smoke"].setdefault("models", {}).update(value)
+        else:
+            data["profiles"]["smoke"][key] = value
+    path = folder / "matrix.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+# -- manifests -----------------------------------------------------------------------------------------------------
+
+
+def test_dry_run_writes_manifests_that_validate_strictly(tmp_path):
+    matrix = matrix_with(tmp_path, gpus=1, cpus=2, memory_limit_gb=3, shm_gb=1)
+    env = {**os.environ, "KBM_K8S_REGISTRY": "registry.example.com/team/", "KBM_K8S_NAMESPACE": "bench",
+           "KBM_K8S_KERAS_PVC": "keras-cache"}
+    proc = subprocess.run([sys.executable, "-m", "runner", "--matrix", str(matrix), "--results", str(tmp_path / "r"),
+                           "--executor", "kubernetes", "--dry-run", "--profile", "smoke", "--env", "keras3-tensorflow",
+                           "--env", "keras3-jax", "--env", "keras3-torch"], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (folder,) = (tmp_path / "r").glob("*-dry-run/kubernetes")
+    assert f"manifests: {folder}" in proc.stderr
+    files = sorted(folder.glob("*.yaml"))
+    assert len(files) == 16  # 5 models x 3 backends, and the code ConfigMap
+    check = subprocess.run([str(VALIDATE), "--strict", *map(str, files)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert check.stdout.count("passed") == 16
+
+    job = yaml.safe_load((folder / "mlp.jax.keras3-jax.smoke.r0.yaml").read_text())
+    assert job["apiVersion"] == "batch/v1" and job["kind"] == "Job"
+    assert job["metadata"]["namespace"] == "bench" and len(job["metadata"]["name"]) <= 63
+    spec = job["spec"]
+    assert spec["backoffLimit"] == 0 and spec["activeDeadlineSeconds"] == 600
+    pod = spec["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"
+    (container,) = pod["containers"]
+    assert container["image"].startswith("registry.example.com/team/kbm/keras3-jax:gpu-")  # the GPU flavour
+    assert container["resources"]["limits"] == {"nvidia.com/gpu": "1", "cpu": "2", "memory": "3840Mi"}
+    env_vars = {e["name"]: e["value"] for e in container["env"]}
+    assert env_vars["KERAS_BACKEND"] == "jax" and env_vars["KERAS_HOME"] == "/kbm/keras-home"
+    inner = json.loads(env_vars["KBM_SPEC"])
+    assert inner["cell_id"] == "mlp.jax.keras3-jax.smoke.r0" and inner["paths"]["result"].startswith("/tmp/kbm-cell")
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["keras-home"]["persistentVolumeClaim"] == {"claimName": "keras-cache", "readOnly": True}
+    assert volumes["shm"]["emptyDir"] == {"medium": "Memory", "sizeLimit": "1024Mi"}
+    configmap = yaml.safe_load((folder / "code-configmap.yaml").read_text())
+    assert volumes["code"]["configMap"]["name"] == configmap["metadata"]["name"]
+    assert set(configmap["data"]) == {p.name for p in (REPO_ROOT / "models").glob("*.py")}
+
+
+def test_strict_validation_rejects_a_misspelt_field(tmp_path):
+    """The validator bites: the same kind of manifest with one typo fails."""
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "x"},
+           "spec": {"backoffLimt": 0, "template": {"spec": {"restartPolicy": "Never",
+                                                             "containers": [{"name": "w", "image": "i"}]}}}}
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(job))
+    check = subprocess.run([str(VALIDATE), "--strict", str(path)], capture_output=True, text=True)
+    assert check.returncode != 0 and "backoffLimt" in check.stdout + check.stderr
+
+
+def test_a_pod_log_splits_into_output_events_and_result():
+    mark = "@@kbm-0123"
+    log = (f"tf says hi\nno newline at end\n{mark} events\n" '{"kind": "stage"}\n'
+           f"\n{mark} result\n{{}}\n{mark} end 0\n")
+    output, events, result, code = split_log(log, mark)
+    assert output == "tf says hi\nno newline at end" and events.strip() == '{"kind": "stage"}'
+    assert result.strip() == "{}" and code == 0
+    assert split_log("killed before the end\n", mark) == ("killed before the end\n", None, None, None)
+    assert exit_status(134) == -signal.SIGABRT and exit_status(3) == 3
+
+
+# -- a stand-in API server and kubelet ----------------------------------------------------------------------------
+
+
+class FakeCluster:
+    """Jobs, pods and ConfigMaps in memory; each Job's container command run as a local process group."""
+
+    def __init__(self, root: Path, mapping: dict[str, str]):
+        self.root, self.mapping = root, mapping
+        self.jobs: dict[str, dict] = {}
+        self.configmaps: dict[str, dict] = {}
+        self.requests: list[tuple[str, str]] = []
+        self.lock = threading.Lock()
+
+    def mapper(self, name: str):
+        """A pod's view: the shared mounts, and its own /tmp (each container has one)."""
+        pod_tmp = self.root / "pods" / name
+        mapping = {**self.mapping, "/tmp/kbm-cell": str(pod_tmp / "cell"), "/tmp/kbm-data": str(pod_tmp / "data")}
+
+        def map_path(text: str) -> str:
+            for inside, outside in mapping.items():
+                text = text.replace(inside, outside)
+            return text
+
+        return map_path
+
+    def create_job(self, body: dict) -> dict:
+        name = body["metadata"]["name"]
+        body.setdefault("status", {})
+        pod = {"name": f"{name}-{secrets.token_hex(3)}", "phase": "Pending", "state": {"waiting":
+               {"reason": "ContainerCreating"}}, "log": self.root / f"{name}.log", "proc": None}
+        with self.lock:
+            self.jobs[name] = {"body": body, "pod": pod, "created": time.time()}
+        threading.Thread(target=self._kubelet, args=(name,), daemon=True).start()
+        return body
+
+    def _kubelet(self, name: str) -> None:
+        job = self.jobs[name]
+        body, pod = job["body"], job["pod"]
+        (container,) = body["spec"]["template"]["spec"]["containers"]
+        (volume,) = [v for v in body["spec"]["template"]["spec"]["volumes"] if v["name"] == "code"]
+        code_dir = Path(self.mapping["/kbm/code"]) / "models"
+        with self.lock:  # a ConfigMap volume appears whole, once: never rewritten under a running pod
+            if not code_dir.exists():
+                code_dir.mkdir(parents=True)
+                for file, text in self.configmaps[volume["configMap"]["name"]]["data"].items():
+                    (code_dir / file).write_text(text)
+        to_host = self.mapper(name)
+        env = {"PATH": os.environ["PATH"], **{e["name"]: to_host(e["value"]) for e in container["env"]}}
+        command = [to_host(part) for part in container["command"]]
+        with open(pod["log"], "wb") as log:
+            proc = subprocess.Popen(command, env=env, cwd=to_host(container["workingDir"]), stdout=log,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+        started = time.time()
+        with self.lock:
+            pod.update(proc=proc, phase="Running", state={"running": {"startedAt": stamp(started)}})
+            body["status"] = {"active": 1, "startTime": stamp(job["created"])}
+        deadline = body["spec"].get("activeDeadlineSeconds")
+        try:
+            code = proc.wait(timeout=deadline - (time.time() - job["created"]) if deadline else None)
+            condition = ("Complete", None, None) if code == 0 else (
+                "Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit")
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGTERM)
+            code = proc.wait()
+            condition = ("Failed", "DeadlineExceeded", "Job was active longer than specified deadline")
+        exit_code = 128 - code if code < 0 else code  # a runtime reports a signal death as 128 + signal
+        with self.lock:
+            pod.update(phase="Succeeded" if exit_code == 0 else "Failed", state={"terminated": {
+                "exitCode": exit_code, "reason": "Completed" if exit_code == 0 else "Error",
+                "startedAt": stamp(started), "finishedAt": stamp(time.time())}})
+            kind, reason, message = condition
+            body["status"] = {"startTime": stamp(job["created"]), "succeeded" if kind == "Complete" else "failed": 1,
+                              "conditions": [{"type": kind, "status": "True", "reason": reason, "message": message}]}
+
+    def pod_json(self, name: str) -> dict:
+        job = self.jobs[name]
+        pod = job["pod"]
+        container = job["body"]["spec"]["template"]["spec"]["containers"][0]
+        return {
+            "metadata": {"name": pod["name"], "namespace": job["body"]["metadata"]["namespace"],
+                         "labels": {"job-name": name}},
+            "spec": {"nodeName": "fake-node", "containers": [{"name": "worker", "image": container["image"]}]},
+            "status": {"phase": pod["phase"], "containerStatuses": [{
+                "name": "worker", "image": container["image"], "imageID": "", "ready": pod["phase"] == "Running",
+                "restartCount": 0, "state": pod["state"]}]},
+        }
+
+    def delete_job(self, name: str) -> bool:
+        with self.lock:
+            job = self.jobs.pop(name, None)
+        if job is None:
+            return False
+        proc = job["pod"]["proc"]
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        return True
+
+
+def serve(cluster: FakeCluster) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):  # quiet
+            pass
+
+        def reply(self, status: int, payload, text: bool = False) -> None:
+            data = payload.encode() if text else json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "text/plain" if text else "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def not_found(self) -> None:
+            self.reply(404, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound",
+                             "code": 404, "message": f"{self.path} not found"})
+
+        def do_POST(self):
+            url = urlparse(self.path)
+            cluster.requests.append(("POST", url.path))
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            parts = url.path.strip("/").split("/")
+            if parts[-1] == "configmaps":
+                name = body["metadata"]["name"]
+                if name in cluster.configmaps:
+                    return self.reply(409, {"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                                            "reason": "AlreadyExists", "code": 409})
+                cluster.configmaps[name] = body
+                return self.reply(201, body)
+            if parts[-1] == "jobs":
+                return self.reply(201, cluster.create_job(body))
+            self.not_found()
+
+        def do_GET(self):
+            url = urlparse(self.path)
+            cluster.requests.append(("GET", url.path))
+            parts = url.path.strip("/").split("/")
+            with cluster.lock:
+                if parts[:2] == ["apis", "batch"] and parts[-1] == "status" and parts[-2] in cluster.jobs:
+                    return self.reply(200, cluster.jobs[parts[-2]]["body"])
+                if parts[-1] == "pods":
+                    selector = parse_qs(url.query).get("labelSelector", [""])[0]
+                    name = selector.removeprefix("job-name=")
+                    items = [cluster.pod_json(name)] if name in cluster.jobs else []
+                    return self.reply(200, {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items})
+                if parts[-1] == "log":
+                    for job in cluster.jobs.values():
+                        if job["pod"]["name"] == parts[-2]:
+                            return self.reply(200, job["pod"]["log"].read_text(errors="replace"), text=True)
+            self.not_found()
+
+        def do_DELETE(self):
+            url = urlparse(self.path)
+            cluster.requests.append(("DELETE", url.path))
+            if cluster.delete_job(url.path.strip("/").split("/")[-1]):
+                return self.reply(200, {"kind": "Status", "apiVersion": "v1", "status": "Success"})
+            self.not_found()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.fixture
+def fake_cluster(tmp_path, prepared, keras_home):
+    env_dir = prepared("keras3-tensorflow").location
+    mapping = {"/opt/kbm-env": env_dir, "/kbm/code": str(tmp_path / "pod" / "code"),
+               "/kbm/keras-home": str(keras_home)}
+    cluster = FakeCluster(tmp_path, mapping)
+    server = serve(cluster)
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "fake",
+        "clusters": [{"name": "fake", "cluster": {"server": f"http://127.0.0.1:{server.server_port}"}}],
+        "users": [{"name": "fake", "user": {}}],
+        "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
+    }))
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "KBM_K8S_REGISTRY": "registry.example.com/team",
+           "KBM_K8S_NAMESPACE": "bench", "KBM_K8S_KERAS_PVC": "keras-cache", "KBM_K8S_POLL_S": "0.5"}
+    yield cluster, env
+    server.shutdown()
+    for name in list(cluster.jobs):
+        cluster.delete_job(name)
+
+
+def runner(args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "runner", "--executor", "kubernetes", "--profile", "smoke",
+                             "--only", "tensorflow", "--no-report", *args], cwd=REPO_ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.mark.venv
+def test_jobs_are_submitted_watched_and_collected_through_the_client(fake_cluster, tmp_path):
+    cluster, env = fake_cluster
+    matrix = matrix_with(tmp_path, timeout_s=180, models={"hrnn": {"timeout_s": 8}})
+    proc = runner(["--matrix", str(matrix), "--results", str(tmp_path / "results"), "--parallel", "3",
+                   "--model", "mlp", "--model", "cnn", "--model", "hrnn"], {**env, "KBM_FAULT": "abort@cnn,hang@hrnn"})
+    output, _ = proc.communicate(timeout=400)
+    assert proc.returncode == 1, output[-3000:]
+    (run,) = [p for p in (tmp_path / "results").iterdir() if p.is_dir() and not p.is_symlink()]
+    results = {}
+    for path, outcome in iter_results(run):
+        assert not isinstance(outcome, Exception), outcome
+        results[outcome.cell.model] = json.loads(path.read_text())
+
+    mlp = results["mlp"]
+    assert mlp["status"] == "ok", mlp.get("error")
+    assert len(mlp["epochs"]) == 3 and mlp["params"] == 669706 and mlp["data"]["source"] == "keras-cache"
+    ex = mlp["executor"]
+    assert ex["name"] == "kubernetes" and ex["namespace"] == "bench" and ex["node"] == "fake-node"
+    assert ex["state"] == "Complete" and ex["pod"].startswith(ex["job"]) and ex["queue_wait_s"] >= 0
+    assert ex["image"].startswith("registry.example.com/team/kbm/keras3-tensorflow:cpu-")
+    cell = run / mlp["cell_id"]
+    assert (cell / "events.jsonl").read_text().count('"kind": "epoch"') == 3  # collected from the pod log
+    assert "@@kbm-" not in (cell / "worker.log").read_text()
+    assert yaml.safe_load((cell / "job.yaml").read_text())["spec"]["backoffLimit"] == 0
+
+    cnn = results["cnn"]
+    assert cnn["status"] == "failed" and cnn["returncode"] == -signal.SIGABRT
+    assert "killed by signal SIGABRT" in cnn["error"] and cnn["executor"]["state"] == "Failed"
+
+    hrnn = results["hrnn"]
+    assert hrnn["status"] == "timeout" and hrnn["executor"]["timed_out"] is True
+    assert "Kubernetes ended the Job at activeDeadlineSeconds" in hrnn["error"]
+    assert "Job was active longer than specified deadline" in hrnn["error"]
+
+    posts = [path for method, path in cluster.requests if method == "POST"]
+    assert sum(p.endswith("/configmaps") for p in posts) == 1 and sum(p.endswith("/jobs") for p in posts) == 3
+    assert all(p.startswith("/api/v1/namespaces/bench/") or p.startswith("/apis/batch/v1/namespaces/bench/")
+               for p in posts)
+
+
+@pytest.mark.venv
+def test_ctrl_c_deletes_the_runs_jobs(fake_cluster, tmp_path):
+    cluster, env = fake_cluster
+    proc = runner(["--results", str(tmp_path / "results"), "--model", "mlp"], {**env, "KBM_FAULT": "hang@mlp"})
+    deadline = time.monotonic() + 120
+    while not any(j["pod"]["phase"] == "Running" for j in list(cluster.jobs.values())):
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            pytest.fail(f"the Job never ran: {proc.communicate()[0][-2000:]}")
+        time.sleep(0.2)
+    (job,) = cluster.jobs.values()
+    pod_proc = job["pod"]["proc"]
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, output[-3000:]
+    assert not cluster.jobs and ("DELETE", f"/apis/batch/v1/namespaces/bench/jobs/{job['body']['metadata']['name']}") \
+        in cluster.requests
+    assert pod_proc.wait(timeout=10) is not None  # the pod's process is gone
