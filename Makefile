@@ -5,7 +5,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 ARGS   ?=
 
-.PHONY: help matrix smoke report test lint bench-overhead clean-results engine engine-stop
+.PHONY: help matrix smoke report test lint bench-overhead clean-results engine engine-stop slurm-up slurm-down \
+	bench-slurm
 
 help:
 	@echo "make matrix           run the matrix (default profile; pass options as ARGS='--only jax')"
@@ -15,6 +16,9 @@ help:
 	@echo "make bench-overhead   measure what the harness costs (prints overhead_ratio=...)"
 	@echo "make engine           start a private Docker engine (root); prints the export lines: eval \"\$$(make -s engine)\""
 	@echo "make engine-stop      stop it by its pid and clean up after it"
+	@echo "make slurm-up         start a local single-node Slurm cluster with 2 fake GPUs (root); eval \"\$$(make -s slurm-up)\""
+	@echo "make slurm-down       stop it by its pids"
+	@echo "make bench-slurm      submit-to-start per job and 4 smoke cells on 2 Slurm slots vs. venv (wall times)"
 
 $(VENV)/.installed: requirements-host.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "the runner needs Python >= 3.10 on the host")'
@@ -49,3 +53,15 @@ engine: $(VENV)/.installed
 
 engine-stop: $(VENV)/.installed
 	@$(PY) -m runner.engine stop
+
+# Clusters: a local Slurm cluster for `--executor slurm` (runner/slurm_cluster.py); its files stay in SLURM_DIR.
+SLURM_DIR ?= /tmp/kbm-slurm
+
+slurm-up: $(VENV)/.installed
+	@$(PY) -m runner.slurm_cluster up $(SLURM_DIR)
+
+slurm-down: $(VENV)/.installed
+	@$(PY) -m runner.slurm_cluster down $(SLURM_DIR)
+
+bench-slurm: $(VENV)/.installed
+	$(PY) -m runner.bench_slurm $(ARGS)
