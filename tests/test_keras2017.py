@@ -1,0 +1,251 @@
+"""The article's 2017 configurations for real: Python 3.6 virtualenvs with Keras 2.0.8 / 1.2.2 and their backends.
+
+The environments are built in the venv cache on first use (one to two minutes each) and reused after. They need a
+Python 3.6 interpreter (PATH or pyenv): without one these tests skip with the reason, except under CI=true, where
+they fail (CI machines have pyenv's 3.6.15). Data comes from the format-exact fixtures in a temporary KERAS_HOME.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from runner.executors import EnvironmentBuildError
+from runner.executors.base import CellJob
+from runner.executors.venv import VenvExecutor
+from runner.interpreters import InterpreterNotFound, find_python
+from runner.matrix import Environment, MatrixError, load_matrix
+from runner.paths import REPO_ROOT
+from tests.test_end_to_end import run_results, run_runner
+
+pytestmark = pytest.mark.venv
+
+EXPECTED = {"mlp": 669706, "cnn": 1199882, "cifar10_cnn": 1250858, "hrnn": 199434, "babi_rnn": 45836}
+ENVS_2017 = ["keras2017-tf-cntk", "keras2017-mxnet", "keras2017-theano"]
+FASTEST = "keras2017-mxnet"  # installs in about a minute; the Keras 1.2.2 spellings are the furthest from Keras 3
+
+
+def need_python36() -> None:
+    try:
+        find_python("3.6")
+    except InterpreterNotFound as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must provide Python 3.6 for the 2017 environments: {exc}")
+        pytest.skip(str(exc))
+
+
+def need_debian() -> None:
+    import shutil
+
+    if not (shutil.which("apt-get") and shutil.which("dpkg")):
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI machines are Debian: apt-get and dpkg are needed to unpack CNTK's OpenMPI")
+        pytest.skip("not a Debian host: no apt-get/dpkg to unpack Debian packages")
+
+
+@pytest.fixture(scope="module")
+def built(matrix):
+    """Build (or reuse) a 2017 environment once per module."""
+    cache: dict[str, object] = {}
+
+    def get(name: str):
+        need_python36()
+        if matrix.environments[name].debian_packages:
+            need_debian()
+        if name not in cache:
+            cache[name] = VenvExecutor().prepare(name, matrix.environments[name], print)
+        return cache[name]
+
+    return get
+
+
+# -- the matrix: the 2017 entries and the fields they use ----------------------------------------------------------
+def test_2017_environments_mirror_the_article(matrix):
+    envs = matrix.environments
+    assert envs["keras2017-tf-cntk"].backends == ["tensorflow1", "cntk"]  # one environment, as in the article
+    assert envs["keras2017-mxnet"].keras == "1.2.2" and envs["keras2017-theano"].keras == "2.0.8"
+    for name in [*ENVS_2017, "keras224-cntk-variant"]:
+        assert envs[name].python == "3.6" and envs[name].pip_isolated
+    assert {matrix.backends[b].data_format for b in ("cntk", "theano", "mxnet")} == {"channels_first"}
+    assert matrix.backends["tensorflow1"].data_format == "channels_last"
+    assert "{env_dir}" in envs["keras2017-tf-cntk"].env["LD_LIBRARY_PATH"]
+    # `--only tensorflow` keeps meaning Keras 3: the 2017 TensorFlow is its own backend entry
+    assert matrix.environments_for("tensorflow") == ["keras3-tensorflow"]
+
+
+def test_new_fields_leave_existing_environment_hashes_alone():
+    """Cached Keras 3 environments keep their folders: the hash is the one from before debian_packages existed."""
+    import hashlib
+
+    plain = Environment(python="3.11", keras="3", backends=["tensorflow"], requirements=["six==1.16.0"])
+    before = json.dumps({"python": "3.11", "requirements": ["six==1.16.0"], "pip_isolated": False}, sort_keys=True)
+    assert plain.fingerprint() == hashlib.sha256(before.encode()).hexdigest()[:12]
+    with_debs = Environment(**{**plain.model_dump(), "debian_packages": ["libevent-pthreads-2.1-7"]})
+    assert with_debs.fingerprint() != plain.fingerprint()
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        ("      - models: [hrnn, babi_rnn]\n", "      - models: [hrnn, babi_rnm]\n"),
+        ('      OPAL_PREFIX: "{env_dir}/debian/usr"\n', '      OPAL_PREFIX: "{envdir}/debian/usr"\n'),
+    ],
+)
+def test_bad_2017_fields_are_reported_with_their_line(tmp_path, patch, message):
+    text = (REPO_ROOT / "matrix.yaml").read_text()
+    assert patch in text
+    bad = tmp_path / "matrix.yaml"
+    bad.write_text(text.replace(patch, message, 1))
+    line = text.splitlines().index(patch.rstrip("\n")) + 1
+    with pytest.raises(MatrixError) as err:
+        load_matrix(bad)
+    assert f"{bad}:{line}" in str(err.value)
+    assert "babi_rnn" in str(err.value) or "{env_dir}" in str(err.value)
+
+
+def test_known_issue_matches_model_keras_version_and_profile():
+    sys.path.insert(0, str(REPO_ROOT))
+    from models.worker import explain, known_issue
+
+    issue = {"models": ["hrnn"], "action": "explain", "reason": "slow  and\n wrapped", "keras": "2.0.",
+             "profiles": None}
+    spec = {"cell": {"model": "hrnn", "profile": "smoke"}, "backend": {"known_issues": [issue]}}
+    assert known_issue(spec, "2.0.8") is issue
+    assert known_issue(spec, "2.2.4") is None
+    assert known_issue({**spec, "cell": {"model": "mlp", "profile": "smoke"}}, "2.0.8") is None
+    assert known_issue({**spec, "backend": {"known_issues": [{**issue, "profiles": ["quick"]}]}}, "2.0.8") is None
+    text = explain(issue, {"keras": "2.0.8", "cntk": "2.7", "numpy": "1.16.6", "keras_backend": "cntk"})
+    assert text == "known issue (cntk 2.7, keras 2.0.8): slow and wrapped"
+
+
+# -- the venv executor: Debian libraries unpacked into the environment, {env_dir} expanded at launch ---------------
+def test_debian_packages_are_unpacked_into_the_environment_and_linked(tmp_path, monkeypatch):
+    need_debian()
+    monkeypatch.setenv("KBM_CACHE", str(tmp_path / "cache"))
+    env = Environment(
+        python="3.11", keras="none", backends=["tensorflow"], requirements=["six==1.16.0"],
+        debian_packages=["libevent-pthreads-2.1-7"],
+        library_links={"usr/lib/x86_64-linux-gnu/libevent_pthreads.so.0": "libevent_pthreads-2.1.so.7"},
+        env={"KBM_TEST_LIBDIR": "{env_dir}/debian/usr/lib/x86_64-linux-gnu"},
+    )
+    executor = VenvExecutor()
+    prepared = executor.prepare("debs", env, print)
+    libdir = Path(prepared.location) / "debian" / "usr" / "lib" / "x86_64-linux-gnu"
+    link = libdir / "libevent_pthreads.so.0"
+    assert link.is_symlink() and link.resolve().is_file()
+    assert any(name.startswith("libevent-pthreads-2.1-7_") for name in prepared.info["debian_packages"])
+    assert not (Path("/usr/lib/x86_64-linux-gnu") / "libevent_pthreads.so.0").exists()  # nothing system-wide
+
+    # the executor's own launch, with `python -m timeit` as a stand-in worker that runs one line of setup code
+    out = tmp_path / "out.txt"
+    script = f"import os; open({str(out)!r}, 'w').write(os.environ['KBM_TEST_LIBDIR'])"
+    job = CellJob(tmp_path, Path("-n1"), tmp_path / "log.txt", dict(env.env), module="timeit",
+                  extra_args=("-r1", "-s", script, "pass"))
+    assert executor.launch(prepared, job).wait(60) == 0, (tmp_path / "log.txt").read_text()
+    assert out.read_text() == str(libdir)
+
+
+def test_a_library_link_to_nothing_fails_the_build_with_the_fix(tmp_path, monkeypatch):
+    need_debian()
+    monkeypatch.setenv("KBM_CACHE", str(tmp_path / "cache"))
+    env = Environment(python="3.11", keras="none", backends=["tensorflow"], requirements=["six==1.16.0"],
+                      debian_packages=["libevent-pthreads-2.1-7"], library_links={"usr/lib/libx.so.1": "libnothing.so"})
+    with pytest.raises(EnvironmentBuildError, match="fix the link in matrix.yaml"):
+        VenvExecutor().prepare("badlink", env, print)
+
+
+# -- the 2017 environments for real ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("env_name", ENVS_2017)
+def test_parameter_counts_match_the_examples_in_every_2017_environment(matrix, built, env_name, tmp_path):
+    env = built(env_name)
+    for backend_name in env.spec.backends:
+        backend = matrix.backends[backend_name]
+        out = tmp_path / f"{backend_name}.json"
+        variables = {**backend.env, **{k: v.replace("{env_dir}", env.location) for k, v in env.spec.env.items()}}
+        pairs = [f"{name}:{m.dataset}" for name, m in matrix.models.items()]
+        subprocess.run([str(Path(env.location) / "bin" / "python"), "-m", "models.describe", str(out),
+                        backend.data_format, *pairs], cwd=REPO_ROOT, check=True, timeout=600,
+                       env={**os.environ, **variables, "KERAS_BACKEND": backend.keras_backend,
+                            "PYTHONPATH": str(REPO_ROOT)})
+        report = json.loads(out.read_text())
+        assert report["backend"] == backend.keras_backend and report["keras"] == env.spec.keras
+        assert report["params"] == EXPECTED
+
+
+def test_fastest_2017_environment_trains_smoke_cells_for_real(built, keras_home, tmp_path):
+    """Keras 1.2.2 + MXNet 0.11: the MLP through model.fit, the CIFAR CNN through ImageDataGenerator + fit_generator."""
+    built(FASTEST)
+    proc = run_runner(["--env", FASTEST, "--model", "mlp", "--model", "cifar10_cnn", "--profile", "smoke",
+                       "--executor", "venv", "--no-report"], keras_home, tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    results = {r["cell"]["model"]: r for r in run_results(tmp_path)}
+    assert set(results) == {"mlp", "cifar10_cnn"}
+    for model, r in results.items():
+        assert r["status"] == "ok", r.get("error")
+        assert r["params"] == EXPECTED[model]
+        assert r["versions"]["keras"] == "1.2.2" and r["versions"]["mxnet"] == "0.11.0"
+        assert r["versions"]["python"].startswith("3.6.")
+        assert r["settings"]["data_format"] == "channels_first"
+        assert len(r["epochs"]) == 3 and all(e["wall_s"] > 0 for e in r["epochs"])
+        # Keras 1's `acc` is recorded under Keras 3's name; its fit has no test hooks, so val_s stays unknown
+        assert all("accuracy" in e and "val_accuracy" in e and e["val_s"] is None for e in r["epochs"])
+        assert 0.0 <= r["test"]["accuracy"] <= 1.0
+    assert results["mlp"]["data"]["source"] == "keras-cache"
+
+
+def test_a_known_slow_cell_is_skipped_with_its_reason(built, keras_home, tmp_path):
+    built(FASTEST)
+    proc = run_runner(["--env", FASTEST, "--model", "hrnn", "--profile", "quick", "--executor", "venv",
+                       "--no-report"], keras_home, tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (result,) = run_results(tmp_path)
+    assert result["status"] == "skipped" and result["stage"] == "import"
+    assert "known issue (keras 1.2.2, mxnet 0.11.0" in result["error"] and "unrolls" in result["error"]
+
+
+def test_cntk_lstm_under_keras_208_fails_saying_why(built, keras_home, tmp_path):
+    built("keras2017-tf-cntk")
+    proc = run_runner(["--env", "keras2017-tf-cntk", "--only", "cntk", "--model", "hrnn", "--profile", "smoke",
+                       "--executor", "venv", "--no-report"], keras_home, tmp_path)
+    assert proc.returncode == 1  # a failed cell, recorded; the run itself completed
+    (result,) = run_results(tmp_path)
+    assert result["status"] == "failed" and result["stage"] == "train"
+    assert result["error"].startswith("known issue (cntk 2.7, keras 2.0.8, python 3.6")
+    assert "keras224-cntk-variant" in result["error"] and "error: RuntimeError" in result["error"]
+    assert result["params"] == EXPECTED["hrnn"] and result["versions"]["cntk"] == "2.7"
+
+
+
+# -- container recipes (built by the Docker executor; no Python 3.6 base image can be pulled here) -----------------
+def test_2017_recipes_follow_the_executor_contract(matrix):
+    """Every 2017 recipe exists, takes BASE_IMAGE before FROM, builds with the classic builder, applies the Python
+    3.6 pip workarounds, and gives CNTK the OpenMPI names the matrix links for the venv executor."""
+    seen = 0
+    for name in [*ENVS_2017, "keras224-cntk-variant"]:
+        recipe = matrix.environments[name].docker
+        assert recipe is not None, f"{name} has no docker recipe"
+        for flavour, path in (("cpu", recipe.cpu), ("gpu", recipe.gpu)):
+            if path is None:
+                continue
+            seen += 1
+            text = (REPO_ROOT / path).read_text()
+            lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+            assert lines[0] == "ARG BASE_IMAGE=" + recipe.base_images[flavour], path
+            assert lines[1] == "FROM ${BASE_IMAGE}", path
+            assert "--mount" not in text and "<<" not in text, f"{path}: BuildKit-only syntax"
+            for needed in ("ARG PYTHON_VERSION=3.6", "ARG CA_BUNDLE=", "'pip<22'", "PIP_CONFIG_FILE=/dev/null",
+                           "/tmp/kbm-build/requirements.txt", "/opt/kbm-env"):
+                assert needed in text, f"{path} lacks {needed}"
+            if "cntk" in matrix.environments[name].backends and flavour == "cpu":
+                links = matrix.environments[name].library_links
+                for link, target in links.items():
+                    assert f"{Path(link).name}={target}" in text, f"{path}: no {link} -> {target}"
+                assert "ln -s /usr /opt/kbm-env/debian/usr" in text  # so {env_dir}/debian/usr holds in the image
+            if flavour == "gpu":
+                assert "8.0-cudnn" in recipe.base_images["gpu"] and "K80" in text and "R470" in text
+    assert seen == 7
