@@ -199,6 +199,13 @@ def run(spec, result):
         events.close()
 
 
+def process_cpu_s():
+    import resource
+
+    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    return sum(u.ru_utime + u.ru_stime for u in usage)
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
@@ -234,6 +241,7 @@ def main(argv=None):
             result["error"] = "%s; error: %s" % (result["known_issue"]["explained"], result["error"])
         code = 0 if result["status"] == "skipped" else 1
     result["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    result["timeline"]["process_cpu_s"] = process_cpu_s()  # lets the runner tell its own load from others'
     write_json_atomic(spec["paths"]["result"], result)
     sys.stdout.flush()
     return code

@@ -1,8 +1,8 @@
 """How busy the machine was with work other than the cell: a loaded 2-core box slows backends unequally.
 
-CPU time the whole machine spent busy (/proc/stat) minus the CPU time of the cell's own processes (rusage of
-reaped children), as a share of all cores over the cell's wall time. Reading two counters costs nothing the cell
-would notice.
+CPU time the whole machine spent busy (/proc/stat) minus the CPU time of the cell's own processes (as the
+worker counted it, else rusage of reaped children), as a share of all cores over the cell's wall time.
+Reading two counters costs nothing the cell would notice.
 """
 
 from __future__ import annotations
@@ -42,10 +42,12 @@ class LoadProbe:
     def start(cls) -> LoadProbe:
         return cls(time.perf_counter(), _busy_seconds(), _children_cpu(), list(os.getloadavg()))
 
-    def finish(self) -> dict[str, object]:
+    def finish(self, cell_cpu_s: float | None = None) -> dict[str, object]:
+        """`cell_cpu_s`: the cell's CPU time where it is not a reaped child of this process (a container, a
+        scheduler's job, or the worker's own count); by default the rusage of reaped children."""
         wall = time.perf_counter() - self.wall0
         busy1 = _busy_seconds()
-        cell_cpu = _children_cpu() - self.child0
+        cell_cpu = _children_cpu() - self.child0 if cell_cpu_s is None else cell_cpu_s
         other = None
         if self.busy0 is not None and busy1 is not None and wall > 0:
             other = max(0.0, (busy1 - self.busy0 - cell_cpu) / (wall * (os.cpu_count() or 1)))

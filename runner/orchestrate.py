@@ -320,6 +320,15 @@ def _focus(display: Display, run: _Running) -> None:
     display.cell, display.epoch_times = run.cell, run.epoch_times
 
 
+def _cell_cpu(run: _Running) -> float | None:
+    """The cell's own CPU seconds: the worker's count (any executor), else the container's cgroup, else None."""
+    try:
+        timeline = json.loads((run.cell_dir / WORKER_RESULT_FILE).read_text()).get("timeline", {})
+    except (OSError, ValueError):
+        timeline = {}
+    return timeline.get("process_cpu_s", run.executor_info.get("cpu_s"))
+
+
 def _poll_running(
     running: list[_Running], outcome: RunOutcome, display: Display, provenance: dict[str, Any]
 ) -> None:
@@ -349,7 +358,7 @@ def _poll_running(
             returncode=code,
             timed_out=timed_out or bool(run.executor_info.get("timed_out")),
             executor=run.executor_info,
-            host_load=run.probe.finish(),
+            host_load=run.probe.finish(_cell_cpu(run)),
             provenance=provenance,
             launched_at=run.launched_at,
         )
