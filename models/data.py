@@ -142,8 +142,20 @@ def load_mnist(keras, offline_wheel=None, cache_dir=None):
 
 
 # -- CIFAR-10 ---------------------------------------------------------------------------------------------------
+class _AnyNumpyUnpickler(pickle.Unpickler):
+    """Arrays pickled under NumPy 2 name `numpy._core`; NumPy 1 (the 2017 environments) calls it `numpy.core`."""
+
+    def find_class(self, module, name):
+        if module.startswith("numpy._core"):
+            try:
+                importlib.import_module(module)
+            except ImportError:
+                module = "numpy.core" + module[len("numpy._core"):]
+        return pickle.Unpickler.find_class(self, module, name)
+
+
 def _cifar_batch(raw):
-    d = pickle.loads(raw, encoding="bytes")
+    d = _AnyNumpyUnpickler(io.BytesIO(raw), encoding="bytes").load()
     x = np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
     y = np.asarray(d[b"labels"], dtype=np.uint8)
     return x, y
