@@ -58,6 +58,19 @@ def _check_names(kind: str, flag: str, asked: Iterable[str], known: Iterable[str
             raise SelectionError(f"{flag} {name}: no such {kind} in the matrix.{hint} Known: {', '.join(known)}")
 
 
+def _environments(matrix: Matrix, sel: Selection) -> set[str]:
+    """--env wins; else the default environments, widened to every host of a backend --only names that no
+    default environment hosts (so `--only cntk` finds the 2017 environments)."""
+    if sel.environments:
+        return set(sel.environments)
+    chosen = set(matrix.defaults.environments or matrix.environments)
+    for backend in sel.backends:
+        hosts = set(matrix.environments_for(backend))
+        if not hosts & chosen:
+            chosen |= hosts
+    return chosen
+
+
 def expand(matrix: Matrix, sel: Selection) -> list[Cell]:
     """All cells the selection asks for, in matrix order: model-major, so one model's backends run together."""
     _check_names("backend", "--only", sel.backends, matrix.backends)
@@ -67,12 +80,13 @@ def expand(matrix: Matrix, sel: Selection) -> list[Cell]:
     _check_names("profile", "--profile", [profile], matrix.profiles)
     repeats = sel.repeats or matrix.defaults.repeats
     seed = matrix.defaults.seed if sel.seed is None else sel.seed
+    envs = _environments(matrix, sel)
     cells = []
     for model in matrix.models:
         if sel.models and model not in sel.models:
             continue
         for env_name, env in matrix.environments.items():
-            if sel.environments and env_name not in sel.environments:
+            if env_name not in envs:
                 continue
             for backend in env.backends:
                 if sel.backends and backend not in sel.backends:

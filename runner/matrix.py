@@ -30,6 +30,8 @@ class _Strict(BaseModel):
 
 class Defaults(_Strict):
     profile: str = "quick"
+    # what a run covers when neither --env nor --only says otherwise (None: every environment)
+    environments: list[str] | None = None
     repeats: int = Field(1, ge=1)
     seed: int = 1337
     data: Literal["real", "synthetic"] = "real"
@@ -264,6 +266,14 @@ def _cross_check(m: Matrix) -> list[tuple[tuple, str]]:
                         f"unknown model {model!r}" + _suggest(model, list(m.models)),
                     )
                 )
+    for i, env_name in enumerate(m.defaults.environments or []):
+        if env_name not in m.environments:
+            problems.append(
+                (
+                    ("defaults", "environments", i),
+                    f"unknown environment {env_name!r}" + _suggest(env_name, list(m.environments)),
+                )
+            )
     if m.defaults.profile not in m.profiles:
         problems.append(
             (

@@ -7,12 +7,20 @@ import pytest
 from runner.cells import Cell, Selection, SelectionError, expand, worker_spec
 
 
-def test_default_plan_is_five_models_on_three_backends(matrix):
+def test_default_plan_is_five_models_on_the_keras3_backends(matrix):
     cells = expand(matrix, Selection())
     assert len(cells) == 15
     assert {c.backend for c in cells} == {"tensorflow", "jax", "torch"}
     assert all(c.profile == matrix.defaults.profile for c in cells)
     assert len({c.id for c in cells}) == 15
+
+
+def test_a_backend_outside_the_defaults_brings_its_environments(matrix):
+    cells = expand(matrix, Selection(backends=("cntk",), models=("mlp",)))
+    assert {c.environment for c in cells} == set(matrix.environments_for("cntk"))
+    assert expand(matrix, Selection(backends=("tensorflow",))) == [
+        c for c in expand(matrix, Selection()) if c.backend == "tensorflow"
+    ]
 
 
 def test_only_backend_model_env_and_repeats_filter(matrix):

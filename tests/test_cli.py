@@ -34,8 +34,8 @@ def test_bad_input_exits_2_and_starts_nothing(tmp_path):
     proc = runner("--matrix", str(bad), "--results", str(tmp_path / "results"))
     assert proc.returncode == 2
     assert f"{bad}:" in proc.stderr and "batch_sise: unknown key" in proc.stderr
-    proc = runner("--only", "theano", "--results", str(tmp_path / "results"))
-    assert proc.returncode == 2 and "--only theano: no such backend" in proc.stderr
+    proc = runner("--only", "caffe2", "--results", str(tmp_path / "results"))
+    assert proc.returncode == 2 and "--only caffe2: no such backend" in proc.stderr
     assert not (tmp_path / "results").exists()
 
 
