@@ -14,16 +14,36 @@ import json
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
-from runner.cells import Selection, expand, worker_spec
+from runner.cells import Cell, Selection, expand, worker_spec
 from runner.datafetch import offline_mnist_wheel
-from runner.executors.base import CellJob
+from runner.executors.base import CellJob, Executor
 from runner.executors.venv import VenvExecutor
-from runner.matrix import load_matrix
+from runner.matrix import Matrix, load_matrix
 from runner.orchestrate import add_runtime, cell_variables, run_cells
 from runner.paths import REPO_ROOT
 from runner.progress import Display, make_console
 from runner.results import new_run_dir
+
+
+def run_one_cell(matrix: Matrix, cell: Cell, executor: Executor, results: Path, data: str, why: str) -> dict[str, Any]:
+    """One cell through the real orchestrator (what users get), for benchmarks that compare it with something."""
+    with Display(make_console(stderr=True)) as display:
+        outcome = run_cells(
+            matrix,
+            [cell],
+            executor,
+            results_root=results,
+            data_source=data,
+            timeout_s=None,
+            display=display,
+            executor_why=why,
+        )
+    result = outcome.results[0]
+    if result["status"] != "ok":
+        raise RuntimeError(f"{executor.name} run failed: {result.get('error')}")
+    return result
 
 
 def bench_main(argv: list[str]) -> int:
@@ -36,7 +56,7 @@ def bench_main(argv: list[str]) -> int:
     p.add_argument("--backend", default="tensorflow")
     p.add_argument("--model", default="mlp")
     p.add_argument("--profile", default="bench", help="the profile whose epochs/data the comparison uses")
-    p.add_argument("--rounds", type=int, default=2, help="bare/harness pairs, interleaved")
+    p.add_argument("--rounds", type=int, default=3, help="bare/harness pairs, interleaved")
     p.add_argument("--data", choices=["real", "synthetic"], default="real")
     p.add_argument("--results", type=Path, default=Path("results") / "bench-overhead")
     args = p.parse_args(argv)
@@ -82,20 +102,10 @@ def bench_main(argv: list[str]) -> int:
         bare.append(bare_s)
         console.print(f"round {round_no}: bare  steady {bare_s:.4f} s/epoch")
 
-        with Display(make_console(stderr=True)) as display:
-            outcome = run_cells(
-                matrix,
-                [cell],
-                executor,
-                results_root=args.results,
-                data_source=args.data,
-                timeout_s=None,
-                display=display,
-                executor_why="bench-overhead",
-            )
-        result = outcome.results[0]
-        if result["status"] != "ok":
-            console.print(f"[red]harness run failed: {result.get('error')}[/]")
+        try:
+            result = run_one_cell(matrix, cell, executor, args.results, args.data, "bench-overhead")
+        except RuntimeError as exc:
+            console.print(f"[red]{exc}[/]")
             return 1
         harness.append(result["steady_epoch_s"])
         fixed.append(result["timeline"]["fixed_overhead_s"])

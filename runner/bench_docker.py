@@ -16,32 +16,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+from runner.bench import run_one_cell
 from runner.cells import Selection, expand
 from runner.executors.base import Executor
 from runner.executors.docker import DockerExecutor, DockerUnavailable
 from runner.executors.venv import VenvExecutor
 from runner.matrix import load_matrix
-from runner.orchestrate import run_cells
 from runner.paths import REPO_ROOT
-from runner.progress import Display, make_console
+from runner.progress import make_console
 
 
 def _one(matrix: Any, cell: Any, executor: Executor, args: argparse.Namespace) -> dict[str, Any]:
-    with Display(make_console(stderr=True)) as display:
-        outcome = run_cells(
-            matrix,
-            [cell],
-            executor,
-            results_root=args.results,
-            data_source=args.data,
-            timeout_s=None,
-            display=display,
-            executor_why="bench-docker",
-        )
-    result = outcome.results[0]
-    if result["status"] != "ok":
-        raise RuntimeError(f"{executor.name} run failed: {result.get('error')}")
-    return result
+    return run_one_cell(matrix, cell, executor, args.results, args.data, "bench-docker")
 
 
 def main(argv: list[str] | None = None) -> int:
