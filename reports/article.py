@@ -77,7 +77,12 @@ class Article(BaseModel):
     python: str
     method: str
     configurations: dict[str, Configuration]
+    # matrix backend names that stand for an article backend (the 2017 TensorFlow is `tensorflow1` in the matrix)
+    aliases: dict[str, str] = {}
     tests: dict[str, Test]
+
+    def figure_key(self, backend: str) -> str:
+        return self.aliases.get(backend, backend)
 
     def citation(self) -> str:
         s = self.source

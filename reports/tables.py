@@ -170,7 +170,7 @@ def comparison_rows(rows: pd.DataFrame, article: Article, comparable: bool) -> l
     backends = backend_order(list(figures) + list(rows["backend"]))
     for backend in backends:
         ours = rows[rows["backend"] == backend]
-        fig = figures.get(backend)
+        fig = figures.get(article.figure_key(backend))
         entries = [ours.iloc[i] for i in range(len(ours))] or [None]
         for r in entries:
             then = fig.s_per_epoch if fig else None
@@ -183,8 +183,8 @@ def comparison_rows(rows: pd.DataFrame, article: Article, comparable: bool) -> l
                 "then_text": fig.text if fig else None,
                 "then_accuracy": fig.accuracy if fig else None,
                 "then_accuracy_approx": bool(fig and fig.accuracy_approx),
-                "then_config": (article.configurations[backend].framework
-                                if backend in article.configurations else None),
+                "then_config": (article.configurations[article.figure_key(backend)].framework
+                                if article.figure_key(backend) in article.configurations else None),
                 "now_steady_s": None if r is None else r["steady_s"],
                 "now_article_s": now_article,
                 "now_accuracy": None if r is None else r["test_accuracy"],

@@ -485,3 +485,11 @@ def test_article_figures_agree_with_the_matrix_and_the_reference():
     share = {m: t.flop_per_epoch / t.figures["tensorflow"].s_per_epoch / 4.37e12 for m, t in article.tests.items()
              if m in ("mlp", "cnn", "cifar10_cnn", "hrnn")}
     assert max(share, key=share.get) == "cnn" and all(0.02 <= v <= 0.11 for v in share.values())
+
+
+def test_every_matrix_backend_finds_its_2017_figure(matrix):
+    """The 2017 TensorFlow is `tensorflow1` in the matrix; each article backend must be reachable from a matrix one."""
+    article = load_article()
+    reachable = {article.figure_key(b) for b in matrix.backends}
+    assert set(article.configurations) <= reachable
+    assert article.tests["mlp"].figures[article.figure_key("tensorflow1")].s_per_epoch == 2.77
