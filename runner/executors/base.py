@@ -10,6 +10,7 @@ gets the same contract: the worker reads `spec.json` from the cell folder and wr
 from __future__ import annotations
 
 import abc
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +64,33 @@ class CellHandle(abc.ABC):
     def info(self) -> dict[str, Any]:
         """Executor-specific facts for the result (pid, container id, job id, node)."""
         return {}
+
+
+class PolledHandle(CellHandle):
+    """A cell whose state is asked of a scheduler (Slurm, Kubernetes) at most every `poll_s` seconds.
+
+    `_poll` reads the state and sets `code` once the job has ended; `wait` throttles it, so the orchestrator's
+    short waits over several cells never flood the scheduler with queries.
+    """
+
+    poll_s: float = 1.0
+    code: int | None = None
+    _next_poll: float = 0.0
+
+    @abc.abstractmethod
+    def _poll(self) -> None:
+        """Ask the scheduler once; set `code` when the job has ended."""
+
+    def wait(self, timeout: float) -> int | None:
+        end = time.monotonic() + timeout
+        while True:
+            if self.code is None and time.monotonic() >= self._next_poll:
+                self._poll()
+                self._next_poll = time.monotonic() + self.poll_s
+            left = end - time.monotonic()
+            if self.code is not None or left <= 0:
+                return self.code
+            time.sleep(min(left, max(self._next_poll - time.monotonic(), 0.05)))
 
 
 class Executor(abc.ABC):

@@ -33,7 +33,7 @@ from typing import Any
 import yaml
 
 from runner import paths
-from runner.executors.base import CellHandle, CellJob, EnvironmentBuildError, Executor, PreparedEnv
+from runner.executors.base import CellHandle, CellJob, EnvironmentBuildError, Executor, PolledHandle, PreparedEnv
 from runner.matrix import Environment
 
 IMAGE_ENV = "/opt/kbm-env"  # the environment's virtualenv inside the image (docker/keras3/Dockerfile.*)
@@ -237,7 +237,7 @@ def _stamp(value: Any) -> float | None:
     return value.timestamp() if hasattr(value, "timestamp") else None
 
 
-class KubeJobHandle(CellHandle):
+class KubeJobHandle(PolledHandle):
     """A submitted Job: watched by reading it (and its pod) every poll_s; the pod log is collected at the end."""
 
     enforces_timeout = True  # activeDeadlineSeconds; the runner only steps in BACKSTOP_GRACE_S after it
@@ -254,18 +254,8 @@ class KubeJobHandle(CellHandle):
         self.pod: str | None = None
         self.node: str | None = None
         self.started_at: float | None = None
-        self._next = 0.0
+        self._next_poll = 0.0
 
-    def wait(self, timeout: float) -> int | None:
-        end = time.monotonic() + timeout
-        while True:
-            if self.code is None and time.monotonic() >= self._next:
-                self._poll()
-                self._next = time.monotonic() + self.poll_s
-            left = end - time.monotonic()
-            if self.code is not None or left <= 0:
-                return self.code
-            time.sleep(min(left, max(self._next - time.monotonic(), 0.05)))
 
     def _pod(self) -> Any | None:
         pods = self.core.list_namespaced_pod(self.namespace, label_selector=f"job-name={self.name}").items

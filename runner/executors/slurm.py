@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from runner import paths
-from runner.executors.base import CellHandle, CellJob, PreparedEnv
+from runner.executors.base import CellHandle, CellJob, PolledHandle, PreparedEnv
 from runner.executors.venv import VenvExecutor
 
 JOB_FILE = "slurm-job.env"  # written by the job itself: what Slurm gave it
@@ -162,7 +162,7 @@ def _slurm(argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
-class SlurmJobHandle(CellHandle):
+class SlurmJobHandle(PolledHandle):
     """One submitted job. Reads its state at most every `poll_s` seconds (scontrol, then sacct once purged)."""
 
     enforces_timeout = True  # Slurm applies --time from when the job starts, queue wait excluded
@@ -178,16 +178,6 @@ class SlurmJobHandle(CellHandle):
         self.reason: str | None = None
         self._next_poll = 0.0
 
-    def wait(self, timeout: float) -> int | None:
-        end = time.monotonic() + timeout
-        while True:
-            if self.code is None and time.monotonic() >= self._next_poll:
-                self._poll()
-                self._next_poll = time.monotonic() + self.poll_s
-            left = end - time.monotonic()
-            if self.code is not None or left <= 0:
-                return self.code
-            time.sleep(min(left, max(self._next_poll - time.monotonic(), 0.05)))
 
     def _query(self) -> dict[str, str] | None:
         out = _slurm(["scontrol", "show", "job", "-o", self.job_id])
