@@ -11,7 +11,7 @@ ARGS   ?=
 help:
 	@echo "make matrix           run the matrix (default profile; pass options as ARGS='--only jax')"
 	@echo "make smoke            every cell at the smoke profile (seconds per cell)"
-	@echo "make report           write reports/<run-id>/ for the latest run (ARGS='results/<run-id> ...' for others)"
+	@echo "make report           write results/<run-id>/report/ for the latest run (ARGS='results/<run-id> ...' for others)"
 	@echo "make test             lint and the test suite (builds the Keras 3 environments on first use)"
 	@echo "make bench-overhead   measure what the harness costs (prints overhead_ratio=...)"
 	@echo "make engine           start a private Docker engine (root); prints the export lines: eval \"\$$(make -s engine)\""
@@ -42,26 +42,27 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 
 bench-overhead: $(VENV)/.installed
-	$(PY) -m runner bench-overhead $(ARGS)
+	$(PY) -m tooling.bench $(ARGS)
 
 clean-results:
 	rm -rf results
 
-# A private Docker engine (runner/engine.py) for machines without one; .ci/run starts it the same way.
+# Tooling (tooling/: tests, CI and measurement, never imported by runner/).
+# A private Docker engine (tooling/engine.py) for machines without one; .ci/run starts it the same way.
 engine: $(VENV)/.installed
-	@$(PY) -m runner.engine start
+	@$(PY) -m tooling.engine start
 
 engine-stop: $(VENV)/.installed
-	@$(PY) -m runner.engine stop
+	@$(PY) -m tooling.engine stop
 
-# Clusters: a local Slurm cluster for `--executor slurm` (runner/slurm_cluster.py); its files stay in SLURM_DIR.
+# Clusters: a local Slurm cluster for `--executor slurm` (tooling/slurm_cluster.py); its files stay in SLURM_DIR.
 SLURM_DIR ?= /tmp/kbm-slurm
 
 slurm-up: $(VENV)/.installed
-	@$(PY) -m runner.slurm_cluster up $(SLURM_DIR)
+	@$(PY) -m tooling.slurm_cluster up $(SLURM_DIR)
 
 slurm-down: $(VENV)/.installed
-	@$(PY) -m runner.slurm_cluster down $(SLURM_DIR)
+	@$(PY) -m tooling.slurm_cluster down $(SLURM_DIR)
 
 bench-slurm: $(VENV)/.installed
-	$(PY) -m runner.bench_slurm $(ARGS)
+	$(PY) -m tooling.bench_slurm $(ARGS)

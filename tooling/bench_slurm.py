@@ -1,4 +1,4 @@
-"""`python -m runner.bench_slurm` (`make bench-slurm`): what Slurm costs and gives on one machine.
+"""`python -m tooling.bench_slurm` (`make bench-slurm`): what Slurm costs and gives on one machine.
 
 Runs the same smoke cells (synthetic data of the real shapes, so nothing is downloaded and no cell is skipped)
 twice: with the local venv executor, one after another, and as sbatch jobs on a local 2-GPU Slurm cluster with
@@ -22,7 +22,7 @@ from pathlib import Path
 import yaml
 
 from runner.paths import REPO_ROOT
-from runner.slurm_cluster import ClusterError, LocalSlurmCluster
+from tooling.slurm_cluster import ClusterError, LocalSlurmCluster
 
 
 def _matrix(folder: Path, gpus: int) -> Path:
@@ -46,7 +46,7 @@ def _run(label: str, args: list[str], env: dict[str, str], results: Path) -> tup
 
 
 def bench_main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m runner.bench_slurm", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m tooling.bench_slurm", description=__doc__.split("\n\n")[0])
     p.add_argument("--env", default="keras3-tensorflow", help="environment whose cells run (default keras3-tensorflow)")
     p.add_argument("--model", action="append", help="models (default: mlp, cnn, cifar10_cnn, babi_rnn)")
     p.add_argument("--slots", type=int, default=2, help="fake GPUs on the node, and --parallel (default 2)")

@@ -1,4 +1,4 @@
-"""`python -m runner.bench_docker`: what running a cell in a container costs, against the venv executor.
+"""`python -m tooling.bench_docker`: what running a cell in a container costs, against the venv executor.
 
 In one run, for one cell (default: the MLP on JAX, bench profile: full MNIST, 6 epochs): the image build time
 cold (`--cold` removes the image first; otherwise the cold figure is the one recorded when it was built) and warm
@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from runner.bench import run_one_cell
 from runner.cells import Selection, expand
 from runner.executors.base import Executor
 from runner.executors.docker import DockerExecutor, DockerUnavailable
@@ -24,6 +23,7 @@ from runner.executors.venv import VenvExecutor
 from runner.matrix import load_matrix
 from runner.paths import REPO_ROOT
 from runner.progress import make_console
+from tooling.bench import run_one_cell
 
 
 def _one(matrix: Any, cell: Any, executor: Executor, args: argparse.Namespace) -> dict[str, Any]:
@@ -32,7 +32,7 @@ def _one(matrix: Any, cell: Any, executor: Executor, args: argparse.Namespace) -
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m runner.bench_docker", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m tooling.bench_docker", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--matrix", type=Path, default=REPO_ROOT / "matrix.yaml")
     p.add_argument("--backend", default="jax")
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.cold:
         tag = docker_ex.plan(cell.environment, env)["location"].split(" ")[0]
-        if docker_ex._image(tag) is not None:
+        if docker_ex.images.image(tag) is not None:
             docker_ex.client.images.remove(tag, force=True)
             docker_ex.client.images.prune(filters={"dangling": True})
     t = time.perf_counter()

@@ -7,8 +7,8 @@ than GPUs (config_overrides lets it claim more than the host has), so GPU slots 
 Everything the cluster writes (configuration, state, logs, pid files) stays in one folder; both daemons are
 stopped by pid.
 
-    python -m runner.slurm_cluster up DIR     start one (prints `export SLURM_CONF=...`); `make slurm-up`
-    python -m runner.slurm_cluster down DIR   stop it; `make slurm-down`
+    python -m tooling.slurm_cluster up DIR     start one (prints `export SLURM_CONF=...`); `make slurm-up`
+    python -m tooling.slurm_cluster down DIR   stop it; `make slurm-down`
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def _memory_mb() -> int:
 def slurm_conf(root: Path, *, cpus: int, gpus: int, ctld_port: int, slurmd_port: int) -> str:
     host = platform.node().split(".")[0] or "localhost"
     return f"""\
-# A single-node Slurm cluster for Keras Backend Matrix (runner/slurm_cluster.py). Loopback only, root only.
+# A single-node Slurm cluster for Keras Backend Matrix (tooling/slurm_cluster.py). Loopback only, root only.
 ClusterName=kbm
 SlurmctldHost={host}(127.0.0.1)
 SlurmctldPort={ctld_port}
@@ -198,7 +198,7 @@ class LocalSlurmCluster:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m runner.slurm_cluster", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m tooling.slurm_cluster", description=__doc__.split("\n\n")[0])
     p.add_argument("action", choices=["up", "down"])
     p.add_argument("root", type=Path, help="folder for the cluster's configuration, state and logs")
     p.add_argument("--gpus", type=int, default=2, help="fake GPUs on the node (default 2)")
@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"# a {args.gpus}-GPU single-node Slurm cluster is up in {seconds:.1f} s; stop it with "
-          f"`python -m runner.slurm_cluster down {cluster.root}`", file=sys.stderr)
+          f"`python -m tooling.slurm_cluster down {cluster.root}`", file=sys.stderr)
     print(f"export SLURM_CONF={cluster.conf}")
     return 0
 

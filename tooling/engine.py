@@ -1,4 +1,4 @@
-"""A private Docker engine for machines without one: `python -m runner.engine start|stop|env|status`.
+"""A private Docker engine for machines without one: `python -m tooling.engine start|stop|env|status`.
 
 Used by `make engine` / `make engine-stop` and by .ci/run, so contributors and CI start it the same way. It runs
 Debian's `dockerd` as root on its own socket with its own data root (kept under the cache, so built images survive
@@ -277,7 +277,7 @@ def env_lines() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m runner.engine", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m tooling.engine", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("action", choices=["start", "stop", "env", "status", "base-image"])
     args = p.parse_args(argv)

@@ -1,4 +1,4 @@
-"""`python -m runner bench-overhead` (`make bench-overhead`): what the harness costs the training it measures.
+"""`python -m tooling.bench` (`make bench-overhead`): what the harness costs the training it measures.
 
 In one run, for the MLP in the TensorFlow environment: a bare `model.fit` (models/bare_fit.py, no callback,
 timed around the call) and the same cell through the runner, interleaved for a few rounds so drift hits both.
@@ -16,12 +16,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from runner.cells import Cell, Selection, expand, worker_spec
+from runner.cells import Cell, Selection, cell_variables, expand, worker_spec
 from runner.datafetch import offline_mnist_wheel
 from runner.executors.base import CellJob, Executor
 from runner.executors.venv import VenvExecutor
 from runner.matrix import Matrix, load_matrix
-from runner.orchestrate import add_runtime, cell_variables, run_cells
+from runner.orchestrate import add_runtime, run_cells
 from runner.paths import REPO_ROOT
 from runner.progress import Display, make_console
 from runner.results import new_run_dir
@@ -46,9 +46,9 @@ def run_one_cell(matrix: Matrix, cell: Cell, executor: Executor, results: Path, 
     return result
 
 
-def bench_main(argv: list[str]) -> int:
+def bench_main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m runner bench-overhead",
+        prog="python -m tooling.bench",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -88,7 +88,7 @@ def bench_main(argv: list[str]) -> int:
                 round_dir,
                 spec_path,
                 round_dir / "bare.log",
-                cell_variables(matrix, cell, env),
+                cell_variables(matrix, cell),
                 "models.bare_fit",
                 (str(out),),
             ),
@@ -131,3 +131,7 @@ def bench_main(argv: list[str]) -> int:
     console.print(f"goal overhead_ratio <= 1.01: {'met' if ratio <= 1.01 else 'NOT met'}")
     print(f"overhead_ratio={ratio:.4f}")
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(bench_main())
