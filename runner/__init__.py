@@ -1,4 +1,8 @@
-"""The host side of Keras Backend Matrix: plans cells, runs each in its own environment, records and summarises.
+"""The product's host side: plans cells, runs each in its own environment, records and summarises.
 
-Never imports Keras or a framework: those live in the environments, reached only through `models.worker`.
+cli (the command line) -> matrix (matrix.yaml, validated) -> cells (planning, a cell's spec and variables) ->
+orchestrate (the run loop) -> executors/ (where a cell runs) -> results (the result contract) -> progress, summary.
+Never imports Keras or a framework (those live in the environments, reached only through `models.worker`), and
+never imports the tooling package (tooling/: the private Docker engine, the local Slurm cluster, benchmarks),
+which is built on runner/, not part of it. Reports (reports/) are imported lazily, once a run has ended.
 """

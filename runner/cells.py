@@ -102,6 +102,19 @@ def expand(matrix: Matrix, sel: Selection) -> list[Cell]:
     return cells
 
 
+def cell_variables(matrix: Matrix, cell: Cell) -> dict[str, str]:
+    """The one place that sets what changes performance in a cell's process (backend, threads, log levels).
+
+    Values may hold `{env_dir}`; each executor expands it (`runner.matrix.expand_env_dir`) to where it put the
+    environment.
+    """
+    return {
+        "KERAS_BACKEND": matrix.backends[cell.backend].keras_backend,
+        **matrix.backends[cell.backend].env,
+        **matrix.environments[cell.environment].env,
+    }
+
+
 def worker_spec(matrix: Matrix, cell: Cell, data_source: str, timeout_s: float | None = None) -> dict[str, Any]:
     """Everything the worker needs, resolved on the host so the worker never reads YAML.
 

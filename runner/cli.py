@@ -32,9 +32,10 @@ process inside the environment that hosts its backend, and write one JSON result
 subcommands:
   python -m runner [options]            run the matrix (the default)
   python -m runner check RUN_DIR        validate every result in a run folder (exit 1 on any problem)
-  python -m runner report [RUN...]      write reports/<run-id>/ (HTML, Markdown, plots, CSV/Parquet)
+  python -m runner report [RUN...]      write results/<run-id>/report/ (HTML, Markdown, plots, CSV/Parquet)
   python -m runner compare RUN_A RUN_B  per-cell ratio and accuracy delta; exit 1 on a regression beyond noise
-  python -m runner bench-overhead       measure what the harness costs (see `make bench-overhead`)
+
+tooling (tests, CI, measurement; the tooling/ package): make bench-overhead, make engine, make slurm-up
 """
 
 EPILOG = """\
@@ -116,7 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue results/<run-id>: keep cells whose ok/skipped result matches the spec, run the rest",
     )
     p.add_argument("--dry-run", action="store_true", help="list the cells and what would be installed, run nothing")
-    p.add_argument("--no-report", action="store_true", help="do not write reports/<run-id>/ at the end of the run")
+    p.add_argument(
+        "--no-report", action="store_true", help="do not write results/<run-id>/report/ at the end of the run"
+    )
     return p
 
 
@@ -173,9 +176,8 @@ def run_main(argv: list[str]) -> int:
     data = args.data or matrix.defaults.data
     if args.dry_run:
         dry_run(make_console(), matrix, cells, executor, data, args.timeout)
-        write_manifests = getattr(executor, "write_manifests", None)  # a scheduler's job files (kubernetes)
-        if write_manifests is not None:
-            folder = write_manifests(matrix, cells, data, args.timeout, args.results)
+        folder = executor.write_manifests(matrix, cells, data, args.timeout, args.results)  # a scheduler's jobs
+        if folder is not None:
             console.print(f"manifests: {folder}", highlight=False)
         return EXIT_OK
     console.print(f"executor {why}", style="cyan", highlight=False)
@@ -270,8 +272,8 @@ def main(argv: list[str] | None = None) -> int:
         from reports.cli import compare_main, report_main
 
         return (report_main if argv[0] == "report" else compare_main)(argv[1:])
-    if argv and argv[0] == "bench-overhead":
-        from runner.bench import bench_main
-
-        return bench_main(argv[1:])
+    if argv and argv[0] == "bench-overhead":  # measurement is tooling, outside the product (tooling/bench.py)
+        print("error: bench-overhead is not a runner subcommand: run `make bench-overhead` "
+              "(python -m tooling.bench)", file=sys.stderr)
+        return EXIT_USAGE
     return run_main(argv)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from runner import paths
-from runner.cells import Cell, worker_spec
+from runner.cells import Cell, cell_variables, worker_spec
 from runner.datafetch import data_cache, missing_datasets, offline_mnist_wheel
 from runner.executors import EnvironmentBuildError, Executor, PreparedEnv
 from runner.executors.base import CellHandle, CellJob
@@ -82,15 +82,6 @@ def add_runtime(spec: dict[str, Any], cell_dir: Path, wheel: Path | None) -> Non
     """The parts of a spec that belong to this run, not to the experiment (so not in its hash): paths, caches."""
     spec["paths"] = {"result": str(cell_dir / WORKER_RESULT_FILE), "events": str(cell_dir / "events.jsonl")}
     spec["data"].update(offline_wheel=str(wheel) if wheel else None, cache_dir=str(data_cache()))
-
-
-def cell_variables(matrix: Matrix, cell: Cell, env: PreparedEnv) -> dict[str, str]:
-    """The one place that sets what changes performance in a cell's process (backend, threads, log levels)."""
-    return {
-        "KERAS_BACKEND": matrix.backends[cell.backend].keras_backend,
-        **matrix.backends[cell.backend].env,
-        **env.spec.env,
-    }
 
 
 def _unrun_result(
@@ -299,12 +290,7 @@ def _launch(
 ) -> _Running:
     spec_path = cell_dir / "spec.json"
     write_json_atomic(spec_path, spec)
-    variables = {
-        "KERAS_BACKEND": matrix.backends[cell.backend].keras_backend,
-        **matrix.backends[cell.backend].env,
-        **env.spec.env,
-    }
-    job = CellJob(cell_dir, spec_path, cell_dir / "worker.log", variables)
+    job = CellJob(cell_dir, spec_path, cell_dir / "worker.log", cell_variables(matrix, cell))
     probe = LoadProbe.start()
     launched_at = time.time()
     handle = executor.launch(env, job)

@@ -2,7 +2,7 @@
 smoke cell through `python -m runner --executor docker`, the container's confinement checked from inside it, the
 auto choice, and a GPU request where there is none.
 
-The engine is the one `make engine` starts (runner/engine.py; .ci/run starts it the same way before the tests):
+The engine is the one `make engine` starts (tooling/engine.py; .ci/run starts it the same way before the tests):
 reused when it answers, else started here and stopped at the end. DOCKER_HOST is set per test only, so the other
 suites' default (`auto`) runs stay on venv. Without root or dockerd the tests skip with the reason, except under
 CI=true, where they fail.
@@ -21,13 +21,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runner import engine
 from runner.executors import choose
 from runner.executors.base import CellJob
-from runner.executors.docker import CELL_DIR, LABEL, DockerExecutor, DockerUnavailable, _Mounts, connect
+from runner.executors.container import CELL_DIR
+from runner.executors.docker import DockerExecutor, DockerUnavailable, connect
+from runner.executors.docker.client import LABEL
+from runner.executors.docker.containers import Mounts
 from runner.executors.venv import VenvExecutor
 from runner.paths import REPO_ROOT
 from runner.results import iter_results
+from tooling import engine
 
 pytestmark = pytest.mark.docker
 ENV = "keras3-jax"  # the smallest Keras 3 image (~0.9 GB); the same recipe builds the other two
@@ -177,7 +180,7 @@ def test_a_cell_container_has_no_network_no_privileges_and_one_writable_folder(j
     assert facts["uid"] == os.getuid() and int(facts["cap_eff"], 16) == 0 and facts["no_new_privs"] == "1"
     assert kwargs["nano_cpus"] == 1_000_000_000 and kwargs["shm_size"] == 512 << 20
     assert kwargs["mem_limit"] == int(2.0 * 1.25 * (1 << 30))
-    assert isinstance(mounts, _Mounts) and mounts.map(str(tmp_path / "a.json")) == f"{CELL_DIR}/a.json"
+    assert isinstance(mounts, Mounts) and mounts.map(str(tmp_path / "a.json")) == f"{CELL_DIR}/a.json"
 
 
 def test_a_hung_cell_is_killed_and_its_container_removed(jax_image, docker_env, matrix, keras_home, tmp_path):

@@ -1,4 +1,16 @@
-"""Executors run cells in their environments. All share the interface in `base`; `choose` picks one by name."""
+"""Executors run cells in their environments. All share the interface in `base`; `choose` picks one by name.
+
+    base.py        the interface (plan, prepare, launch, write_manifests) and the handles executors share
+    container.py   what a container looks like from the inside (paths, variables), for Docker and Kubernetes
+    venv.py        cached virtualenvs, one process per cell (the default without an engine)
+    docker/        one image per environment, one confined container per cell
+    slurm.py       one sbatch job per cell, in the venv executor's environments
+    kubernetes.py  one batch/v1 Job per cell, in the Docker executor's images
+
+A new executor is a module here implementing `base.Executor`, registered in EXECUTORS below. Executors never
+import the orchestration loop (runner.orchestrate, which imports them); a cell's variables come from
+runner.cells.
+"""
 
 from __future__ import annotations
 

@@ -1,22 +1,25 @@
-"""The executor interface every way of running a cell implements (venv today; Docker, Slurm, Kubernetes next).
+"""The executor interface every way of running a cell implements (venv, Docker, Slurm, Kubernetes), and the
+handles they share: a scheduler's polled handle, a launch that failed, the `128 + signal` exit-code decoder.
 
 An executor turns an environment declared in the matrix into something that can run the worker (`prepare`),
 says what it would do without doing it (`plan`), and starts one worker process/container/job per cell
 (`launch`). The orchestrator owns timing of the wait loop, timeouts, progress and results, so every executor
 gets the same contract: the worker reads `spec.json` from the cell folder and writes `worker-result.json` and
-`events.jsonl` beside it.
+`events.jsonl` beside it. Never imports the orchestration loop (runner.orchestrate), which imports executors.
 """
 
 from __future__ import annotations
 
 import abc
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runner.matrix import Environment
+from runner.cells import Cell
+from runner.matrix import Environment, Matrix
 
 
 class EnvironmentBuildError(RuntimeError):
@@ -66,6 +69,33 @@ class CellHandle(abc.ABC):
         return {}
 
 
+def signal_exit_status(code: int) -> int:
+    """A container or shell reports a signal death as 128 + signal: negative, as Popen reports it."""
+    if 128 < code < 128 + 32 and (code - 128) in {s.value for s in signal.Signals}:
+        return -(code - 128)
+    return code
+
+
+class LaunchFailed(CellHandle):
+    """A launch that was refused (the engine, sbatch, the API server): the cell fails alone, with why; the matrix
+    goes on. `log` is appended to the cell's worker.log, `info` goes into the result's executor facts."""
+
+    def __init__(self, code: int, info: dict[str, Any], log_path: Path | None = None, log: str = ""):
+        if log_path is not None and log:
+            with open(log_path, "a") as handle:
+                handle.write(log if log.endswith("\n") else log + "\n")
+        self.code, self._info = code, dict(info)
+
+    def wait(self, timeout: float) -> int | None:
+        return self.code
+
+    def kill(self) -> None:
+        pass
+
+    def info(self) -> dict[str, Any]:
+        return dict(self._info)
+
+
 class PolledHandle(CellHandle):
     """A cell whose state is asked of a scheduler (Slurm, Kubernetes) at most every `poll_s` seconds.
 
@@ -75,11 +105,26 @@ class PolledHandle(CellHandle):
 
     poll_s: float = 1.0
     code: int | None = None
+    state: str = ""
+    timed_out: bool = False
+    reason: str | None = None  # what the scheduler said about an unhappy end (out of memory, deadline, ...)
     _next_poll: float = 0.0
 
     @abc.abstractmethod
     def _poll(self) -> None:
         """Ask the scheduler once; set `code` when the job has ended."""
+
+    @abc.abstractmethod
+    def _facts(self) -> dict[str, Any]:
+        """The scheduler's facts about the job (id, node, state, times) for the result."""
+
+    def info(self) -> dict[str, Any]:
+        out = self._facts()
+        if self.reason:
+            out["reason"] = self.reason
+        if self.timed_out:
+            out["timed_out"] = True
+        return out
 
     def wait(self, timeout: float) -> int | None:
         end = time.monotonic() + timeout
@@ -107,3 +152,10 @@ class Executor(abc.ABC):
     @abc.abstractmethod
     def launch(self, prepared: PreparedEnv, job: CellJob) -> CellHandle:
         """Start the worker for one cell and return at once."""
+
+    def write_manifests(
+        self, matrix: Matrix, cells: list[Cell], data: str, timeout: float | None, results_root: Path
+    ) -> Path | None:
+        """--dry-run: write the jobs a scheduler would get as files and return their folder; None where an
+        executor submits nothing a person could read (the default)."""
+        return None

@@ -33,29 +33,37 @@ from typing import Any
 import yaml
 
 from runner import paths
-from runner.executors.base import CellHandle, CellJob, EnvironmentBuildError, Executor, PolledHandle, PreparedEnv
-from runner.matrix import Environment
+from runner.cells import Cell, cell_variables, worker_spec
+from runner.executors.base import (
+    CellHandle,
+    CellJob,
+    EnvironmentBuildError,
+    Executor,
+    LaunchFailed,
+    PolledHandle,
+    PreparedEnv,
+    signal_exit_status,
+)
+from runner.executors.container import CODE_DIR, KERAS_HOME, PYTHON, container_variables
+from runner.executors.container import POD_CELL_DIR as CELL_DIR
+from runner.executors.docker.images import resolve_recipe
+from runner.matrix import Environment, Matrix
 
-IMAGE_ENV = "/opt/kbm-env"  # the environment's virtualenv inside the image (docker/keras3/Dockerfile.*)
-CODE_DIR = "/kbm/code"
-CELL_DIR = "/tmp/kbm-cell"
-KERAS_HOME = "/kbm/keras-home"
 BACKSTOP_GRACE_S = 300.0  # a Job this long past its deadline was not stopped by Kubernetes: the runner deletes it
 TTL_S = 3600  # finished Jobs (and their pods' logs) stay this long for collection and inspection
-PASS_THROUGH = ("KBM_FAULT", "OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "XLA_FLAGS")
 LABEL = "keras-backend-matrix.io"
 # Run inside the image: the spec from $KBM_SPEC, the worker, then events and result between marker lines.
-WRAPPER = """\
-mkdir -p {cell}
-printf '%s' "$KBM_SPEC" > {cell}/spec.json
+WRAPPER = f"""\
+mkdir -p {CELL_DIR}
+printf '%s' "$KBM_SPEC" > {CELL_DIR}/spec.json
 export KBM_LAUNCHED_AT="$(date +%s.%N)"
-{python} -m models.worker {cell}/spec.json
+{PYTHON} -m models.worker {CELL_DIR}/spec.json
 code=$?
-printf '\\n%s events\\n' "$KBM_MARK"; cat {cell}/events.jsonl 2>/dev/null
-printf '\\n%s result\\n' "$KBM_MARK"; cat {cell}/worker-result.json 2>/dev/null
+printf '\\n%s events\\n' "$KBM_MARK"; cat {CELL_DIR}/events.jsonl 2>/dev/null
+printf '\\n%s result\\n' "$KBM_MARK"; cat {CELL_DIR}/worker-result.json 2>/dev/null
 printf '\\n%s end %s\\n' "$KBM_MARK" "$code"
 exit $code
-""".format(cell=CELL_DIR, python=f"{IMAGE_ENV}/bin/python")
+"""
 
 
 class KubeUnavailable(ValueError):
@@ -86,13 +94,7 @@ class KubeOptions:
 
 def image_for(name: str, env: Environment, gpus: int, registry: str | None) -> str:
     """The Docker executor's tag for this environment and flavour, under the registry prefix."""
-    flavour = "gpu" if gpus else "cpu"
-    try:
-        from runner.executors.docker import resolve_recipe
-    except ImportError:  # no Docker executor in this checkout: a tag from the environment's fingerprint
-        tag = f"kbm/{name}:{flavour}-{env.fingerprint()}"
-    else:
-        tag = resolve_recipe(name, env, flavour).tag
+    tag = resolve_recipe(name, env, "gpu" if gpus else "cpu").tag
     return f"{registry}/{tag}" if registry else tag
 
 
@@ -151,15 +153,8 @@ def job_manifest(
         requests["cpu"] = limits["cpu"] = str(millis // 1000) if millis % 1000 == 0 else f"{millis}m"
     if spec.get("memory_limit_gb"):  # the worker's RLIMIT_DATA fails first, cleanly; this catches the rest
         limits["memory"] = f"{math.ceil(spec['memory_limit_gb'] * 1.25 * 1024)}Mi"
-    env = {key: os.environ[key] for key in PASS_THROUGH if key in os.environ}
-    env.update({key: value.replace("{env_dir}", IMAGE_ENV) for key, value in variables.items()})
-    env.update(
-        PYTHONPATH=CODE_DIR,
-        KERAS_HOME=KERAS_HOME if options.keras_pvc else "/tmp/keras",
-        HOME="/tmp",
-        KBM_MARK=mark,
-        KBM_SPEC=json.dumps(pod_spec_json(spec), sort_keys=True),
-    )
+    env = container_variables(variables, keras_home_mounted=bool(options.keras_pvc))
+    env.update(KBM_MARK=mark, KBM_SPEC=json.dumps(pod_spec_json(spec), sort_keys=True))
     mounts = [client.V1VolumeMount(name="code", mount_path=f"{CODE_DIR}/models", read_only=True)]
     volumes = [client.V1Volume(name="code", config_map=client.V1ConfigMapVolumeSource(name=configmap))]
     if options.keras_pvc:
@@ -228,11 +223,6 @@ def split_log(text: str, mark: str) -> tuple[str, str | None, str | None, int | 
     return head, events, result or None, code
 
 
-def exit_status(code: int) -> int:
-    """A container's exit code for a signal death is 128 + signal: negative, as Popen reports it."""
-    return -(code - 128) if 128 < code < 160 else code
-
-
 def _stamp(value: Any) -> float | None:
     return value.timestamp() if hasattr(value, "timestamp") else None
 
@@ -248,14 +238,9 @@ class KubeJobHandle(PolledHandle):
         self.cell_dir, self.mark, self.submitted_at, self.image = cell_dir, mark, submitted_at, image
         self.poll_s, self.limit_s = poll_s, limit_s
         self.state = "Pending"
-        self.code: int | None = None
-        self.timed_out = False
-        self.reason: str | None = None
         self.pod: str | None = None
         self.node: str | None = None
         self.started_at: float | None = None
-        self._next_poll = 0.0
-
 
     def _pod(self) -> Any | None:
         pods = self.core.list_namespaced_pod(self.namespace, label_selector=f"job-name={self.name}").items
@@ -305,7 +290,7 @@ class KubeJobHandle(PolledHandle):
             self.reason = "the container was killed for exceeding its memory limit (OOMKilled)"
         elif failed is not None and terminated is None:
             self.reason = f"the Job failed before its container ran: {failed.reason}: {failed.message}"
-        self.code = exit_status(code if code is not None else 1)
+        self.code = signal_exit_status(code if code is not None else 1)
 
     def _collect(self, pod: Any | None) -> int | None:
         """The pod's log into worker.log, events.jsonl and worker-result.json; the worker's exit status."""
@@ -342,8 +327,8 @@ class KubeJobHandle(PolledHandle):
                 raise
         self.state = "Deleted"
 
-    def info(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
+    def _facts(self) -> dict[str, Any]:
+        return {
             "job": self.name,
             "namespace": self.namespace,
             "image": self.image,
@@ -356,27 +341,6 @@ class KubeJobHandle(PolledHandle):
             # Kubernetes times have whole seconds: a pod started within the second of submission reads as 0
             "queue_wait_s": round(max(self.started_at - self.submitted_at, 0.0), 3) if self.started_at else None,
         }
-        if self.reason:
-            out["reason"] = self.reason
-        if self.timed_out:
-            out["timed_out"] = True
-        return out
-
-
-class RejectedHandle(CellHandle):
-    """The API server refused the Job: the cell fails alone, with the server's message."""
-
-    def __init__(self, message: str):
-        self.message = message
-
-    def wait(self, timeout: float) -> int | None:
-        return 1
-
-    def kill(self) -> None:
-        pass
-
-    def info(self) -> dict[str, Any]:
-        return {"state": "Rejected", "reason": f"the API server refused the Job: {self.message}"}
 
 
 class KubernetesExecutor(Executor):
@@ -461,21 +425,17 @@ class KubernetesExecutor(Executor):
             submitted_at = time.time()
             batch.create_namespaced_job(self.options.namespace, manifest)
         except ApiException as exc:
-            message = f"{exc.status} {exc.reason}: {(exc.body or '')[:500]}"
-            with open(job.log_path, "a") as log:
-                log.write(message + "\n")
-            return RejectedHandle(message)
+            message = f"{exc.status} {exc.reason}: {(exc.body or '')[:500]}"  # the cell fails alone, with why
+            return LaunchFailed(1, {"state": "Rejected", "reason": f"the API server refused the Job: {message}"},
+                                job.log_path, message)
         (job.cell_dir / "job.yaml").write_text(yaml.safe_dump(to_dict(manifest), sort_keys=False))
         return KubeJobHandle(batch, core, manifest.metadata.name, self.options.namespace, job.cell_dir, mark,
                              submitted_at, image, self.options.poll_s, spec.get("timeout_s"))
 
     # -- --dry-run -------------------------------------------------------------------------------------------
-    def write_manifests(self, matrix: Any, cells: list[Any], data: str, timeout: float | None,
+    def write_manifests(self, matrix: Matrix, cells: list[Cell], data: str, timeout: float | None,
                         results_root: Path) -> Path:
         """The ConfigMap and one Job per cell as YAML files, as `launch` would submit them."""
-        from runner.cells import worker_spec
-        from runner.orchestrate import cell_variables
-
         run_id = time.strftime("%Y%m%d-%H%M%S") + "-dry-run"
         folder = Path(results_root) / run_id / "kubernetes"
         folder.mkdir(parents=True)
@@ -485,14 +445,13 @@ class KubernetesExecutor(Executor):
         for cell in cells:
             spec = worker_spec(matrix, cell, data, timeout)
             env = matrix.environments[cell.environment]
-            prepared = PreparedEnv(cell.environment, env, "", True, 0.0)
             gpus = int((spec.get("resources") or {}).get("gpus") or 0)
             try:
                 image = image_for(cell.environment, env, gpus, self.options.registry)
             except EnvironmentBuildError as exc:  # an environment without a container recipe has no Job
                 skipped.append(f"{cell.id}: {exc}\n")
                 continue
-            manifest = job_manifest(spec, cell_variables(matrix, cell, prepared), image, self.options,
+            manifest = job_manifest(spec, cell_variables(matrix, cell), image, self.options,
                                     cm.metadata.name, run_id, "@@kbm-dry-run")
             (folder / f"{cell.id}.yaml").write_text(yaml.safe_dump(to_dict(manifest), sort_keys=False))
         if skipped:

@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from runner import paths
-from runner.executors.base import CellHandle, CellJob, PolledHandle, PreparedEnv
+from runner.executors.base import CellHandle, CellJob, LaunchFailed, PolledHandle, PreparedEnv, signal_exit_status
 from runner.executors.venv import VenvExecutor
+from runner.matrix import expand_env_dir
 
 JOB_FILE = "slurm-job.env"  # written by the job itself: what Slurm gave it
 SCRIPT_FILE = "slurm-job.sh"
@@ -129,7 +130,7 @@ def exit_status(state: str, exit_code: str) -> tuple[int, bool, str | None]:
     Slurm's ExitCode is `status:signal`; a signal becomes a negative status, as for a local process.
     """
     status, _, sig = (exit_code or "0:0").partition(":")
-    code = int(status or 0)
+    code = signal_exit_status(int(status or 0))  # a batch script that could not re-raise its worker's signal
     if sig and int(sig):
         code = -int(sig)
     reason = REASONS.get(state)
@@ -173,11 +174,6 @@ class SlurmJobHandle(PolledHandle):
         self.limit_s, self.argv, self.poll_s = limit_s, argv, poll_s
         self.state = "PENDING"
         self.fields: dict[str, str] = {}
-        self.code: int | None = None
-        self.timed_out = False
-        self.reason: str | None = None
-        self._next_poll = 0.0
-
 
     def _query(self) -> dict[str, str] | None:
         out = _slurm(["scontrol", "show", "job", "-o", self.job_id])
@@ -230,11 +226,11 @@ class SlurmJobHandle(PolledHandle):
                 return
             time.sleep(0.5)
 
-    def info(self) -> dict[str, Any]:
+    def _facts(self) -> dict[str, Any]:
         job = self._job()
         started = self._started_at()
         ended = float(job["ended_at"]) if job.get("ended_at") else _epoch(self.fields.get("EndTime"))
-        out: dict[str, Any] = {
+        return {
             "job_id": self.job_id,
             "state": self.state,
             "node": job.get("node") or self.fields.get("NodeList") or None,
@@ -246,27 +242,6 @@ class SlurmJobHandle(PolledHandle):
             "exit_code": self.fields.get("ExitCode"),
             "sbatch": self.argv,
         }
-        if self.reason:
-            out["reason"] = self.reason
-        if self.timed_out:
-            out["timed_out"] = True
-        return out
-
-
-class RefusedHandle(CellHandle):
-    """sbatch refused the job (a bad partition, more GPUs than any node has): the cell fails alone, with why."""
-
-    def __init__(self, argv: list[str], message: str):
-        self.argv, self.message = argv, message
-
-    def wait(self, timeout: float) -> int | None:
-        return 1
-
-    def kill(self) -> None:
-        pass
-
-    def info(self) -> dict[str, Any]:
-        return {"state": "REFUSED", "reason": f"sbatch refused the job: {self.message}", "sbatch": self.argv}
 
 
 class SlurmExecutor(VenvExecutor):
@@ -313,7 +288,7 @@ class SlurmExecutor(VenvExecutor):
 
     def launch(self, prepared: PreparedEnv, job: CellJob) -> CellHandle:
         spec = json.loads(job.spec_path.read_text())
-        variables = {key: value.replace("{env_dir}", prepared.location) for key, value in job.env.items()}
+        variables = expand_env_dir(job.env, prepared.location)
         variables["PYTHONPATH"] = str(paths.REPO_ROOT)
         script = job.cell_dir / SCRIPT_FILE
         script.write_text(batch_script(str(Path(prepared.location) / "bin" / "python"), job, variables))
@@ -331,7 +306,7 @@ class SlurmExecutor(VenvExecutor):
         return SlurmJobHandle(job_id, job.cell_dir, submitted_at, limit, argv, self.options.poll_s)
 
     @staticmethod
-    def _refused(job: CellJob, argv: list[str], message: str) -> RefusedHandle:
-        with open(job.log_path, "a") as log:
-            log.write(f"$ {shlex.join(argv)}\n{message}\n")
-        return RefusedHandle(argv, message)
+    def _refused(job: CellJob, argv: list[str], message: str) -> LaunchFailed:
+        """sbatch refused the job (a bad partition, more GPUs than any node has): the cell fails alone, with why."""
+        info = {"state": "REFUSED", "reason": f"sbatch refused the job: {message}", "sbatch": argv}
+        return LaunchFailed(1, info, job.log_path, f"$ {shlex.join(argv)}\n{message}")

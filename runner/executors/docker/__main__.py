@@ -1,0 +1,5 @@
+import sys
+
+from runner.executors.docker.cli import main
+
+sys.exit(main())
