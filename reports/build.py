@@ -1,4 +1,4 @@
-"""Write a report: result folders in, reports/<name>/ out (index.html, summary.md, plots, tidy data, raw copies).
+"""Write a report: result folders in, a report folder out (index.html, summary.md, plots, tidy data, raw copies).
 
 The report is rebuilt from scratch into a temporary folder beside the target and swapped in, so a reader never
 opens a half-written report and a rebuild leaves no stale plots behind.
@@ -21,9 +21,18 @@ from reports.provenance import copy_raw
 SUMMARY_COLUMNS_DROPPED = ["result_keys", "anchor"]
 
 
-def default_reports_root(run_dir: Path) -> Path:
-    """Beside the results folder: results/<run-id> -> reports/ (so --results /tmp/x/results reports to /tmp/x)."""
-    return Path(run_dir).resolve().parent.parent / "reports"
+REPORT_DIR = "report"  # results/<run-id>/report/: a run's report lives beside its results
+MERGED_DIR = "reports"  # results/reports/<name>/: a report of several runs (`--name`) belongs to none of them
+
+
+def run_report_dir(run_dir: Path) -> Path:
+    """Where a run's own report goes: inside the run folder (results/latest/report/index.html follows)."""
+    return Path(run_dir).resolve() / REPORT_DIR
+
+
+def merged_report_dir(run_dir: Path, name: str) -> Path:
+    """Where a merged report named `name` goes: beside the runs, in the results folder of the first one."""
+    return Path(run_dir).resolve().parent / MERGED_DIR / name
 
 
 def write_data(report: Report, cells: pd.DataFrame, out: Path) -> None:
@@ -39,7 +48,7 @@ def write_data(report: Report, cells: pd.DataFrame, out: Path) -> None:
 def write_report(run_dirs: list[Path], out_dir: Path, name: str | None = None) -> Path:
     """Build the report of `run_dirs` into `out_dir`; returns the path of its index.html."""
     run_dirs = [Path(p) for p in run_dirs]
-    name = name or out_dir.name or run_id_of(run_dirs[0])
+    name = name or (out_dir.name if out_dir.name != REPORT_DIR else run_id_of(run_dirs[0]))
     loaded = load_runs(run_dirs)
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -21,17 +21,18 @@ DEFAULT_RUN = Path("results") / "latest"
 def report_main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(
         prog="python -m runner report",
-        description="Turn run folders into reports/<run-id>/: index.html (opens offline), summary.md, plots "
+        description="Turn run folders into results/<run-id>/report/: index.html (opens offline), summary.md, plots "
         "(PNG and SVG), every epoch as CSV and Parquet, copies of the raw results.",
     )
     p.add_argument("runs", nargs="*", type=Path, metavar="RUN",
                    help=f"run folders (default: {DEFAULT_RUN}); each gets its own report unless --name")
     p.add_argument("--out", type=Path, metavar="DIR",
-                   help="folder that receives the report folders (default: reports/ beside the results folder)")
+                   help="folder that receives the report folders, one per run (or the one named by --name); "
+                   "default: each run's own folder (results/<run-id>/report/)")
     p.add_argument("--name", help="merge all RUNs into one report of this name (e.g. to put backends run "
-                   "separately side by side)")
+                   "separately side by side), written to results/reports/NAME/ beside the first run")
     args = p.parse_args(argv)
-    from reports.build import default_reports_root, write_report
+    from reports.build import merged_report_dir, run_report_dir, write_report
     from reports.load import run_id_of
 
     runs = args.runs or [DEFAULT_RUN]
@@ -42,8 +43,11 @@ def report_main(argv: list[str]) -> int:
         return EXIT_BAD_INPUT
     groups = [(args.name, runs)] if args.name else [(run_id_of(r), [r]) for r in runs]
     for name, group in groups:
-        root = args.out or default_reports_root(group[0])
-        index = write_report(group, root / name, name)
+        if args.out:
+            out = args.out / name
+        else:
+            out = merged_report_dir(group[0], name) if args.name else run_report_dir(group[0])
+        index = write_report(group, out, name)
         print(f"report: {index}  (Markdown: {index.with_name('summary.md')})")
     return EXIT_OK
 
@@ -51,9 +55,9 @@ def report_main(argv: list[str]) -> int:
 def report_after_run(run_dir: Path, console: Console) -> Path | None:
     """The report a matrix run ends with. A report that cannot be written is a warning: the results stand."""
     try:
-        from reports.build import default_reports_root, write_report
+        from reports.build import run_report_dir, write_report
 
-        index = write_report([run_dir], default_reports_root(run_dir) / run_dir.name, run_dir.name)
+        index = write_report([run_dir], run_report_dir(run_dir), run_dir.name)
     except Exception as exc:  # noqa: BLE001 - a report bug must not turn a finished run into a failure
         console.print(f"[yellow]warning:[/] the report could not be written: {exc!r}", highlight=False)
         return None

@@ -12,7 +12,7 @@ RAW_DIR = "results"
 
 
 def raw_copy_name(result_key: str) -> str:
-    """reports/<name>/results/<run-id>/<cell-id>.json, relative to the report."""
+    """<report>/results/<run-id>/<cell-id>.json, relative to the report."""
     run_id, cell_id = result_key.split("/", 1)
     return f"{RAW_DIR}/{run_id}/{cell_id}.json"
 

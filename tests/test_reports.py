@@ -41,7 +41,7 @@ def run_py(args: list[str], cwd: Path = REPO_ROOT, env: dict | None = None,
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory, keras_home) -> dict:
-    """One real smoke run for the whole module: the matrix ends by writing its report beside the results."""
+    """One real smoke run for the whole module: the matrix ends by writing its report into the run folder."""
     root = tmp_path_factory.mktemp("smoke")
     args = ["-m", "runner", "--only", "tensorflow", "--profile", "smoke", "--repeats", str(REPEATS),
             "--results", str(root / "results")]
@@ -52,7 +52,7 @@ def smoke(tmp_path_factory, keras_home) -> dict:
     run_dir = (root / "results" / "latest").resolve()
     results = [json.loads(p.read_text()) for p in sorted(run_dir.glob("*/result.json"))]
     assert len(results) == len(MODELS) * REPEATS and all(r["status"] == "ok" for r in results)
-    return {"root": root, "run_dir": run_dir, "report": root / "reports" / run_dir.name, "proc": proc,
+    return {"root": root, "run_dir": run_dir, "report": run_dir / "report", "proc": proc,
             "results": results}
 
 
@@ -269,11 +269,21 @@ def test_the_browser_check_catches_a_broken_page(tmp_path):
 def test_report_subcommand_defaults_to_the_latest_run(smoke, tmp_path):
     home = tmp_path / "project"
     (home / "results").mkdir(parents=True)
-    shutil.copytree(smoke["run_dir"], home / "results" / smoke["run_dir"].name)
+    copied = home / "results" / smoke["run_dir"].name
+    shutil.copytree(smoke["run_dir"], copied)
+    shutil.rmtree(copied / "report")  # came along with the run: the subcommand must write it anew
     (home / "results" / "latest").symlink_to(smoke["run_dir"].name)
     proc = run_py(["-m", "runner", "report"], cwd=home, env={"PYTHONPATH": str(REPO_ROOT)})
     assert proc.returncode == 0, proc.stderr
-    assert (home / "reports" / smoke["run_dir"].name / "index.html").is_file()
+    index = (copied / "report" / "index.html").resolve()
+    assert index.is_file() and f"report: {index}" in proc.stdout  # beside the results, the path printed
+    assert (home / "results" / "latest" / "report" / "index.html").is_file()  # latest leads straight to it
+    assert not (home / "reports").exists() and not (REPO_ROOT / "reports" / smoke["run_dir"].name).exists()
+    proc = run_py(["-m", "runner", "report", "--name", "side-by-side", "results/latest"], cwd=home,
+                  env={"PYTHONPATH": str(REPO_ROOT)})
+    merged = (home / "results" / "reports" / "side-by-side" / "index.html").resolve()
+    assert proc.returncode == 0 and merged.is_file() and f"report: {merged}" in proc.stdout, proc.stderr
+    assert [r.name for r in (merged.parent / "results").iterdir()] == [smoke["run_dir"].name]
     empty = tmp_path / "empty"
     empty.mkdir()
     proc = run_py(["-m", "runner", "report"], cwd=empty, env={"PYTHONPATH": str(REPO_ROOT)})
