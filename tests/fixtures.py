@@ -1,19 +1,76 @@
-"""Small, format-exact stand-ins for the real dataset files (no downloads at test time).
+"""What tests share: small, format-exact stand-ins for the real dataset files (no downloads at test time), and
+the helpers that start `python -m runner` and read back the run it wrote.
 
-Each writer produces the same container, member names, keys and dtypes as the published file, only with fewer
-samples, so the real loaders read them unchanged.
+Each dataset writer produces the same container, member names, keys and dtypes as the published file, only with
+fewer samples, so the real loaders read them unchanged.
 """
 
 from __future__ import annotations
 
 import gzip
 import io
+import json
+import os
 import pickle
+import subprocess
+import sys
 import tarfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
+import yaml
+
+from runner.paths import REPO_ROOT
+from runner.results import iter_results
+
+# -- runs: start the runner, find the run folder it made, read its results ---------------------------------------
+
+
+def run_runner(args: list[str], keras_home: Path, tmp_path: Path, timeout: float = 900) -> subprocess.CompletedProcess:
+    """`python -m runner --results <tmp_path>/results ARGS` to its end, with the fixture datasets as KERAS_HOME."""
+    env = {**os.environ, "KERAS_HOME": str(keras_home)}
+    return subprocess.run([sys.executable, "-m", "runner", "--results", str(tmp_path / "results"), *args],
+                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def the_run(results: Path) -> Path:
+    """The one run folder a results folder holds (`latest` is a link, not a run)."""
+    (run,) = [p for p in results.iterdir() if p.is_dir() and not p.is_symlink()]
+    return run
+
+
+def results_by_model(run: Path) -> dict[str, dict]:
+    """Every result of a run, keyed by model; each one must have passed the contract."""
+    out = {}
+    for path, outcome in iter_results(run):
+        assert not isinstance(outcome, Exception), outcome
+        out[outcome.cell.model] = json.loads(path.read_text())
+    return out
+
+
+def run_results(tmp_path: Path) -> list[dict]:
+    """The results of the one run under <tmp_path>/results, each checked against the contract."""
+    loaded = list(iter_results(the_run(tmp_path / "results")))
+    for _, outcome in loaded:
+        assert not isinstance(outcome, Exception), outcome
+    return [json.loads(path.read_text()) for path, _ in loaded]
+
+
+def matrix_with(folder: Path, **smoke: object) -> Path:
+    """matrix.yaml with the smoke profile's fields replaced (`models=` merges per-model limits), in `folder`."""
+    data = yaml.safe_load((REPO_ROOT / "matrix.yaml").read_text())
+    for key, value in smoke.items():
+        if key == "models":
+            data["profiles"]["smoke"].setdefault("models", {}).update(value)
+        else:
+            data["profiles"]["smoke"][key] = value
+    path = folder / "matrix.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+# -- datasets ------------------------------------------------------------------------------------------------------
 
 # A QA2-like vocabulary of 35 words: the real task's size, so the model has the example's parameter count.
 BABI_PEOPLE = ["Daniel", "John", "Mary", "Sandra"]

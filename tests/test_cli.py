@@ -17,8 +17,13 @@ def test_help_explains_the_options_and_subcommands():
     proc = runner("--help")
     assert proc.returncode == 0
     for words in ("--only BACKEND", "--dry-run", "--data {real,synthetic}", "--executor", "check RUN_DIR",
-                  "bench-overhead", "examples:"):
+                  "make bench-overhead", "examples:"):
         assert words in proc.stdout, words
+
+
+def test_tooling_is_not_a_runner_subcommand_and_says_where_it_went():
+    proc = runner("bench-overhead")
+    assert proc.returncode == 2 and "make bench-overhead" in proc.stderr and "tooling.bench" in proc.stderr
 
 
 def test_dry_run_lists_cells_and_installs_without_running(tmp_path):

@@ -15,24 +15,10 @@ from pathlib import Path
 import pytest
 
 from runner.paths import REPO_ROOT
-from runner.results import iter_results, load_result
+from runner.results import load_result
+from tests.fixtures import run_results, run_runner, the_run
 
 pytestmark = pytest.mark.venv
-
-
-def run_runner(args: list[str], keras_home: Path, tmp_path: Path, timeout: float = 900) -> subprocess.CompletedProcess:
-    env = {**os.environ, "KERAS_HOME": str(keras_home)}
-    return subprocess.run([sys.executable, "-m", "runner", "--results", str(tmp_path / "results"), *args],
-                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
-
-
-def run_results(tmp_path: Path) -> list[dict]:
-    runs = [p for p in (tmp_path / "results").iterdir() if p.is_dir() and not p.is_symlink()]
-    assert len(runs) == 1, runs
-    loaded = list(iter_results(runs[0]))
-    for _, outcome in loaded:
-        assert not isinstance(outcome, Exception), outcome
-    return [json.loads(path.read_text()) for path, _ in loaded]
 
 
 @pytest.mark.parametrize("env_name", ["keras3-tensorflow", "keras3-jax", "keras3-torch"])
@@ -76,7 +62,7 @@ def test_smoke_matrix_on_tensorflow_writes_one_valid_result_per_cell(keras_home,
     assert by_model["mlp"]["epochs"][0]["samples"] == 256
     # the summary table is printed, and the checker accepts the run
     assert "steady s/epoch" in proc.stdout and "mlp" in proc.stdout
-    run_dir = next(p for p in (tmp_path / "results").iterdir() if p.is_dir() and not p.is_symlink())
+    run_dir = the_run(tmp_path / "results")
     check = subprocess.run([sys.executable, "-m", "runner", "check", str(run_dir)], cwd=REPO_ROOT,
                            capture_output=True, text=True)
     assert check.returncode == 0 and "5 results checked, 0 problems" in check.stdout
@@ -100,5 +86,5 @@ def test_synthetic_data_is_recorded_in_every_result(keras_home, tmp_path):
     (result,) = run_results(tmp_path)
     assert result["data"]["source"] == "synthetic" and result["settings"]["data"] == "synthetic"
     assert "synthetic data" in proc.stdout
-    run_dir = next(p for p in (tmp_path / "results").iterdir() if p.is_dir() and not p.is_symlink())
+    run_dir = the_run(tmp_path / "results")
     assert load_result(run_dir / result["cell_id"] / "result.json").data.source == "synthetic"

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from runner.paths import REPO_ROOT
-from runner.results import iter_results
+from tests.fixtures import results_by_model, the_run
 
 pytestmark = pytest.mark.venv
 
@@ -34,19 +34,6 @@ def start_runner(args: list[str], keras_home: Path, results: Path, fault: str = 
 def finish(proc: subprocess.Popen, timeout: float = 600) -> tuple[int, str]:
     out, err = proc.communicate(timeout=timeout)
     return proc.returncode, out + err
-
-
-def the_run(results: Path) -> Path:
-    (run,) = [p for p in results.iterdir() if p.is_dir() and not p.is_symlink()]
-    return run
-
-
-def results_by_model(run: Path) -> dict[str, dict]:
-    out = {}
-    for path, outcome in iter_results(run):
-        assert not isinstance(outcome, Exception), outcome
-        out[outcome.cell.model] = json.loads(path.read_text())
-    return out
 
 
 def alive(pattern: str) -> bool:

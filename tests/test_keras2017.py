@@ -21,7 +21,7 @@ from runner.executors.venv import VenvExecutor
 from runner.interpreters import InterpreterNotFound, find_python
 from runner.matrix import Environment, MatrixError, load_matrix
 from runner.paths import REPO_ROOT
-from tests.test_end_to_end import run_results, run_runner
+from tests.fixtures import run_results, run_runner
 
 pytestmark = pytest.mark.venv
 

@@ -26,27 +26,16 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 import yaml
 
-from runner.executors.kubernetes import exit_status, split_log
+from runner.executors.base import signal_exit_status
+from runner.executors.kubernetes import split_log
 from runner.paths import REPO_ROOT
-from runner.results import iter_results
+from tests.fixtures import matrix_with, results_by_model, the_run
 
 VALIDATE = Path(sys.executable).parent / "kubernetes-validate"
 
 
 def stamp(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def matrix_with(folder: Path, **smoke: object) -> Path:
-    data = yaml.safe_load((REPO_ROOT / "matrix.yaml").read_text())
-    for key, value in smoke.items():
-        if key == "models":
-            data["profiles"]["smoke"].setdefault("models", {}).update(value)
-        else:
-            data["profiles"]["smoke"][key] = value
-    path = folder / "matrix.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
 
 
 # -- manifests -----------------------------------------------------------------------------------------------------
@@ -110,7 +99,7 @@ def test_a_pod_log_splits_into_output_events_and_result():
     assert output == "tf says hi\nno newline at end" and events.strip() == '{"kind": "stage"}'
     assert result.strip() == "{}" and code == 0
     assert split_log("killed before the end\n", mark) == ("killed before the end\n", None, None, None)
-    assert exit_status(134) == -signal.SIGABRT and exit_status(3) == 3
+    assert signal_exit_status(134) == -signal.SIGABRT and signal_exit_status(3) == 3
 
 
 # -- a stand-in API server and kubelet ----------------------------------------------------------------------------
@@ -310,11 +299,8 @@ def test_jobs_are_submitted_watched_and_collected_through_the_client(fake_cluste
                    "--model", "mlp", "--model", "cnn", "--model", "hrnn"], {**env, "KBM_FAULT": "abort@cnn,hang@hrnn"})
     output, _ = proc.communicate(timeout=400)
     assert proc.returncode == 1, output[-3000:]
-    (run,) = [p for p in (tmp_path / "results").iterdir() if p.is_dir() and not p.is_symlink()]
-    results = {}
-    for path, outcome in iter_results(run):
-        assert not isinstance(outcome, Exception), outcome
-        results[outcome.cell.model] = json.loads(path.read_text())
+    run = the_run(tmp_path / "results")
+    results = results_by_model(run)
 
     mlp = results["mlp"]
     assert mlp["status"] == "ok", mlp.get("error")

@@ -1,4 +1,4 @@
-"""`--executor slurm` against a real Slurm cluster: slurmctld + slurmd started here (runner/slurm_cluster.py),
+"""`--executor slurm` against a real Slurm cluster: slurmctld + slurmd started here (tooling/slurm_cluster.py),
 two fake GPUs, real smoke cells of the Keras 3 TensorFlow environment as sbatch jobs.
 
 One faulty run (5 cells on 2 GPU slots, one crashing, one past its time limit) is shared by the tests that read
@@ -19,13 +19,12 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from runner.executors.base import CellJob
 from runner.executors.slurm import batch_script, exit_status, parse_scontrol, resource_args
 from runner.paths import REPO_ROOT
-from runner.results import iter_results
-from runner.slurm_cluster import ClusterError, LocalSlurmCluster
+from tests.fixtures import matrix_with, results_by_model, the_run
+from tooling.slurm_cluster import ClusterError, LocalSlurmCluster
 
 TF = ["--profile", "smoke", "--only", "tensorflow", "--no-report"]
 
@@ -63,32 +62,12 @@ def cluster(tmp_path_factory):
 
 def gpu_matrix(folder: Path, gpus: int = 1, short: str | None = "hrnn") -> Path:
     """matrix.yaml with the smoke profile asking for GPUs, and one model limited to 30 s (Slurm: 1 minute)."""
-    data = yaml.safe_load((REPO_ROOT / "matrix.yaml").read_text())
-    smoke = data["profiles"]["smoke"]
-    smoke["gpus"] = gpus
-    if short:
-        smoke.setdefault("models", {})[short] = {"timeout_s": 30}
-    path = folder / "matrix.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
+    return matrix_with(folder, gpus=gpus, **({"models": {short: {"timeout_s": 30}}} if short else {}))
 
 
 def runner(args: list[str], env: dict[str, str], **kwargs) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "runner", *args], cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, **kwargs)
-
-
-def the_run(results: Path) -> Path:
-    (run,) = [p for p in results.iterdir() if p.is_dir() and not p.is_symlink()]
-    return run
-
-
-def by_model(run: Path) -> dict[str, dict]:
-    out = {}
-    for path, outcome in iter_results(run):
-        assert not isinstance(outcome, Exception), outcome
-        out[outcome.cell.model] = json.loads(path.read_text())
-    return out
 
 
 def max_overlap(intervals: list[tuple[float, float]]) -> int:
@@ -112,7 +91,7 @@ def faulty_run(cluster, keras_home, tmp_path_factory):
     proc = runner([*args, *TF], env)
     output, _ = proc.communicate(timeout=900)
     run = the_run(root / "results")
-    return {"code": proc.returncode, "output": output, "run": run, "results": by_model(run), "args": args,
+    return {"code": proc.returncode, "output": output, "run": run, "results": results_by_model(run), "args": args,
             "env": env, "wall_s": time.monotonic() - started}
 
 
@@ -200,7 +179,7 @@ def test_resume_keeps_finished_cells_and_reruns_the_failed_one(faulty_run):
     output, _ = proc.communicate(timeout=900)
     assert proc.returncode == 0, output[-3000:]
     assert "3 cells already have a result" in output
-    r = by_model(run)
+    r = results_by_model(run)
     for model, before in kept.items():
         assert (run / r[model]["cell_id"] / "result.json").read_bytes() == before
     assert r["cnn"]["status"] == "ok", r["cnn"]["error"]
@@ -250,7 +229,7 @@ def test_a_job_slurm_refuses_is_a_failed_cell_with_slurms_reason(cluster, keras_
     proc = runner(args, env)
     output, _ = proc.communicate(timeout=300)
     assert proc.returncode == 1, output[-3000:]
-    (result,) = by_model(the_run(tmp_path / "results")).values()
+    (result,) = results_by_model(the_run(tmp_path / "results")).values()
     assert result["status"] == "failed" and result["executor"]["state"] == "REFUSED"
     assert "sbatch refused the job" in result["error"] and "node configuration is not available" in result["error"]
 
@@ -264,6 +243,7 @@ def test_a_job_slurm_refuses_is_a_failed_cell_with_slurms_reason(cluster, keras_
         ("COMPLETED", "0:0", (0, False)),
         ("FAILED", "1:0", (1, False)),
         ("FAILED", "0:6", (-6, False)),
+        ("FAILED", "134:0", (-6, False)),  # a worker's signal the batch script could not re-raise: 128 + 6
         ("TIMEOUT", "0:15", (-15, True)),
         ("TIMEOUT", "0:0", (-15, True)),
         ("OUT_OF_MEMORY", "0:125", (-125, False)),
@@ -314,7 +294,7 @@ def test_parallel_runs_local_cells_side_by_side(keras_home, tmp_path):
                    *TF], env)
     output, _ = proc.communicate(timeout=900)
     assert proc.returncode == 0, output[-3000:]
-    r = by_model(the_run(tmp_path / "results"))
+    r = results_by_model(the_run(tmp_path / "results"))
     assert all(res["status"] == "ok" and res["executor"]["name"] == "venv" for res in r.values())
     spans = []
     for res in r.values():
