@@ -142,7 +142,6 @@ def _log_file(recipe: Recipe) -> Path:
     return folder / f"{recipe.environment}-{recipe.flavour}-{recipe.key()}.log"
 
 
-
 class ImageStore:
     """The engine's images of the matrix's environments: looked up by recipe hash, built when missing."""
 
