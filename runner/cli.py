@@ -12,7 +12,9 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from runner import paths
 from runner.cells import Selection, SelectionError, expand, worker_spec
@@ -22,6 +24,7 @@ from runner.orchestrate import ResumeError, run_cells
 from runner.progress import Display, make_console
 from runner.results import ResultError, iter_results
 from runner.summary import print_summary
+from runner.termtable import Column, fit
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -124,35 +127,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def dry_run(console: Console, matrix, cells, executor, data: str, timeout: float | None) -> None:
+    """The environments (what installs where) and the cells; key columns whole at any terminal width."""
     envs = Table(title="environments", title_justify="left")
     for col in ("environment", "python", "location", "state", "installs"):
-        envs.add_column(col)
+        envs.add_column(col, overflow="fold")
     for name in dict.fromkeys(c.environment for c in cells):
         plan = executor.plan(name, matrix.environments[name])
-        envs.add_row(
-            name,
-            plan["python"],
-            plan["location"],
-            "cached" if plan["cached"] else "to build",
-            "\n".join(plan["installs"]),
-        )
+        state = "cached" if plan["cached"] else "to build"
+        installs = "\n".join(plan["installs"])  # `jax[cuda13]` is a requirement, not markup
+        envs.add_row(*(Text(v) for v in (name, plan["python"], plan["location"], state, installs)))
     console.print(envs)
-    table = Table(title=f"{len(cells)} cells", title_justify="left")
-    for col in ("#", "cell", "epochs", "train samples", "test samples", "data", "timeout s", "spec hash"):
-        table.add_column(col)
-    for i, cell in enumerate(cells, 1):
-        spec = worker_spec(matrix, cell, data, timeout)
-        run = spec["run"]
-        table.add_row(
-            str(i),
-            cell.id,
-            str(run["epochs"]),
-            str(run["train_samples"] or "all"),
-            str(run["test_samples"] or "all"),
-            data,
-            f"{spec['timeout_s']:.0f}",
-            spec["spec_hash"],
-        )
+    specs = [worker_spec(matrix, cell, data, timeout) for cell in cells]
+    columns = [Column("#", "right"), Column("model"), Column("backend"), Column("environment"),
+               Column("profile", priority=2), Column("rep", "right", priority=3), Column("epochs", "right"),
+               Column("train", "right"), Column("test", "right"), Column("timeout s", "right", priority=1),
+               Column("spec hash", priority=4)]
+    rows = [[str(i), c.model, c.backend, c.environment, c.profile, str(c.repeat), str(s["run"]["epochs"]),
+             str(s["run"]["train_samples"] or "all"), str(s["run"]["test_samples"] or "all"), f"{s['timeout_s']:.0f}",
+             s["spec_hash"]] for i, (c, s) in enumerate(zip(cells, specs, strict=True), 1)]
+    said = [f"{data} data"]
+    for index, what in ((4, "{} profile"), (5, "repeat {}"), (9, "timeout {} s")):
+        values = {row[index] for row in rows}
+        if len(values) == 1:  # the same for every cell: said once, in the title
+            said.append(what.format(values.pop()))
+            columns[index] = Column(columns[index].name, priority=99)
+    shown = [i for i, c in enumerate(columns) if c.priority != 99]
+    table = fit([columns[i] for i in shown], [[row[i] for i in shown] for row in rows], min(console.width, 120),
+                f"{len(cells)} cells ({', '.join(said)})")
     console.print(table)
 
 
@@ -171,7 +172,7 @@ def run_main(argv: list[str]) -> int:
         )
         executor, why = choose(args.executor, gpus=args.gpus)
     except (MatrixError, SelectionError, ValueError) as exc:
-        console.print(f"[red]error:[/] {exc}", highlight=False)
+        console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         return EXIT_USAGE
     data = args.data or matrix.defaults.data
     if args.dry_run:
@@ -197,7 +198,7 @@ def run_main(argv: list[str]) -> int:
                 parallel=args.parallel,
             )
     except ResumeError as exc:
-        console.print(f"[red]error:[/] {exc}", highlight=False)
+        console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         return EXIT_USAGE
     except KeyboardInterrupt:
         console.print(
@@ -209,10 +210,11 @@ def run_main(argv: list[str]) -> int:
         make_console(), outcome.results, f"run {outcome.run_dir.name} ({len(outcome.results)} of {len(cells)} cells)"
     )
     busy = [r for r in outcome.results if (r.get("host") or {}).get("load", {}).get("busy")]
-    if busy:
+    if busy:  # name the backends that ran busy, and only those
+        names = ", ".join(dict.fromkeys(matrix.backends[r["cell"]["backend"]].title for r in busy))
         console.print(
-            f"[yellow]warning:[/] the machine was busy with other work during {len(busy)} cell(s); their "
-            "times are suspect (PyTorch suffers most). Rerun on a quiet machine.",
+            f"[yellow]warning:[/] the machine was busy with other work during {len(busy)} cell(s) ({names}); "
+            "their times are suspect, and backends suffer unequally. Rerun on a quiet machine.",
             highlight=False,
         )
     console.print(f"results: {outcome.run_dir}", highlight=False)

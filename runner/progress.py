@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from runner.cells import Cell
@@ -36,7 +37,8 @@ class Display:
             self.progress.stop()
 
     def note(self, message: str, style: str = "") -> None:
-        self.console.print(message, style=style, highlight=False)
+        """A message as written: paths, pip's `jax[cuda13]` and errors are never read as rich markup."""
+        self.console.print(message, style=style, highlight=False, markup=False)
 
     def start_cells(self, total: int) -> None:
         if self.live:
@@ -76,7 +78,7 @@ class Display:
         steady = result.get("steady_epoch_s")
         detail = f"steady {steady:.3f} s/epoch" if steady is not None else (result.get("error") or "")
         style = {"ok": "green", "skipped": "yellow"}.get(status, "red")
-        line = f"{cell.model} x {cell.backend} ({cell.environment}): [{style}]{status}[/] {detail}"
+        line = f"{cell.model} x {cell.backend} ({cell.environment}): [{style}]{status}[/] {escape(detail)}"
         if reused:
             line += " (kept from the earlier attempt)"
         load = result.get("host", {}).get("load", {})

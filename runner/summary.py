@@ -1,4 +1,5 @@
-"""The table a run ends with: one row per cell, the figures a reader looks for first."""
+"""The table a run ends with: one line per cell, the figures a reader looks for first, each distinct reason for
+a failure or a skip stated once below it (six cells skipped for one missing dataset share one footnote)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
+
+from runner.termtable import Column, Footnotes, fit
 
 STATUS_STYLE = {"ok": "green", "skipped": "yellow", "failed": "red", "timeout": "red", "interrupted": "red"}
 
@@ -14,17 +18,22 @@ def _num(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-def _note(result: dict[str, Any]) -> str:
+def _notes(result: dict[str, Any], footnotes: Footnotes) -> str:
+    """Short notes for the row; the error or skip reason (often long, often shared) as a footnote reference."""
     notes = []
-    if result.get("error"):
-        notes.append(result["error"].splitlines()[0][:90])
     data = result.get("data") or {}
     if data.get("source") == "synthetic":
         notes.append("synthetic data")
     if (result.get("host") or {}).get("load", {}).get("busy"):
-        notes.append(f"machine busy ({result['host']['load']['other_cpu_share']:.0%} other CPU)")
-    notes.extend(result.get("warnings") or [])
-    return "; ".join(notes)
+        notes.append(f"busy: {result['host']['load']['other_cpu_share']:.0%} other CPU")
+    notes.extend(footnotes.ref(w, result["cell_id"]) for w in result.get("warnings") or [])
+    return " ".join(notes)
+
+
+def _status(result: dict[str, Any], footnotes: Footnotes) -> str:
+    """The status, and for a failure or a skip the reference to its reason below the table."""
+    error = result.get("error")
+    return result["status"] + (f" {footnotes.ref(error.splitlines()[0][:400], result['cell_id'])}" if error else "")
 
 
 def samples_per_s(result: dict[str, Any]) -> float | None:
@@ -35,38 +44,47 @@ def samples_per_s(result: dict[str, Any]) -> float | None:
     return epochs[-1]["samples"] / steady
 
 
-def table(results: list[dict[str, Any]], title: str) -> Table:
-    out = Table(title=title, title_justify="left")
-    for name, justify in (
-        ("model", "left"),
-        ("backend", "left"),
-        ("environment", "left"),
-        ("status", "left"),
-        ("params", "right"),
-        ("1st epoch s", "right"),
-        ("steady s/epoch", "right"),
-        ("samples/s", "right"),
-        ("test acc", "right"),
-        ("notes", "left"),
-    ):
-        out.add_column(name, justify=justify)  # type: ignore[arg-type]
+def table(results: list[dict[str, Any]], title: str, width: int = 100) -> tuple[Table, list[str]]:
+    """(the table, its footnotes): one line per cell at `width` columns, each distinct reason once below.
+    `s/epoch` is the steady epoch (median after the first), `acc` the test accuracy."""
+    footnotes = Footnotes()
+    per_backend: dict[str, set[str]] = {}
+    for r in results:
+        per_backend.setdefault(r["cell"]["backend"], set()).add(r["cell"]["environment"])
+    ambiguous = any(len(envs) > 1 for envs in per_backend.values())
+    columns = [
+        Column("model"),
+        Column("backend"),
+        Column("environment", priority=0 if ambiguous else 2),
+        Column("status"),
+        Column("params", "right", priority=4),
+        Column("1st epoch", "right", priority=1),
+        Column("s/epoch", "right"),
+        Column("samples/s", "right", priority=3),
+        Column("acc", "right"),
+        Column("notes", flex=True),
+    ]
+    rows, styles = [], []
     for r in results:
         cell = r["cell"]
-        status = r["status"]
-        out.add_row(
+        rows.append([
             cell["model"],
             cell["backend"],
             cell["environment"],
-            f"[{STATUS_STYLE.get(status, '')}]{status}[/]",
+            _status(r, footnotes),
             _num(r.get("params"), ","),
             _num(r.get("first_epoch_s"), ".2f"),
             _num(r.get("steady_epoch_s"), ".3f"),
             _num(samples_per_s(r), ",.0f"),
             _num((r.get("test") or {}).get("accuracy"), ".4f"),
-            _note(r),
-        )
-    return out
+            _notes(r, footnotes),
+        ])
+        styles.append(STATUS_STYLE.get(r["status"]) if r["status"] != "ok" else None)
+    return fit(columns, rows, width, title, styles), footnotes.lines()
 
 
 def print_summary(console: Console, results: list[dict[str, Any]], title: str) -> None:
-    console.print(table(results, title))
+    out, notes = table(results, title, width=min(console.width, 120))
+    console.print(out)
+    for line in notes:
+        console.print(Text(line), overflow="fold")

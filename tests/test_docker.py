@@ -184,7 +184,7 @@ def test_a_cell_container_has_no_network_no_privileges_and_one_writable_folder(j
 
 
 def test_a_hung_cell_is_killed_and_its_container_removed(jax_image, docker_env, matrix, keras_home, tmp_path):
-    env = {**os.environ, **docker_env, "KERAS_HOME": str(keras_home), "KBM_FAULT": "hang@mlp@train"}
+    env = {**os.environ, **docker_env, "KERAS_HOME": str(keras_home), "KBM_TESTING": "1", "KBM_FAULT": "hang@mlp@train"}
     proc = subprocess.run(
         [sys.executable, "-m", "runner", "--executor", "docker", "--env", ENV, "--model", "mlp", "--profile", "smoke",
          "--timeout", "25", "--results", str(tmp_path / "results"), "--no-report"],

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.venv
 
 
 def start_runner(args: list[str], keras_home: Path, results: Path, fault: str = "", matrix: Path | None = None):
-    env = {**os.environ, "KERAS_HOME": str(keras_home), "KBM_FAULT": fault}
+    env = {**os.environ, "KERAS_HOME": str(keras_home), "KBM_TESTING": "1", "KBM_FAULT": fault}
     cmd = [sys.executable, "-m", "runner", "--results", str(results), "--profile", "smoke", "--only", "tensorflow"]
     if matrix is not None:
         cmd += ["--matrix", str(matrix)]

@@ -68,11 +68,22 @@ def test_dry_run_writes_manifests_that_validate_strictly(tmp_path):
     (container,) = pod["containers"]
     assert container["image"].startswith("registry.example.com/team/kbm/keras3-jax:gpu-")  # the GPU flavour
     assert container["resources"]["limits"] == {"nvidia.com/gpu": "1", "cpu": "2", "memory": "3840Mi"}
+    # the restricted Pod Security Standard: non-root (numeric uid), no escalation, no capabilities, the runtime's
+    # seccomp profile; a read-only root with /tmp (the cell folder, HOME) as an emptyDir
+    security = container["securityContext"]
+    assert security["runAsNonRoot"] is True and isinstance(security["runAsUser"], int) and security["runAsUser"] > 0
+    assert security["readOnlyRootFilesystem"] is True and security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert security["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
     env_vars = {e["name"]: e["value"] for e in container["env"]}
     assert env_vars["KERAS_BACKEND"] == "jax" and env_vars["KERAS_HOME"] == "/kbm/keras-home"
     inner = json.loads(env_vars["KBM_SPEC"])
     assert inner["cell_id"] == "mlp.jax.keras3-jax.smoke.r0" and inner["paths"]["result"].startswith("/tmp/kbm-cell")
     volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["tmp"]["emptyDir"] == {}
     assert volumes["keras-home"]["persistentVolumeClaim"] == {"claimName": "keras-cache", "readOnly": True}
     assert volumes["shm"]["emptyDir"] == {"medium": "Memory", "sizeLimit": "1024Mi"}
     configmap = yaml.safe_load((folder / "code-configmap.yaml").read_text())
@@ -103,6 +114,29 @@ def test_a_pod_log_splits_into_output_events_and_result():
 
 
 # -- a stand-in API server and kubelet ----------------------------------------------------------------------------
+
+
+def kubelet_expand(value: str, env: dict[str, str]) -> str:
+    """The kubelet's expansion of an environment value: `$$` is a literal `$`, `$(NAME)` becomes NAME's value
+    when defined, anything else stays as written (k8s.io/kubernetes third_party/forked/golang/expansion)."""
+    out, i = [], 0
+    while i < len(value):
+        if value[i] == "$" and i + 1 < len(value):
+            nxt = value[i + 1]
+            if nxt == "$":
+                out.append("$")
+                i += 2
+                continue
+            if nxt == "(":
+                end = value.find(")", i + 2)
+                if end != -1 and value[i + 2:end] in env:
+                    out.append(env[value[i + 2:end]])
+                    i = end + 1
+                    continue
+        out.append(value[i])
+        i += 1
+    return "".join(out)
+
 
 
 class FakeCluster:
@@ -149,7 +183,9 @@ class FakeCluster:
                 for file, text in self.configmaps[volume["configMap"]["name"]]["data"].items():
                     (code_dir / file).write_text(text)
         to_host = self.mapper(name)
-        env = {"PATH": os.environ["PATH"], **{e["name"]: to_host(e["value"]) for e in container["env"]}}
+        env = {"PATH": os.environ["PATH"]}
+        for var in container["env"]:  # in order, as the kubelet does: $(NAME) sees the variables before it
+            env[var["name"]] = to_host(kubelet_expand(var["value"], env))
         command = [to_host(part) for part in container["command"]]
         with open(pod["log"], "wb") as log:
             proc = subprocess.Popen(command, env=env, cwd=to_host(container["workingDir"]), stdout=log,
@@ -296,7 +332,8 @@ def test_jobs_are_submitted_watched_and_collected_through_the_client(fake_cluste
     cluster, env = fake_cluster
     matrix = matrix_with(tmp_path, timeout_s=180, models={"hrnn": {"timeout_s": 8}})
     proc = runner(["--matrix", str(matrix), "--results", str(tmp_path / "results"), "--parallel", "3",
-                   "--model", "mlp", "--model", "cnn", "--model", "hrnn"], {**env, "KBM_FAULT": "abort@cnn,hang@hrnn"})
+                   "--model", "mlp", "--model", "cnn", "--model", "hrnn"],
+                  {**env, "KBM_TESTING": "1", "KBM_FAULT": "abort@cnn,hang@hrnn"})
     output, _ = proc.communicate(timeout=400)
     assert proc.returncode == 1, output[-3000:]
     run = the_run(tmp_path / "results")
@@ -332,7 +369,8 @@ def test_jobs_are_submitted_watched_and_collected_through_the_client(fake_cluste
 @pytest.mark.venv
 def test_ctrl_c_deletes_the_runs_jobs(fake_cluster, tmp_path):
     cluster, env = fake_cluster
-    proc = runner(["--results", str(tmp_path / "results"), "--model", "mlp"], {**env, "KBM_FAULT": "hang@mlp"})
+    proc = runner(["--results", str(tmp_path / "results"), "--model", "mlp"],
+                  {**env, "KBM_TESTING": "1", "KBM_FAULT": "hang@mlp"})
     deadline = time.monotonic() + 120
     while not any(j["pod"]["phase"] == "Running" for j in list(cluster.jobs.values())):
         if time.monotonic() > deadline or proc.poll() is not None:

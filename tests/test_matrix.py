@@ -24,7 +24,8 @@ def test_real_matrix_declares_the_five_models_on_three_keras3_backends(matrix):
         assert env.python == "3.11" and env.keras.startswith("3.15")
         assert len(env.backends) == 1  # one environment per Keras 3 backend: their dependencies never fight
     torch_env = matrix.environments[matrix.environments_for("torch")[0]]
-    assert "torch==2.13.0" in torch_env.requirements
+    assert "torch==2.13.0+cpu" in torch_env.requirements  # the CPU build, never PyPI's CUDA one
+    assert torch_env.extra_index_urls == ["https://download.pytorch.org/whl/cpu"]
 
 
 def test_profile_overrides_apply_per_model(matrix):

@@ -355,7 +355,10 @@ def test_failed_cells_are_shown_with_their_reason(smoke, tmp_path):
         e["wall_s"] for r in smoke["results"] if r["cell"]["model"] == "mlp" and r["cell"]["repeat"] == 0
         for e in r["epochs"][1:]))
     assert cnn["steady s/epoch"] == "failed: worker killed by signal SIGKILL in stage train"
-    assert "**FAILED: cnn x TensorFlow**" in md and "**FAILED: mlp x TensorFlow**" in md
+    # one reason, one box (not one per cell), naming every cell it applies to
+    assert "**FAILED: 2 cells**" in md and md.count("SIGKILL in stage train Cells:") == 1
+    assert "cnn x TensorFlow" in md.split("SIGKILL in stage train Cells:")[1].split("\n")[0]
+    assert "mlp x TensorFlow" in md.split("SIGKILL in stage train Cells:")[1].split("\n")[0]
     need_chromium()
     check = check_page(index, tmp_path / "browser")
     assert check.console_errors == [] and check.broken_images == [] and len(check.images) == 2

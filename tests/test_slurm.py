@@ -85,7 +85,7 @@ def faulty_run(cluster, keras_home, tmp_path_factory):
     """5 smoke cells, 1 GPU each, on a 2-GPU node, 4 submitted at once: cnn aborts, hrnn hangs past 30 s."""
     root = tmp_path_factory.mktemp("slurm-run")
     matrix = gpu_matrix(root)
-    env = {**cluster.env(), "KERAS_HOME": str(keras_home), "KBM_FAULT": "abort@cnn,hang@hrnn"}
+    env = {**cluster.env(), "KERAS_HOME": str(keras_home), "KBM_TESTING": "1", "KBM_FAULT": "abort@cnn,hang@hrnn"}
     args = ["--matrix", str(matrix), "--results", str(root / "results"), "--executor", "slurm", "--parallel", "4"]
     started = time.monotonic()
     proc = runner([*args, *TF], env)
@@ -197,7 +197,7 @@ def squeue(cluster) -> dict[str, str]:
 
 @pytest.mark.slurm
 def test_ctrl_c_cancels_the_runs_jobs(cluster, keras_home, tmp_path):
-    env = {**cluster.env(), "KERAS_HOME": str(keras_home), "KBM_FAULT": "hang@mlp,hang@cnn"}
+    env = {**cluster.env(), "KERAS_HOME": str(keras_home), "KBM_TESTING": "1", "KBM_FAULT": "hang@mlp,hang@cnn"}
     args = ["--matrix", str(gpu_matrix(tmp_path, short=None)), "--results", str(tmp_path / "results"),
             "--executor", "slurm", "--parallel", "2", "--model", "mlp", "--model", "cnn", *TF]
     proc = runner(args, env)

@@ -2,8 +2,11 @@
 
 Used by `make engine` / `make engine-stop` and by .ci/run, so contributors and CI start it the same way. It runs
 Debian's `dockerd` as root on its own socket with its own data root (kept under the cache, so built images survive
-between runs), exec root and pid file; no default bridge and no iptables rules (builds use the host's network,
-cells run with none), so stopping it leaves nothing on the host. The base image is made without a registry:
+between runs), exec root and pid file; no default bridge (`--bridge none`: no docker0) and no iptables or NAT
+rules (builds use the host's network, cells run with none). Stopping it touches only what it recorded: the
+dockerd pid it started (checked against the command line it started), its containerd by the pid file under its
+own exec root, the shims serving that exec root, and mounts below its own folders; never a network interface or
+another engine's process, so a system Docker beside it keeps running. The base image is made without a registry:
 debootstrap (minbase + Python 3) from the host's apt mirror, tarball cached under the cache, `docker import`ed.
 Prints the `export DOCKER_HOST=... KBM_BASE_IMAGE=...` lines the executor and the tests read.
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -99,17 +103,34 @@ def answers(timeout: float = 2.0) -> bool:
         return False
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def _pid() -> int | None:
+    """Our dockerd's pid: from our pid file, and only while that process is the dockerd we started (its command
+    line names our pid file), so a recycled pid is never signalled."""
     try:
         pid = int(pid_file().read_text().strip())
-        os.kill(pid, 0)
-        return pid
     except (OSError, ValueError):
         return None
+    return pid if str(pid_file()) in _cmdline(pid) else None
+
+
+DAEMON_FLAGS = ("--bridge", "none", "--iptables=false", "--ip-masq=false")  # nothing on the host's network
 
 
 def start(log=print) -> None:
     """Start the engine (if not already answering) and make sure the base image is there."""
+    start_daemon(log)
+    ensure_base_image(log)
+
+
+def start_daemon(log=print) -> None:
+    """Start dockerd on our socket unless it already answers; no base image (see `start`)."""
     if answers():
         log(f"engine already running at {docker_host()}")
     else:
@@ -133,10 +154,7 @@ def start(log=print) -> None:
             docker_host(),
             "--storage-driver",
             "overlay2",
-            "--bridge",
-            "none",  # no docker0, no NAT: builds use the host's network, cells none
-            "--iptables=false",
-            "--ip-masq=false",
+            *DAEMON_FLAGS,
             "--log-level",
             "warn",
         ]
@@ -151,7 +169,6 @@ def start(log=print) -> None:
                 raise EngineError(f"dockerd did not answer within {READY_S:.0f} s; its log ({log_path}):\n{tail}")
             time.sleep(0.2)
         log(f"engine started at {docker_host()} (pid {_pid()}, log {log_path})")
-    ensure_base_image(log)
 
 
 def build_base_tarball(log=print) -> Path:
@@ -237,6 +254,8 @@ def stop(log=print) -> None:
         containerd_pid: int | None = int(containerd_pid_file.read_text().strip())
     except (OSError, ValueError):
         containerd_pid = None
+    if containerd_pid is not None and str(exec_root) not in _cmdline(containerd_pid):
+        containerd_pid = None  # not the containerd our dockerd started (gone, its pid reused)
     pid = _pid()
     if pid is None:
         log("no engine running (no live pid in %s)" % pid_file())
@@ -247,17 +266,12 @@ def stop(log=print) -> None:
     for proc in Path("/proc").iterdir():  # shims of this engine only: their command line names our exec root
         if not proc.name.isdigit():
             continue
-        try:
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
+        cmdline = _cmdline(int(proc.name))
         if "containerd-shim" in cmdline and str(RUN_DIR) in cmdline:
             _stop_pid(int(proc.name), "containerd-shim", log)
     _unmount_under(RUN_DIR)
     _unmount_under(state_dir() / "data-root")
-    if Path("/sys/class/net/docker0").exists():  # left by an engine started with a bridge
-        subprocess.run(["ip", "link", "delete", "docker0"], check=False)
-    shutil.rmtree(RUN_DIR, ignore_errors=True)
+    shutil.rmtree(RUN_DIR, ignore_errors=True)  # our exec root, socket and pid file; no interface was ever made
 
 
 def _unmount_under(root: Path) -> None:
@@ -272,7 +286,7 @@ def _unmount_under(root: Path) -> None:
 
 
 def env_lines() -> str:
-    return f"export DOCKER_HOST={docker_host()}\nexport KBM_BASE_IMAGE={base_image()}"
+    return f"export DOCKER_HOST={shlex.quote(docker_host())}\nexport KBM_BASE_IMAGE={shlex.quote(base_image())}"
 
 
 def main(argv: list[str] | None = None) -> int:

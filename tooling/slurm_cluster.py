@@ -4,8 +4,11 @@ Debian's slurm-wlm runs as root with no munge (auth/none, cred/none), the contro
 free ports, and `gpus` fake GPUs: character devices made with mknod in the cluster folder, which Slurm hands out
 as GRES and announces to each job in CUDA_VISIBLE_DEVICES (nothing ever opens them). The node offers more CPUs
 than GPUs (config_overrides lets it claim more than the host has), so GPU slots are what limits concurrency.
-Everything the cluster writes (configuration, state, logs, pid files) stays in one folder; both daemons are
-stopped by pid.
+Everything the cluster writes (configuration, state, logs, pid files) stays in one folder. Stopping it ends
+what it started and nothing else: every job of this cluster is cancelled while its controller still answers,
+the job processes (`scontrol listpids` on our node, recorded with their start times in `jobs.kbm-pids`) are
+killed by pid if any survive, then both daemons by the pids recorded when they were started. A job process
+whose slurmd is already gone is still found: it carries this cluster's SLURM_CONF path and a SLURM_JOB_ID.
 
     python -m tooling.slurm_cluster up DIR     start one (prints `export SLURM_CONF=...`); `make slurm-up`
     python -m tooling.slurm_cluster down DIR   stop it; `make slurm-down`
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shlex
 import shutil
 import signal
 import socket
@@ -179,7 +183,48 @@ class LocalSlurmCluster:
             return True
 
     def stop(self) -> None:
-        """SIGTERM each daemon by the pid this cluster recorded, SIGKILL what is left after 10 s."""
+        """End this cluster's jobs (scancel, then their recorded pids), then each daemon by its recorded pid:
+        SIGTERM, SIGKILL what is left after 10 s."""
+        jobs = self._job_processes()
+        if self._alive("slurmctld"):
+            ids = self._run("squeue", "-h", "-o", "%A").stdout.split() if self.conf.exists() else []
+            if ids:
+                self._run("scancel", *ids)
+                deadline = time.monotonic() + 15  # KillWait (5 s) plus the controller's round trip
+                while time.monotonic() < deadline and self._run("squeue", "-h", "-o", "%A").stdout.strip():
+                    time.sleep(0.2)
+        self._stop_daemons()
+        for pid, started in jobs.items():
+            _kill_if_same(pid, started)
+        for pid, started in self._job_processes().items():  # anything the records or a dead slurmd missed
+            _kill_if_same(pid, started)
+        (self.root / "jobs.kbm-pids").unlink(missing_ok=True)
+
+    def _job_processes(self) -> dict[int, str]:
+        """pid -> start time of every process of this cluster's jobs: what slurmd reports for its job steps, plus
+        any process whose environment names this cluster's SLURM_CONF and a job id (a job whose slurmd died)."""
+        found: dict[int, str] = {}
+        if self._alive("slurmd"):
+            out = self._run("scontrol", "listpids")
+            for line in out.stdout.splitlines()[1:] if out.returncode == 0 else []:
+                fields = line.split()
+                if fields and fields[0].isdigit() and fields[0] != "-1":
+                    found[int(fields[0])] = _start_time(int(fields[0]))
+        marker = f"SLURM_CONF={self.conf}".encode()
+        for proc in Path("/proc").iterdir():
+            if proc.name.isdigit() and int(proc.name) != os.getpid():
+                try:
+                    environ = (proc / "environ").read_bytes().split(b"\0")
+                except OSError:
+                    continue
+                if marker in environ and any(v.startswith(b"SLURM_JOB_ID=") for v in environ):
+                    found[int(proc.name)] = _start_time(int(proc.name))
+        found = {pid: started for pid, started in found.items() if started}
+        if found:
+            (self.root / "jobs.kbm-pids").write_text("".join(f"{p} {t}\n" for p, t in sorted(found.items())))
+        return found
+
+    def _stop_daemons(self) -> None:
         for daemon in reversed(DAEMONS):
             pid = self._pid(daemon)
             if pid is None:
@@ -195,6 +240,24 @@ class LocalSlurmCluster:
                 if not self._alive(daemon):
                     break
             (self.root / f"{daemon}.kbm-pid").unlink(missing_ok=True)
+
+
+def _start_time(pid: int) -> str:
+    """The process's start time in clock ticks since boot (/proc/PID/stat field 22): with the pid, its identity."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _kill_if_same(pid: int, started: str) -> None:
+    """SIGKILL pid only while it is the process that was recorded (same start time): never a recycled pid."""
+    if started and _start_time(pid) == started:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -217,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"# a {args.gpus}-GPU single-node Slurm cluster is up in {seconds:.1f} s; stop it with "
           f"`python -m tooling.slurm_cluster down {cluster.root}`", file=sys.stderr)
-    print(f"export SLURM_CONF={cluster.conf}")
+    print(f"export SLURM_CONF={shlex.quote(str(cluster.conf))}")
     return 0
 
 

@@ -26,14 +26,23 @@ PASS_THROUGH = (
     "TF_NUM_INTRAOP_THREADS",
     "TF_NUM_INTEROP_THREADS",
     "XLA_FLAGS",
-    "KBM_FAULT",
 )
+TEST_SWITCH = "KBM_TESTING"  # set by the tests; only then does the fault hook (models/faults.py) travel
+
+
+def host_variables(names: tuple[str, ...]) -> dict[str, str]:
+    """The host's values of `names` for a container or pod, plus the fault-injection pair (KBM_TESTING,
+    KBM_FAULT) only when this runner was started for tests: a stray KBM_FAULT in a user's shell stays home."""
+    out = {key: os.environ[key] for key in names if key in os.environ}
+    if os.environ.get(TEST_SWITCH) == "1":
+        out.update({key: os.environ[key] for key in (TEST_SWITCH, "KBM_FAULT") if key in os.environ})
+    return out
 
 
 def container_variables(cell_variables: dict[str, str], keras_home_mounted: bool) -> dict[str, str]:
     """A cell's variables inside a container: the pass-through ones from the host, the cell's own with {env_dir}
     expanded to the image's environment, and the paths the worker needs."""
-    out = {key: os.environ[key] for key in PASS_THROUGH if key in os.environ}
+    out = host_variables(PASS_THROUGH)
     out.update(expand_env_dir(cell_variables, IMAGE_ENV))
     out.update(PYTHONPATH=CODE_DIR, KERAS_HOME=KERAS_HOME if keras_home_mounted else NO_KERAS_HOME, HOME="/tmp")
     return out

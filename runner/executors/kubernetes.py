@@ -34,6 +34,7 @@ import yaml
 
 from runner import paths
 from runner.cells import Cell, cell_variables, worker_spec
+from runner.executors import k8s_pod
 from runner.executors.base import (
     CellHandle,
     CellJob,
@@ -176,10 +177,9 @@ def job_manifest(
         image=image,
         command=["/bin/sh", "-c", WRAPPER],
         working_dir=CODE_DIR,
-        env=[client.V1EnvVar(name=k, value=v) for k, v in sorted(env.items())],
+        env=k8s_pod.env_vars(client, env),
         resources=client.V1ResourceRequirements(limits=limits or None, requests=requests or None),
         volume_mounts=mounts,
-        security_context=client.V1SecurityContext(allow_privilege_escalation=False),
     )
     deadline = int(math.ceil(spec["timeout_s"])) if spec.get("timeout_s") else None
     return client.V1Job(
@@ -197,7 +197,7 @@ def job_manifest(
             ttl_seconds_after_finished=TTL_S,
             template=client.V1PodTemplateSpec(
                 metadata=client.V1ObjectMeta(labels=labels),
-                spec=client.V1PodSpec(restart_policy="Never", containers=[container], volumes=volumes),
+                spec=k8s_pod.restricted_pod(client, container, volumes),
             ),
         ),
     )

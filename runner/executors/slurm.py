@@ -31,7 +31,7 @@ from typing import Any
 from runner import paths
 from runner.executors.base import CellHandle, CellJob, LaunchFailed, PolledHandle, PreparedEnv, signal_exit_status
 from runner.executors.venv import VenvExecutor
-from runner.matrix import expand_env_dir
+from runner.matrix import ENV_NAME_RE, expand_env_dir
 
 JOB_FILE = "slurm-job.env"  # written by the job itself: what Slurm gave it
 SCRIPT_FILE = "slurm-job.sh"
@@ -92,6 +92,9 @@ def resource_args(spec: dict[str, Any]) -> list[str]:
 
 def batch_script(python: str, job: CellJob, variables: dict[str, str]) -> str:
     """The job: record what Slurm gave it, run the worker, re-raise the worker's signal so Slurm records it."""
+    bad = [key for key in variables if not re.match(ENV_NAME_RE, key)]
+    if bad:  # matrix.yaml is validated on load; this guards every other caller
+        raise ValueError(f"not variable names, refused in a batch script: {', '.join(map(repr, bad))}")
     exports = "".join(f"export {key}={shlex.quote(value)}\n" for key, value in sorted(variables.items()))
     record = job.cell_dir / JOB_FILE
     argv = " ".join(shlex.quote(a) for a in (python, "-m", job.module, str(job.spec_path), *job.extra_args))

@@ -20,6 +20,7 @@ from typing import Any
 
 from runner import paths
 from runner.executors.base import CellHandle, CellJob, EnvironmentBuildError, Executor, PreparedEnv
+from runner.indexes import pip_index_args
 from runner.interpreters import InterpreterNotFound, find_python
 from runner.matrix import Environment, expand_env_dir
 
@@ -128,7 +129,8 @@ class VenvExecutor(Executor):
             "location": str(where),
             "cached": (where / MARKER).exists(),
             "python": env.python,
-            "installs": list(env.requirements),
+            "installs": list(env.requirements) + [f"(index {u})" for u in filter(None, [env.index_url])]
+            + [f"(extra index {u})" for u in env.extra_index_urls],
             "debian_packages": list(env.debian_packages),
         }
 
@@ -169,7 +171,12 @@ class VenvExecutor(Executor):
                 if env.pip_isolated:
                     step([vpy, "-m", "pip", "install", "--quiet", "pip<22"])
                 on_status(f"{name}: installing {len(env.requirements)} requirements (log: {log_path})")
-                step([vpy, "-m", "pip", "install", "--disable-pip-version-check", *env.requirements])
+                def index_note(msg: str) -> None:
+                    log.write(msg + "\n")
+                    on_status(f"{name}: {msg}")
+
+                indexes = pip_index_args(env.index_url, env.extra_index_urls, index_note)
+                step([vpy, "-m", "pip", "install", "--disable-pip-version-check", *indexes, *env.requirements])
                 debs: list[str] = []
                 if env.debian_packages:
                     on_status(f"{name}: unpacking Debian packages {', '.join(env.debian_packages)} into {where}")

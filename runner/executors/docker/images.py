@@ -25,6 +25,7 @@ from typing import Any
 from runner import paths
 from runner.executors.base import EnvironmentBuildError, PreparedEnv
 from runner.executors.docker.client import IMAGE_REPO, LABEL, find_image
+from runner.indexes import pip_index_args
 from runner.matrix import Environment
 
 
@@ -49,21 +50,29 @@ class Recipe:
     environment: str
     flavour: str
     dockerfile: Path
-    base_image: str
+    base_image: str  # what the build starts from: the matrix's, or KBM_BASE_IMAGE / KBM_GPU_BASE_IMAGE
     requirements: tuple[str, ...]
     wheels: tuple[str, ...]
     build_args: dict[str, str]
     python: str
+    declared_base: str = ""  # the matrix's base image for this flavour
+    index_url: str | None = None
+    extra_index_urls: tuple[str, ...] = ()
 
     def key(self) -> str:
+        """Covers what the recipe declares, not how this machine got its base (a registry pull, or `make
+        engine`'s debootstrap import named by KBM_BASE_IMAGE): the Kubernetes dry-run, which knows no engine,
+        names the tag the Docker executor builds. The base actually used is a label, and a change rebuilds."""
         return _short_hash(
             {
                 "dockerfile": self.dockerfile.read_text(),
-                "base": self.base_image,
+                "base": self.declared_base or self.base_image,
                 "requirements": self.requirements,
                 "wheels": self.wheels,
                 "build_args": self.build_args,
                 "python": self.python,
+                **({"indexes": [self.index_url, *self.extra_index_urls]}
+                   if self.index_url or self.extra_index_urls else {}),
             }
         )
 
@@ -86,7 +95,8 @@ def resolve_recipe(name: str, env: Environment, flavour: str) -> Recipe:
     if not dockerfile.is_file():
         raise EnvironmentBuildError(f"{name}: recipe {rel} does not exist; fix environments.{name}.docker.{flavour}")
     override = os.environ.get("KBM_GPU_BASE_IMAGE" if flavour == "gpu" else "KBM_BASE_IMAGE")
-    base = override or recipe.base_images.get(flavour)  # type: ignore[call-overload]
+    declared = recipe.base_images.get(flavour) or ""  # type: ignore[call-overload]
+    base = override or declared
     if not base:
         raise EnvironmentBuildError(f"{name}: no base image for {flavour} (docker.base_images.{flavour})")
     return Recipe(
@@ -98,6 +108,10 @@ def resolve_recipe(name: str, env: Environment, flavour: str) -> Recipe:
         wheels=tuple(recipe.wheels.get(flavour, [])),  # type: ignore[call-overload]
         build_args=dict(recipe.build_args),
         python=env.python,
+        declared_base=declared,
+        index_url=recipe.index_url[flavour] if flavour in recipe.index_url else env.index_url,  # type: ignore[index]
+        extra_index_urls=tuple(recipe.extra_index_urls[flavour]  # type: ignore[index]
+                               if flavour in recipe.extra_index_urls else env.extra_index_urls),
     )
 
 
@@ -120,6 +134,7 @@ def fetch_wheels(recipe: Recipe, dest: Path, log: Any) -> list[str]:
                 recipe.python,
                 "--dest",
                 str(cache),
+                *pip_index_args(recipe.index_url, recipe.extra_index_urls, lambda msg: log.write(msg + "\n")),
                 requirement,
             ]
             log.write(f"$ {' '.join(args)}\n")
@@ -159,7 +174,10 @@ class ImageStore:
         image = self.image(recipe.tag)
         if image is None:
             return None
-        built_on = (image.labels or {}).get(f"{LABEL}.base-id")
+        labels = image.labels or {}
+        if labels.get(f"{LABEL}.base", recipe.base_image) != recipe.base_image:
+            return None  # the same recipe built on another base (KBM_BASE_IMAGE changed): rebuild on this one
+        built_on = labels.get(f"{LABEL}.base-id")
         base_now = self._base_id(recipe.base_image)
         if base_now and built_on and base_now != built_on:
             return None  # same base name, new base image: rebuild on it
@@ -205,7 +223,9 @@ class ImageStore:
         (kbm / "wheels").mkdir(parents=True)
         (kbm / "wheels" / ".keep").write_text("")
         shutil.copy2(recipe.dockerfile, context / "Dockerfile")
-        (kbm / "requirements.txt").write_text("\n".join(recipe.requirements) + "\n")
+        indexes = pip_index_args(recipe.index_url, recipe.extra_index_urls, lambda msg: log.write(msg + "\n"))
+        options = [f"{flag} {url}" for flag, url in zip(indexes[::2], indexes[1::2], strict=True)]
+        (kbm / "requirements.txt").write_text("\n".join([*options, *recipe.requirements]) + "\n")
         wheels = fetch_wheels(recipe, kbm / "wheels", log)
         log.write(f"context: requirements {list(recipe.requirements)}, wheels {wheels}\n")
         log.flush()

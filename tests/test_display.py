@@ -1,0 +1,129 @@
+"""What a user sees: text that is not ours printed as written, tables readable at 80 and 100 columns.
+
+Rendering goes through a real rich Console of a fixed width; a run goes through the real runner. A table is
+readable when each cell's figures and verdict appear whole on one line, and a reason shared by many cells is
+stated once below the table.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+
+import pytest
+from rich.console import Console
+
+from reports.cli import compare_table
+from runner.cells import Selection, expand
+from runner.cli import dry_run
+from runner.executors.venv import VenvExecutor
+from runner.paths import REPO_ROOT
+from runner.summary import print_summary
+from tests.fixtures import populate_keras_home
+
+CIFAR_MISSING = ("cifar10: not in the Keras cache and not downloadable (www.cs.toronto.edu unreachable: [Errno -3] "
+                 "Temporary failure in name resolution). Place cifar-10-python.tar.gz (from "
+                 "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz) at /home/u/.keras/datasets/"
+                 "cifar-10-python.tar.gz, or run with --data synthetic.")
+
+
+def render(width: int, draw) -> str:
+    console = Console(width=width, file=io.StringIO(), color_system=None, force_terminal=False)
+    draw(console)
+    return console.file.getvalue()
+
+
+def result(model: str, backend: str, env: str, status: str = "ok", error: str | None = None,
+           busy: bool = False) -> dict:
+    ok = status == "ok"
+    return {"cell_id": f"{model}.{backend}.{env}.quick.r0", "cell": {"model": model, "backend": backend,
+            "environment": env}, "status": status, "error": error, "params": 669706 if ok else None,
+            "first_epoch_s": 3.21 if ok else None, "steady_epoch_s": 12.345 if ok else None,
+            "epochs": [{"samples": 60000}] if ok else [], "test": {"accuracy": 0.9712} if ok else None,
+            "host": {"load": {"busy": busy, "other_cpu_share": 0.35}}}
+
+
+def matrix_run() -> list[dict]:
+    """The quick profile with CIFAR-10 and bAbI missing: six skipped cells, two reasons, one busy cell."""
+    out = []
+    for model in ("mlp", "cnn", "cifar10_cnn", "hrnn", "babi_rnn"):
+        for backend in ("tensorflow", "jax", "torch"):
+            env = f"keras3-{backend}"
+            if model == "cifar10_cnn":
+                out.append(result(model, backend, env, "skipped", CIFAR_MISSING))
+            elif model == "babi_rnn":
+                out.append(result(model, backend, env, "skipped", CIFAR_MISSING.replace("cifar10", "babi_qa2")))
+            else:
+                out.append(result(model, backend, env, busy=(model, backend) == ("hrnn", "torch")))
+    return out
+
+
+@pytest.mark.parametrize("width", [80, 100, 160])
+def test_the_closing_table_is_one_line_per_cell_with_each_reason_once(width):
+    text = render(width, lambda c: print_summary(c, matrix_run(), "run x (15 of 15 cells)"))
+    lines = text.splitlines()
+    rows = [line for line in lines if line.split()[:1] and line.split()[0] in ("mlp", "cnn", "cifar10_cnn", "hrnn",
+                                                                                  "babi_rnn")]
+    assert len(rows) == 15 and all(len(line) <= width for line in rows)
+    ok_rows = [r for r in rows if " ok " in r]
+    assert len(ok_rows) == 9 and all("12.345" in r and "0.9712" in r for r in ok_rows)  # figures whole
+    assert sum("skipped [1]" in r for r in rows) == 3 and sum("skipped [2]" in r for r in rows) == 3
+    assert text.count("cifar10: not in the Keras cache") == 1 and "[1] (3 cells) cifar10:" in text
+    assert text.count("babi_qa2: not in the Keras cache") == 1
+    assert "..." not in text and "…" not in "".join(r.split()[0] for r in rows)
+
+
+def test_text_that_is_not_ours_is_never_markup():
+    cells = [result("mlp", "jax", "keras3-jax", "failed", "ValueError: bad shape [/x] for jax[cuda13]")]
+    text = render(100, lambda c: print_summary(c, cells, "run"))
+    assert "ValueError: bad shape [/x] for jax[cuda13]" in text
+
+
+def test_the_dry_run_keeps_cells_whole_at_80_columns(matrix):
+    cells = expand(matrix, Selection(environments=("keras2017-tf-cntk", "keras224-cntk-variant", "keras3-jax")))
+    text = render(80, lambda c: dry_run(c, matrix, cells, VenvExecutor(), "real", None))
+    table = text[text.index("20 cells"):]
+    assert all(len(line) <= 80 for line in table.splitlines())
+    for cell in cells:
+        line = next(line for line in table.splitlines() if line.split()[1:4] == [cell.model, cell.backend,
+                                                                                  cell.environment])
+        assert line.split()[4:6] == ["3", {"mlp": "60000", "hrnn": "2000", "babi_rnn": "all"}.get(cell.model, "6000")]
+    assert "quick profile" in table and "timeout 1800 s" in table
+
+
+def test_compare_keeps_its_verdicts_and_figures_whole_at_80_columns():
+    rows = [
+        ["mlp tensorflow keras3-tensorflow quick real", "2.345", "3.012", "1.28x", "±1.5 %", "0.9712", "0.9650",
+         "-0.0062", "REGRESSION: slower, less accurate", "noisy in B"],
+        ["cnn jax keras3-jax quick real", "15.100", "15.000", "0.99x", "±0.8 %", "0.9801", "0.9805", "+0.0004",
+         "within noise", ""],
+        ["hrnn torch keras3-torch quick real", "26.100", "669,706.000", "25,600.00x", "-", "-", "0.9000", "-",
+         "REGRESSION: slower", ""],
+    ]
+    for width in (80, 100):
+        text = render(width, lambda c, w=width: c.print(compare_table(rows, "B vs A", w)))
+        assert all(len(line) <= width for line in text.splitlines())
+        assert "REGRESSION: slower, less accurate" in text and "1.28x" in text and "-0.0062" in text
+        assert "25,600.00x" in text and "REGRESSION: slower" in text  # wide figures stay whole, or are left out
+        assert "mlp tensorflow" in text and "(quick, real)" in text  # shared parts said once, in the title
+        assert "…" not in text and "..." not in text
+    assert "669,706.000" in text and "2.345" in text  # at 100 columns both runs' s/epoch
+
+
+@pytest.mark.venv
+def test_a_path_with_markup_characters_survives_a_real_run(prepared, tmp_path):
+    """KERAS_HOME under a folder named `x[/y]`: the data probe, the progress lines and the summary print it."""
+    prepared("keras3-tensorflow")
+    home = populate_keras_home(tmp_path / "odd[" / "y]" / "keras")
+    (home / "datasets" / "cifar-10-python.tar.gz").unlink()
+    proc = subprocess.run([sys.executable, "-m", "runner", "--results", str(tmp_path / "results"), "--profile",
+                           "smoke", "--only", "tensorflow", "--model", "mlp", "--model", "cifar10_cnn", "--no-report",
+                           "--executor", "venv"], cwd=REPO_ROOT, env={**os.environ, "KERAS_HOME": str(home),
+                                                                      "COLUMNS": "100"},
+                          capture_output=True, text=True, timeout=600)
+    output = proc.stdout + proc.stderr
+    assert "MarkupError" not in output and "Traceback" not in output, output[-3000:]
+    assert proc.returncode == 0, output[-3000:]
+    assert f"{home}/datasets/cifar-10-python.tar.gz" in output.replace("\n", "")
