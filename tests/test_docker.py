@@ -107,9 +107,11 @@ def test_image_is_built_once_from_the_recipe_and_reused_by_hash(jax_image, matri
     again = DockerExecutor().prepare(ENV, matrix.environments[ENV], lambda _: None)
     assert again.reused and again.location == first.location and again.seconds < 5
     assert executor.plan(ENV, matrix.environments[ENV])["cached"] is True
-    # another base image is another tag: the hash covers the base
+    # another base image: the same tag (it hashes the recipe's declared base), but not reusable (the base it was
+    # built on is a label), so the image is rebuilt on the new base
     os.environ["KBM_BASE_IMAGE"] = "kbm/some-other-base:1"
-    assert DockerExecutor().plan(ENV, matrix.environments[ENV])["cached"] is False
+    other = DockerExecutor().plan(ENV, matrix.environments[ENV])
+    assert other["cached"] is False and other["location"].startswith(f"{first.location} (on kbm/some-other-base:1)")
 
 
 def test_smoke_cell_runs_in_its_own_container_end_to_end(jax_image, docker_env, keras_home, tmp_path):
