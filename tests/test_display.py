@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 from rich.console import Console
 
 from reports.cli import compare_table
@@ -127,3 +128,36 @@ def test_a_path_with_markup_characters_survives_a_real_run(prepared, tmp_path):
     assert "MarkupError" not in output and "Traceback" not in output, output[-3000:]
     assert proc.returncode == 0, output[-3000:]
     assert f"{home}/datasets/cifar-10-python.tar.gz" in output.replace("\n", "")
+
+
+def test_requirements_with_extras_print_whole_in_the_dry_run(tmp_path):
+    """`jax[cpu]` is a requirement, not rich markup: the dry-run's environment table shows it as written."""
+    data = yaml.safe_load((REPO_ROOT / "matrix.yaml").read_text())
+    data["environments"]["keras3-jax"]["requirements"] = ["keras==3.15.1", "jax[cpu]==0.10.2", "numpy==2.4.6"]
+    (tmp_path / "m.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    proc = subprocess.run([sys.executable, "-m", "runner", "--matrix", str(tmp_path / "m.yaml"), "--env", "keras3-jax",
+                           "--dry-run", "--executor", "venv"], cwd=REPO_ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "jax[cpu]==0.10.2" in proc.stdout
+
+
+@pytest.mark.venv
+def test_the_busy_warning_names_only_the_backends_that_ran(prepared, keras_home, tmp_path):
+    """Two busy loops take the machine while a TensorFlow cell trains: the cell is flagged, the warning names
+    TensorFlow and no backend that did not run."""
+    prepared("keras3-tensorflow")
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)]
+    try:
+        proc = subprocess.run([sys.executable, "-m", "runner", "--results", str(tmp_path / "results"), "--profile",
+                               "smoke", "--only", "tensorflow", "--model", "mlp", "--no-report", "--executor", "venv"],
+                              cwd=REPO_ROOT, env={**os.environ, "KERAS_HOME": str(keras_home)},
+                              capture_output=True, text=True, timeout=600)
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
+    output = " ".join((proc.stdout + proc.stderr).split())
+    assert proc.returncode == 0, output[-3000:]
+    assert "machine was busy with other work during 1 cell(s) (TensorFlow)" in output
+    assert "PyTorch" not in output and "JAX" not in output
