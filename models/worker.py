@@ -203,6 +203,7 @@ def run(spec, result):
         result["epochs"] = timer.epochs
         result.update(epoch_summary(timer.epochs))
         result.update(fit_summary(timeline["fit_s"], len(timer.epochs), timer.train_begin_perf - t))
+        result["fit_params"] = timer.fit_params
 
         enter("evaluate")
         t = time.perf_counter()

@@ -195,7 +195,19 @@ def test_fastest_2017_environment_trains_smoke_cells_for_real(built, keras_home,
         # Keras 1's `acc` is recorded under Keras 3's name; its fit has no test hooks, so val_s stays unknown
         assert all("accuracy" in e and "val_accuracy" in e and e["val_s"] is None for e in r["epochs"])
         assert 0.0 <= r["test"]["accuracy"] <= 1.0
+        # one timing method: the whole fit / epochs, which holds the function build no epoch callback sees
+        n = len(r["epochs"])
+        assert r["article_epoch_s"] == pytest.approx(r["timeline"]["fit_s"] / n)
+        assert r["build_fn_s"] >= 0
+        assert r["article_epoch_s"] * n >= sum(e["wall_s"] for e in r["epochs"]) + r["build_fn_s"] - 1e-3
+        # a CPU machine: the probe says no GPU, the fork got no GPU context, and nothing claims a GPU was used
+        assert r["host"]["gpu"]["available"] is False and r["host"]["gpu"]["used"] is False
+        assert r["host"]["gpu"]["weight_device"].startswith("mxnet cpu")
+        assert "compile_context" not in r["settings"]
     assert results["mlp"]["data"]["source"] == "keras-cache"
+    # the fixture's 200 CIFAR images: 6 whole batches of 32 per epoch, as the example's steps_per_epoch = n // 32
+    cifar = results["cifar10_cnn"]
+    assert {e["samples"] for e in cifar["epochs"]} == {192} and cifar["fit_params"]["samples"] == 192
 
 
 def test_a_known_slow_cell_is_skipped_with_its_reason(built, keras_home, tmp_path):
