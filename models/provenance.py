@@ -215,15 +215,19 @@ def placement(model, framework, gpu_available):
     if framework == "theano":
         return "theano " + str(importlib.import_module("theano").config.device)
     if framework == "cntk":
-        device = importlib.import_module("cntk").device.use_default_device()
-        return "cntk " + ("gpu %s" % device.id() if device.type() == 1 else "cpu")
+        cntk_device = importlib.import_module("cntk").device
+        device = cntk_device.use_default_device()
+        return "cntk " + ("gpu %s" % device.id() if device.type() == cntk_device.DeviceKind.GPU else "cpu")
     if framework == "tensorflow":
         return "tensorflow default placement: " + ("/gpu:0" if gpu_available else "/cpu:0")
     return "unknown"
 
 
 def gpu_used(available, device):
-    """True/False when it can be told; None when the framework could not say whether it has a GPU."""
+    """True/False when it can be told; None when the framework could not say whether it has a GPU, or the cell
+    stopped before its model was placed (device None) on a machine with one."""
+    if device is None:
+        return False if available is False else None
     device = device.lower()
     on_gpu = any(word in device for word in ("gpu", "cuda"))
     if available is None:

@@ -117,6 +117,7 @@ def run(spec, result):
     timeline = result["timeline"]
     timeline["worker_start_s"] = WALL0 - launched_at
     load_at_start = provenance.loadavg()
+    probed = {"threads": {}, "gpu": {"available": None}}  # what the framework said, for a cell that fails later
     limit_gb = spec.get("memory_limit_gb")
     if limit_gb:  # heap + private mappings (RLIMIT_AS would count the address space TF and XLA reserve)
         import resource
@@ -130,6 +131,7 @@ def run(spec, result):
         keras = importlib.import_module("keras")
         framework = spec["backend"]["framework"]
         fw_version, threads, gpu = provenance.framework_info(framework)
+        probed.update(threads=threads, gpu=gpu)
         timeline["import_s"] = time.perf_counter() - t
         from models import compat, data
 
@@ -217,8 +219,8 @@ def run(spec, result):
         if issue is not None:
             result["warnings"].append("the known issue did not occur: " + result["known_issue"]["explained"])
     finally:
-        if "host" not in result:
-            result["host"] = provenance.host_info({}, {"available": None}, "unknown", load_at_start)
+        if "host" not in result:  # stopped before the model was placed: GPU use known only where there is none
+            result["host"] = provenance.host_info(probed["threads"], probed["gpu"], None, load_at_start)
         events.emit(kind="stage", stage=result["stage"])
         events.close()
 

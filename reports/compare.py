@@ -97,7 +97,7 @@ def judge_speed(a: pd.Series, b: pd.Series, threshold: float, between_run_spread
     interval = ratio_interval(a_runs, b_runs)
     if interval is not None:
         out.update(ci=(interval.lo, interval.hi), noise_kind=f"95% CI over {len(a_runs)}+{len(b_runs)} repeats")
-        conclusive = interval.lo > 1 or interval.hi < 1
+        conclusive = interval.lo > 1 if direction == "slower" else interval.hi < 1
     else:
         measured = _noise(a["cv"], b["cv"], between_run_cv(a_runs), between_run_cv(b_runs))
         noise = max(between_run_spread, measured)

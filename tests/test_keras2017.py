@@ -230,6 +230,8 @@ def test_cntk_lstm_under_keras_208_fails_saying_why(built, keras_home, tmp_path)
     assert result["error"].startswith("known issue (cntk 2.7, keras 2.0.8, python 3.6")
     assert "keras224-cntk-variant" in result["error"] and "error: RuntimeError" in result["error"]
     assert result["params"] == EXPECTED["hrnn"] and result["versions"]["cntk"] == "2.7"
+    # failed in training, yet the framework's probe still says what it saw: no GPU here, so none was used
+    assert result["host"]["gpu"]["available"] is False and result["host"]["gpu"]["used"] is False
 
 
 

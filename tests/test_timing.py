@@ -61,6 +61,7 @@ def test_gpu_used_is_honest_about_what_it_cannot_tell():
     assert provenance.gpu_used(True, "theano cpu") is False
     assert provenance.gpu_used(None, "unknown") is None  # the framework could not say: unknown, not False
     assert provenance.gpu_used(None, "cuda:0") is True
+    assert provenance.gpu_used(False, None) is False and provenance.gpu_used(True, None) is None  # never placed
 
 
 # -- worker helpers ----------------------------------------------------------------------------------------------
