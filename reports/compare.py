@@ -5,12 +5,13 @@ Cells are matched on model, backend, environment, profile and data source. Per c
 process: two unchanged runs of one cell on a shared 2-core VM gave 2.95, 2.49 and 2.32 s/epoch (a 0.79x "change")
 while each run's epochs varied by 4-7 %.
 
-- Both sides with 2+ repeats (separate processes): a 95 % Welch t-interval for B/A from the per-repeat steady
-  times (reports.stats.ratio_interval). Slower/faster only when the ratio passes `threshold` and the interval
-  excludes 1; past the threshold but with 1 inside the interval it is "inconclusive".
-- Otherwise the spread between runs is not measured, so it is assumed: `between_run_spread` (default 30 %, the
+- Both sides with 2+ repeats (separate processes): the spread is measured, the larger coefficient of variation of
+  the per-repeat steady times on either side (or of the epochs within a run, if larger).
+- Otherwise the spread between runs is not measured, so it is assumed: `between_run_spread` (default 30 %; the
   largest drift seen between unchanged runs here was 27 %), or the larger within-run CV or measured between-repeat
-  CV of either side if bigger. A ratio within threshold + that spread is "inconclusive", never a verdict.
+  CV of either side if bigger.
+- A ratio past 1 + threshold + spread (or below its inverse) is "slower" (a regression) or "faster"; past the
+  threshold but inside the spread it is "inconclusive", never a verdict.
 - A cell also regresses when it lost more accuracy than `acc_threshold` plus the larger spread of test accuracy
   over repeats, or ran in A but failed in B.
 
@@ -32,7 +33,7 @@ from reports import fmt
 from reports.article import load_article
 from reports.load import CELL_KEYS, load_runs
 from reports.markdown import md_table
-from reports.stats import between_run_cv, ratio_interval
+from reports.stats import between_run_cv
 from reports.tables import summary_table
 
 EXIT_OK, EXIT_REGRESSION, EXIT_BAD_INPUT = 0, 1, 2
@@ -90,20 +91,18 @@ def judge_speed(a: pd.Series, b: pd.Series, threshold: float, between_run_spread
     """B/A of steady s/epoch with the spread it is judged against; `verdict` is "", "slower", "faster" or
     "inconclusive (...)"; `regression` only for a conclusive slowdown."""
     ratio = b["steady_s"] / a["steady_s"]
-    out: dict[str, Any] = {"ratio": ratio, "noise": None, "ci": None, "noise_kind": "", "verdict": "",
-                           "regression": False}
+    out: dict[str, Any] = {"ratio": ratio, "noise": None, "noise_kind": "", "verdict": "", "regression": False}
     direction = "slower" if ratio > 1 + threshold else "faster" if ratio < 1 / (1 + threshold) else ""
     a_runs, b_runs = list(a["repeat_steady_s"]), list(b["repeat_steady_s"])
-    interval = ratio_interval(a_runs, b_runs)
-    if interval is not None:
-        out.update(ci=(interval.lo, interval.hi), noise_kind=f"95% CI over {len(a_runs)}+{len(b_runs)} repeats")
-        conclusive = interval.lo > 1 if direction == "slower" else interval.hi < 1
+    measured = _noise(a["cv"], b["cv"], between_run_cv(a_runs), between_run_cv(b_runs))
+    if len(a_runs) >= 2 and len(b_runs) >= 2:
+        noise, kind = measured, f"measured over {len(a_runs)}+{len(b_runs)} repeats"
     else:
-        measured = _noise(a["cv"], b["cv"], between_run_cv(a_runs), between_run_cv(b_runs))
         noise = max(between_run_spread, measured)
-        out.update(noise=noise, noise_kind="measured" if measured > between_run_spread else "assumed between runs")
-        band = threshold + noise
-        conclusive = ratio > 1 + band or ratio < 1 / (1 + band)
+        kind = "measured" if measured > between_run_spread else "assumed between runs"
+    out.update(noise=noise, noise_kind=kind)
+    band = threshold + noise
+    conclusive = ratio > 1 + band or ratio < 1 / (1 + band)
     if direction:
         out["verdict"] = direction if conclusive else f"inconclusive ({direction}, within the between-run spread)"
         out["regression"] = direction == "slower" and conclusive
@@ -113,7 +112,7 @@ def judge_speed(a: pd.Series, b: pd.Series, threshold: float, between_run_spread
 def compare_pair(a: pd.Series, b: pd.Series, threshold: float, acc_threshold: float,
                  between_run_spread: float = DEFAULT_BETWEEN_RUN_SPREAD) -> dict[str, Any]:
     row: dict[str, Any] = {"cell": _name(_key(a)), "model": a["model"], "backend": a["backend"],
-                           "a_s": a["steady_s"], "b_s": b["steady_s"], "ratio": None, "noise": None, "ci": None,
+                           "a_s": a["steady_s"], "b_s": b["steady_s"], "ratio": None, "noise": None,
                            "noise_kind": "", "a_acc": a["test_accuracy"], "b_acc": b["test_accuracy"],
                            "acc_delta": None, "acc_noise": None, "verdict": "", "regression": False, "notes": []}
     a_ok, b_ok = a["repeats_ok"] > 0, b["repeats_ok"] > 0
@@ -127,11 +126,11 @@ def compare_pair(a: pd.Series, b: pd.Series, threshold: float, acc_threshold: fl
     verdicts = []
     if not fmt.missing(a["steady_s"]) and not fmt.missing(b["steady_s"]):
         speed = judge_speed(a, b, threshold, between_run_spread)
-        row.update({k: speed[k] for k in ("ratio", "noise", "ci", "noise_kind")})
+        row.update({k: speed[k] for k in ("ratio", "noise", "noise_kind")})
         if speed["verdict"]:
             verdicts.append(speed["verdict"])
         row["regression"] = speed["regression"]
-        if speed["ci"] is None:
+        if not speed["noise_kind"].startswith("measured over"):
             row["notes"].append("one repeat on a side: run --repeats 3 on both for a measured interval")
     if not fmt.missing(a["test_accuracy"]) and not fmt.missing(b["test_accuracy"]):
         delta = b["test_accuracy"] - a["test_accuracy"]
@@ -184,8 +183,6 @@ HEADER = ["cell", "A s/epoch", "B s/epoch", "B/A", "judged against", "A acc", "B
 
 
 def noise_text(r: dict[str, Any]) -> str:
-    if r["ci"] is not None:
-        return f"{r['ci'][0]:.2f}-{r['ci'][1]:.2f}x ({r['noise_kind']})"
     return "-" if r["noise"] is None else f"±{r['noise'] * 100:.1f} % ({r['noise_kind']})"
 
 
@@ -216,10 +213,10 @@ def render_markdown(comparison: Comparison, a_name: str, b_name: str, threshold:
     lines = [f"### {b_name} compared with {a_name}", ""]
     lines += [f"> [!CAUTION]\n> {w}\n" for w in comparison.warnings]
     lines += md_table(HEADER, table_rows(comparison))
-    lines += ["", f"{summary_line(comparison)}. A cell regresses when B/A exceeds 1 + {threshold:g} and the 95 % "
-                  "interval over repeats excludes 1 (both sides with 2+ repeats), or, with one repeat on a side, "
-                  "when B/A exceeds 1 + threshold + the between-run spread (assumed, or measured if larger); "
-                  "a change past the threshold but inside that spread is inconclusive."]
+    lines += ["", f"{summary_line(comparison)}. A cell regresses when B/A exceeds 1 + {threshold:g} + the spread "
+                  "between runs: measured over the repeats (the larger CV of per-repeat times) when both sides have "
+                  "2 or more, else assumed (or the measured CV, if larger). A change past the threshold but inside "
+                  "that spread is inconclusive."]
     for what, cells in (("only in A", comparison.only_a), ("only in B", comparison.only_b)):
         if cells:
             lines.append(f"- {what}: {', '.join(cells)}")

@@ -113,23 +113,6 @@ def mean_interval(values: Sequence[float]) -> Interval | None:
     return Interval(mean, mean - half, mean + half, n)
 
 
-def ratio_interval(a: Sequence[float], b: Sequence[float]) -> Interval | None:
-    """B/A of two sets of independent per-process times, with a 95 % Welch t-interval computed on log times
-    (ratios are symmetric on the log scale). Needs 2 or more values on each side; identical values give a
-    zero-width interval."""
-    la, lb = [math.log(v) for v in a], [math.log(v) for v in b]
-    if len(la) < 2 or len(lb) < 2:
-        return None
-    va, vb = statistics.variance(la) / len(la), statistics.variance(lb) / len(lb)
-    diff = statistics.fmean(lb) - statistics.fmean(la)
-    se2 = va + vb
-    if se2 == 0:
-        return Interval(math.exp(diff), math.exp(diff), math.exp(diff), len(la) + len(lb))
-    df = se2**2 / ((va**2 / (len(la) - 1) if va else 0.0) + (vb**2 / (len(lb) - 1) if vb else 0.0))
-    half = t975(max(df, 1.0)) * math.sqrt(se2)
-    return Interval(math.exp(diff), math.exp(diff - half), math.exp(diff + half), len(la) + len(lb))
-
-
 def between_run_cv(values: Sequence[float]) -> float | None:
     """Coefficient of variation of per-process figures (one per repeat): the spread that decides whether two
     runs differ, as opposed to the spread of epochs inside one process."""
