@@ -210,6 +210,31 @@ def test_fastest_2017_environment_trains_smoke_cells_for_real(built, keras_home,
     assert {e["samples"] for e in cifar["epochs"]} == {192} and cifar["fit_params"]["samples"] == 192
 
 
+GPU_CONTEXT_PROBE = """
+import json, keras
+from models import compat, mlp, provenance
+from models.data import Dataset
+api = compat.KerasAPI(keras, data_format="channels_first", gpus=1)
+model = mlp.build(api, Dataset(None, None, None, None, (784,), 10, {}))
+api.compile(model, api.optimizer({"name": "rmsprop", "learning_rate": 1e-3}), mlp.LOSS, None)
+print(json.dumps({"context": api.compile_context, "model": [str(c) for c in model._context],
+                  "device": provenance.weight_device(model, "mxnet", False)}))
+"""
+
+
+def test_the_mxnet_fork_compiles_for_gpu_0_when_the_cell_has_a_gpu(built):
+    """What the 2017 notebooks passed: compile(..., context=['gpu(0)']); without it the fork trains on the CPU. The
+    fork records the context at compile (it binds at fit), so this runs on a CPU machine too; no GPU is claimed
+    as used where the framework saw none."""
+    env = built(FASTEST)
+    proc = subprocess.run([str(Path(env.location) / "bin" / "python"), "-c", GPU_CONTEXT_PROBE], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "KERAS_BACKEND": "mxnet", "PYTHONPATH": str(REPO_ROOT)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out == {"context": ["gpu(0)"], "model": ["gpu(0)"], "device": "mxnet gpu(0)"}
+
+
 def test_a_known_slow_cell_is_skipped_with_its_reason(built, keras_home, tmp_path):
     built(FASTEST)
     proc = run_runner(["--env", FASTEST, "--model", "hrnn", "--profile", "quick", "--executor", "venv",
