@@ -16,7 +16,7 @@ import pytest
 from models import provenance
 from models.worker import fit_summary, samples_in_whole_batches
 from reports.stats import between_run_cv, mean_interval, ratio_goal, t975
-from tests.test_end_to_end import run_results, run_runner
+from tests.fixtures import run_results, run_runner
 
 # -- the CPU peak estimate -----------------------------------------------------------------------------------------
 
