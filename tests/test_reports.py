@@ -15,6 +15,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+from html import escape
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -251,6 +252,12 @@ def test_html_is_offline_and_every_number_reaches_its_provenance(smoke):
         assert copy in parser.refs  # the raw result, one click from its row's provenance
         assert r["git_commit"] is None or r["git_commit"] in html
         assert r["versions"]["tensorflow"] in html
+    # every 2017 figure is shown with the notebook run it was read from
+    article = load_article()
+    assert "Where each figure comes from" in html
+    for test in article.tests.values():
+        for fig in test.figures.values():
+            assert escape(fig.source) in html, fig.source
 
 
 def need_chromium() -> None:
