@@ -66,9 +66,11 @@ COLUMN_HELP = {
                       "repeats; each repeat is a separate process",
     "interval": "95% CI of the median from order statistics (6+ samples), else min-max of the steady epochs",
     "CV": "coefficient of variation of the steady epochs; above 5% the cell is flagged noisy",
-    "1st epoch s": "the first epoch: graph building, tracing and compilation included (median over repeats)",
-    "1st epoch s (+compile)": "the first epoch: graph building, tracing and compilation included (median over "
-                              "repeats); in brackets, first minus steady epoch: the one-off compile cost",
+    "1st epoch s": "the first callback epoch (median over repeats): Keras 3's tracing and compilation included; "
+                   "Keras 2.0.8/1.2.2 build their training function before it (counted in article-style only)",
+    "1st epoch s (+compile)": "the first callback epoch (median over repeats): Keras 3's tracing and compilation "
+                              "included, Keras 2.0.8/1.2.2's function build not (it precedes the first epoch); in "
+                              "brackets, first minus steady epoch: the one-off cost the epoch saw",
     "samples/s": "training samples per epoch / steady s/epoch",
     "steps/s": "training steps (batches) per epoch / steady s/epoch",
     "GFLOP/s": "(3 x F x N_train + F x N_val) / steady s/epoch, F = forward FLOP per sample (models.md)",
