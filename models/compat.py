@@ -20,20 +20,24 @@ def keras_generation(version):
     return int(str(version).split(".")[0])
 
 
-def KerasAPI(keras, data_format="channels_last"):  # noqa: N802 - the factory keeps the name callers construct
-    """The adapter for the installed Keras (Keras3API, Keras2API or Keras1API)."""
+def KerasAPI(keras, data_format="channels_last", gpus=0):  # noqa: N802 - the factory keeps the name callers construct
+    """The adapter for the installed Keras (Keras3API, Keras2API or Keras1API); `gpus`: GPUs the cell may use."""
     generation = keras_generation(keras.__version__)
     adapters = {3: Keras3API, 2: Keras2API, 1: Keras1API}
     if generation not in adapters:
         raise UnsupportedKeras("Keras %s has no adapter in models/compat.py (supported: 1.2, 2.x, 3.x)"
                                % keras.__version__)
-    return adapters[generation](keras, data_format)
+    api = adapters[generation](keras, data_format)
+    api.gpus = gpus or 0
+    return api
 
 
 class Keras3API(object):
     """Layers, optimizers and settings spelled for Keras 3; the base the older generations override."""
 
     generation = 3
+    gpus = 0
+    compile_context = None  # the device list passed to compile, where the Keras generation takes one (MXNet)
 
     def __init__(self, keras, data_format="channels_last"):
         self.keras = keras
@@ -129,13 +133,21 @@ class Keras3API(object):
         model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"], jit_compile=jit_compile)
         return bool(model.jit_compile)
 
-    def fit(self, model, x, y, batch_size, epochs, callbacks, validation_data=None, validation_split=None):
-        """model.fit as the example called it (augmented models feed a generator on Keras 2/1)."""
+    def fit(self, model, x, y, batch_size, epochs, callbacks, validation_data=None, validation_split=None,
+            samples_per_epoch=None):
+        """model.fit as the example called it (augmented models feed a generator on Keras 2/1).
+
+        `samples_per_epoch` (whole batches, below len(y)) trains each epoch on that many samples, as the CIFAR
+        example's `fit_generator(steps_per_epoch=n // batch_size)`. Keras 3's fit of arrays cannot do it with
+        steps_per_epoch (its iterator stops an epoch early once the data runs out), so the arrays are cut to
+        whole batches: the same steps and samples per epoch, the last n % batch_size samples never seen.
+        """
         kwargs = {"batch_size": batch_size, "epochs": epochs, "verbose": 0, "callbacks": callbacks}
         if validation_split:
             kwargs["validation_split"] = validation_split
         else:
             kwargs["validation_data"] = validation_data
+        x, y = _first(x, samples_per_epoch), _first(y, samples_per_epoch)
         return model.fit(x, y, **kwargs)
 
     def set_seed(self, seed):
@@ -151,6 +163,15 @@ class Keras3API(object):
 
     def backend_name(self):
         return self.keras.backend.backend()
+
+
+def _first(data, n):
+    """The first n samples of an array or a list of arrays (n None: all of them)."""
+    if n is None:
+        return data
+    if isinstance(data, (list, tuple)):
+        return [part[:n] for part in data]
+    return data[:n]
 
 
 class Keras2API(Keras3API):
@@ -211,7 +232,8 @@ class Keras2API(Keras3API):
     def _generator_format(self):
         return {"data_format": self.data_format}
 
-    def fit(self, model, x, y, batch_size, epochs, callbacks, validation_data=None, validation_split=None):
+    def fit(self, model, x, y, batch_size, epochs, callbacks, validation_data=None, validation_split=None,
+            samples_per_epoch=None):
         augmentation = getattr(model, "kbm_augmentation", None)
         if augmentation is None:
             kwargs = {"batch_size": batch_size, "verbose": 0, "callbacks": callbacks}
@@ -220,11 +242,13 @@ class Keras2API(Keras3API):
                 kwargs["validation_split"] = validation_split
             else:
                 kwargs["validation_data"] = validation_data
-            return model.fit(x, y, **kwargs)
+            return model.fit(_first(x, samples_per_epoch), _first(y, samples_per_epoch), **kwargs)
         if validation_split:
             raise ValueError("augmented training takes validation_data, not validation_split")
+        # the whole training set flows (the generator wraps around it); an epoch is samples_per_epoch of it
         flow = self._generator(augmentation).flow(x, y, batch_size=batch_size, seed=int(random.random() * 2 ** 31))
-        return self._fit_generator(model, flow, len(y), batch_size, epochs, callbacks, validation_data)
+        return self._fit_generator(model, flow, samples_per_epoch or len(y), batch_size, epochs, callbacks,
+                                   validation_data)
 
     _epochs_kw = "epochs"
 
@@ -262,6 +286,16 @@ class Keras1API(Keras2API):
 
     def _generator_format(self):
         return {"dim_ordering": self._dim_ordering(self.data_format)}
+
+    def compile(self, model, optimizer, loss, jit_compile):
+        """The MXNet fork trains on the context given to compile, else on the current one (the CPU): with a GPU
+        it gets `context=['gpu(0)']`, as the 2017 notebooks passed it."""
+        kwargs = {}
+        if self.backend_name() == "mxnet" and self.gpus:
+            self.compile_context = ["gpu(0)"]
+            kwargs["context"] = self.compile_context
+        model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"], **kwargs)
+        return False
 
     def _fit_generator(self, model, flow, n, batch_size, epochs, callbacks, validation_data):
         return model.fit_generator(flow, samples_per_epoch=n, nb_epoch=epochs, validation_data=validation_data,

@@ -30,11 +30,17 @@ def make_epoch_timer(keras, events, normalize_metric):
             super(EpochTimer, self).__init__()
             self.epochs = []
             self.train_started_at = None
+            self.train_begin_perf = None  # perf_counter at on_train_begin: fit's build before it is build_fn_s
+            self.fit_params = {}
             self._wall0 = self._cpu0 = self._val0 = None
             self._val_s = None
 
         def on_train_begin(self, logs=None):
             self.train_started_at = time.time()
+            self.train_begin_perf = time.perf_counter()
+            # what Keras itself was told per epoch (Keras 1 says nb_sample; Keras 2's fit of arrays gives no steps)
+            params = self.params or {}
+            self.fit_params = {"steps": params.get("steps"), "samples": params.get("samples", params.get("nb_sample"))}
 
         def on_epoch_begin(self, epoch, logs=None):
             self._val_s = None

@@ -19,6 +19,8 @@ class Figure(BaseModel):
     approx: bool = False  # the time is approximate
     accuracy_approx: bool = False
     text: str | None = None
+    source: str = Field(min_length=1)  # the notebook, commit and %timeit line (or the article's text) it comes from
+    note: str | None = None  # what the figure includes or follows, where the article's text and notebooks disagree
 
 
 class Test(BaseModel):
@@ -66,6 +68,7 @@ class Source(BaseModel):
     author: str
     published: str
     notebooks: str
+    commits: dict[str, str] = {}  # short id -> full commit of the notebooks repository
     reference: str
 
 

@@ -80,6 +80,12 @@ def report_caveats(table: pd.DataFrame, problems: list[str], runs: dict[str, dic
     out.extend(not_run(table[table["status"] != "ok"]))
     for p in problems:
         out.append(Caveat("warn", "UNREADABLE RESULT (skipped)", p))
+    methods = sorted({m for m in table["cpu_peak_method"].dropna() if m})
+    if methods:
+        out.append(Caveat("info", "CPU PEAK ESTIMATED",
+                          "A CPU's share of peak divides achieved GFLOP/s by an estimate, not a measurement: usable "
+                          "cores x clock x FP32 FLOP per cycle from the vector extensions /proc/cpuinfo lists (turbo "
+                          "and frequency drops under vector load are not counted). " + "; ".join(methods) + "."))
     dirty = [rid for rid, run in runs.items() if run.get("git_dirty")]
     if dirty:
         out.append(Caveat("info", "UNCOMMITTED CODE",
@@ -127,7 +133,11 @@ def article_caveats(rows: pd.DataFrame, article: Article) -> list[Caveat]:
     if (ok["data_source"] == "synthetic").any():
         out.append(Caveat("danger", "SYNTHETIC DATA", "Synthetic rows are never compared with the article."))
     out.append(Caveat("info", "HOW 2017 TIMED",
-                      "The article's s/epoch is total fit time / epochs: first epoch (compilation), validation "
-                      "and a progress bar included. Our 'article-style' column is measured the same way; our steady "
-                      "s/epoch leaves the first epoch out."))
+                      "The article's s/epoch is %timeit around the whole model.fit / epochs: building the training "
+                      "function, first-epoch compilation, every epoch's validation pass and a tqdm progress bar "
+                      "included. Our 'article-style' column is the wall time around our whole fit call / epochs "
+                      "(build, compilation and validation included, no progress bar; Keras 2.0.8 and 1.2.2 build "
+                      "their training function before the first epoch, Keras 3 inside it: both are counted). Our "
+                      "steady s/epoch is the median of the epochs after the first (validation included, build and "
+                      "compilation excluded)."))
     return out

@@ -1,7 +1,8 @@
 """What a cell ran on, in words, and that device's FP32 peak where it is known (for achieved share of peak).
 
-CPU peaks depend on clocks and vector units nobody records, so a CPU cell shows no share of peak rather than a
-guess. GPU peaks are the vendors' dense FP32 figures (no tensor cores, no sparsity), matched on the device name.
+GPU peaks are the vendors' dense FP32 figures (no tensor cores, no sparsity), matched on the device name. A CPU's
+peak is the worker's estimate recorded with the host (`host.cpu_peak`: usable cores x clock x FP32 FLOP/cycle
+from the vector extensions, models/provenance.py); results without it show no share of peak.
 """
 
 from __future__ import annotations
@@ -47,4 +48,18 @@ def describe(host: dict[str, Any]) -> tuple[str, str, float | None]:
         return "gpu", f"GPU: {name}", gpu_peak_tflops(name)
     cpu = host.get("cpu_model") or "unknown CPU"
     cores = host.get("usable_cores") or host.get("cores")
-    return "cpu", f"CPU: {cpu}" + (f", {cores} cores" if cores else ""), None
+    return "cpu", f"CPU: {cpu}" + (f", {cores} cores" if cores else ""), cpu_peak_tflops(host)
+
+
+def cpu_peak_tflops(host: dict[str, Any]) -> float | None:
+    gflops = (host.get("cpu_peak") or {}).get("fp32_gflops")
+    return float(gflops) / 1e3 if gflops else None
+
+
+def cpu_peak_method(host: dict[str, Any]) -> str | None:
+    """How a CPU peak was estimated, in words, for the report's caveat."""
+    peak = host.get("cpu_peak") or {}
+    if not peak.get("fp32_gflops"):
+        return None
+    return (f"{peak['fp32_gflops']:g} GFLOP/s = {peak['cores']} cores x {peak['clock_mhz'] / 1e3:.2f} GHz "
+            f"({peak['clock_source']}) x {peak['flop_per_cycle']} FLOP/cycle ({peak['isa']})")

@@ -9,6 +9,7 @@ from html import escape
 import pandas as pd
 
 from reports import fmt
+from reports.article import Article
 from reports.caveats import Caveat
 from reports.content import Report, Section
 from reports.plots import color
@@ -65,17 +66,24 @@ COLUMN_HELP = {
                       "repeats; each repeat is a separate process",
     "interval": "95% CI of the median from order statistics (6+ samples), else min-max of the steady epochs",
     "CV": "coefficient of variation of the steady epochs; above 5% the cell is flagged noisy",
-    "1st epoch s": "the first epoch: graph building, tracing and compilation included (median over repeats)",
-    "1st epoch s (+compile)": "the first epoch: graph building, tracing and compilation included (median over "
-                              "repeats); in brackets, first minus steady epoch: the one-off compile cost",
+    "1st epoch s": "the first callback epoch (median over repeats): Keras 3's tracing and compilation included; "
+                   "Keras 2.0.8/1.2.2 build their training function before it (counted in article-style only)",
+    "1st epoch s (+compile)": "the first callback epoch (median over repeats): Keras 3's tracing and compilation "
+                              "included, Keras 2.0.8/1.2.2's function build not (it precedes the first epoch); in "
+                              "brackets, first minus steady epoch: the one-off cost the epoch saw",
     "samples/s": "training samples per epoch / steady s/epoch",
     "steps/s": "training steps (batches) per epoch / steady s/epoch",
     "GFLOP/s": "(3 x F x N_train + F x N_val) / steady s/epoch, F = forward FLOP per sample (models.md)",
-    "% of peak": "achieved FLOP/s / the device's FP32 peak; '-' where the peak is unknown (CPUs)",
+    "% of peak": "achieved FLOP/s / the device's FP32 peak: a GPU's from its name, a CPU's estimated from cores x "
+                 "clock x vector FLOP/cycle (see the caveat); '-' where unknown",
     "test acc": "accuracy of evaluate() on the test split after training (median over repeats)",
     "time to target": "training time until validation accuracy first reached the target (DAWNBench-style), median "
                       "over the repeats that reached it",
-    "2017 K80 s/epoch": "the article's figure (total fit time / epochs, first epoch included), K80 GPU",
+    "2017 K80 s/epoch": "the article's figure (%timeit around the whole fit / epochs: function build, first-epoch "
+                        "compilation, validation and a progress bar included), K80 GPU",
+    "now article-style s/epoch": "wall time around our whole fit call / epochs: function build, compilation and "
+                                 "validation included (Keras 2/1 build before epoch 1, Keras 3 inside it); median "
+                                 "over repeats",
     "ran as": "executor, profile, data source (a column only when the rows of a test differ)",
 }
 
@@ -292,7 +300,22 @@ def article_html(report: Report) -> str:
             + f"<p><b>Hardware:</b> {e(a.hardware.name)}: {e(a.hardware.device)}, {a.hardware.peak_fp32_tflops} "
             f"TFLOP/s FP32 peak, {e(a.hardware.cpu)}, {a.hardware.memory_gb} GB; {e(a.hardware.os)}; Python "
             f"{e(a.python)}.</p><p><b>Method:</b> {e(a.method)}</p>"
-            + table_html(["backend", "Keras", "framework", "CUDA", "cuDNN"], confs, set()) + "</section>")
+            + table_html(["backend", "Keras", "framework", "CUDA", "cuDNN"], confs, set())
+            + "<h3>Where each figure comes from</h3>"
+            + table_html(["test", "backend", "s/epoch", "accuracy", "source", "note"], figure_sources(a), set(),
+                         wrap=frozenset({4, 5}))
+            + "</section>")
+
+
+def figure_sources(article: Article) -> list[list[str]]:
+    """Every 2017 figure with the notebook run (or the article's words) it was read from."""
+    rows = []
+    for test in article.tests.values():
+        for backend, f in test.figures.items():
+            rows.append([e(test.title), e(article.backend_title(backend)),
+                         e(fmt.published(f.s_per_epoch, f.approx) if f.s_per_epoch else f.text or "-"),
+                         e(fmt.published(f.accuracy, f.accuracy_approx)), e(f.source), e(f.note or "")])
+    return rows
 
 
 def provenance_html(report: Report) -> str:

@@ -142,7 +142,8 @@ def render(report: Report) -> str:
     if report.sections:
         out += ["## The 2017 comparison", ""]
         out += caveat_lines(report.article_caveats)
-        out += [f"Source: {report.article.citation()} Figures transcribed in `reports/article_2017.yaml`.", ""]
+        out += [f"Source: {report.article.citation()} Figures transcribed in `reports/article_2017.yaml`, each "
+                "with the notebook run it was read from (`docs/article-2017.md`).", ""]
     return "\n".join(out).rstrip() + "\n"
 
 

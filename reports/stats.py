@@ -72,3 +72,81 @@ def time_to_target(wall_s: Sequence[float], val_accuracy: Sequence[float | None]
         if acc is not None and acc >= target:
             return total
     return None
+
+
+# Student's t, two-sided 95 % (0.975 quantile), by degrees of freedom; beyond 30 the normal's 1.96 is within 4 %.
+# A fractional (Welch) df rounds down: the wider, conservative interval.
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+def t975(df: float) -> float:
+    """The 0.975 quantile of Student's t with `df` degrees of freedom (df >= 1)."""
+    if df < 1:
+        raise ValueError(f"degrees of freedom {df} < 1")
+    k = int(math.floor(df))
+    return _T975[k - 1] if k <= len(_T975) else 1.96
+
+
+@dataclass(frozen=True)
+class Interval:
+    estimate: float
+    lo: float
+    hi: float
+    n: int
+
+    @property
+    def rel_halfwidth(self) -> float:
+        """Half the interval's width relative to the estimate (the precision a benchmark can claim)."""
+        return (self.hi - self.lo) / 2 / self.estimate if self.estimate else math.inf
+
+
+def mean_interval(values: Sequence[float]) -> Interval | None:
+    """The mean with its 95 % t-interval (needs 2 or more values; the values are assumed independent, e.g. one
+    per interleaved round)."""
+    xs = [float(v) for v in values]
+    n = len(xs)
+    if n < 2:
+        return None
+    mean = statistics.fmean(xs)
+    half = t975(n - 1) * statistics.stdev(xs) / math.sqrt(n)
+    return Interval(mean, mean - half, mean + half, n)
+
+
+def between_run_cv(values: Sequence[float]) -> float | None:
+    """Coefficient of variation of per-process figures (one per repeat): the spread that decides whether two
+    runs differ, as opposed to the spread of epochs inside one process."""
+    xs = [float(v) for v in values]
+    if len(xs) < 2 or statistics.fmean(xs) <= 0:
+        return None
+    return statistics.stdev(xs) / statistics.fmean(xs)
+
+
+@dataclass(frozen=True)
+class GoalCheck:
+    interval: Interval | None
+    precise: bool  # the interval's half-width is within the goal: more rounds would not change the answer much
+    met: bool | None  # True: the whole interval is at or below 1 + goal; False: all above; None: undecided
+    message: str
+
+
+def ratio_goal(ratios: Sequence[float], goal: float = 0.01) -> GoalCheck:
+    """Is a cost ratio (harness / bare, one per interleaved round) within 1 + goal? The mean of per-round ratios
+    with its 95 % t-interval; a verdict only where the interval says so, and plain words when it is too wide."""
+    iv = mean_interval(ratios)
+    if iv is None:
+        return GoalCheck(None, False, None, f"{len(ratios)} round(s): at least 2 are needed for an interval")
+    precise = iv.rel_halfwidth <= goal
+    limit = 1 + goal
+    met = True if iv.hi <= limit else False if iv.lo > limit else None
+    text = f"ratio {iv.estimate:.4f}, 95% CI {iv.lo:.4f}-{iv.hi:.4f} (±{iv.rel_halfwidth:.2%}) over {iv.n} rounds"
+    if met is True:
+        text += f": goal <= {limit:g} met"
+    elif met is False:
+        text += f": goal <= {limit:g} NOT met"
+    elif not precise:
+        text += (f": the interval is wider than the {goal:.0%} goal, so this machine cannot show whether the "
+                 f"goal is met (more rounds or a quieter machine)")
+    else:
+        text += f": undecided, the interval straddles {limit:g}"
+    return GoalCheck(iv, precise, met, text)

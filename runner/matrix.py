@@ -149,6 +149,8 @@ class ModelSpec(_Strict):
     expected_params: int = Field(ge=1)
     flop_per_sample: float = Field(gt=0)
     validation_split: float | None = Field(None, gt=0, lt=1)
+    # an epoch is n // batch_size full batches (the example's fit_generator steps_per_epoch), not ceil(n / batch)
+    whole_batches: bool = False
 
 
 class ProfileLimits(_Strict):

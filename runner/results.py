@@ -89,6 +89,10 @@ class CellResult(BaseModel):
     first_epoch_s: float | None = None
     compile_s: float | None = None
     steady_epoch_s: float | None = None
+    # wall time around the whole fit call / epochs (2017's way: function build and compilation included)
+    article_epoch_s: float | None = Field(None, gt=0)
+    # fit's work before on_train_begin (Keras 2.0.8/1.2.2 build the training function there; ~0 on Keras 3)
+    build_fn_s: float | None = Field(None, ge=0)
     data: DataInfo | None = None
     versions: dict[str, str] = Field(default_factory=dict)
     host: dict[str, Any]
@@ -104,6 +108,11 @@ class CellResult(BaseModel):
                 missing.append("epochs")
             if missing:
                 raise ValueError(f"status ok but missing {', '.join(missing)}")
+            # the whole fit holds every epoch: an article_epoch_s below the epochs' mean was not timed around fit
+            mean_epoch = sum(e.wall_s for e in self.epochs) / len(self.epochs)
+            if self.article_epoch_s is not None and self.article_epoch_s < mean_epoch * 0.999:
+                raise ValueError(f"article_epoch_s {self.article_epoch_s:.4g} is below the mean epoch "
+                                 f"{mean_epoch:.4g}: it must be timed around the whole fit call")
         elif not self.error:
             raise ValueError(f"status {self.status.value} needs an `error` saying why")
         return self

@@ -195,7 +195,44 @@ def test_fastest_2017_environment_trains_smoke_cells_for_real(built, keras_home,
         # Keras 1's `acc` is recorded under Keras 3's name; its fit has no test hooks, so val_s stays unknown
         assert all("accuracy" in e and "val_accuracy" in e and e["val_s"] is None for e in r["epochs"])
         assert 0.0 <= r["test"]["accuracy"] <= 1.0
+        # one timing method: the whole fit / epochs, which holds the function build no epoch callback sees
+        n = len(r["epochs"])
+        assert r["article_epoch_s"] == pytest.approx(r["timeline"]["fit_s"] / n)
+        assert r["build_fn_s"] >= 0
+        assert r["article_epoch_s"] * n >= sum(e["wall_s"] for e in r["epochs"]) + r["build_fn_s"] - 1e-3
+        # a CPU machine: the probe says no GPU, the fork got no GPU context, and nothing claims a GPU was used
+        assert r["host"]["gpu"]["available"] is False and r["host"]["gpu"]["used"] is False
+        assert r["host"]["gpu"]["weight_device"].startswith("mxnet cpu")
+        assert "compile_context" not in r["settings"]
     assert results["mlp"]["data"]["source"] == "keras-cache"
+    # the fixture's 200 CIFAR images: 6 whole batches of 32 per epoch, as the example's steps_per_epoch = n // 32
+    cifar = results["cifar10_cnn"]
+    assert {e["samples"] for e in cifar["epochs"]} == {192} and cifar["fit_params"]["samples"] == 192
+
+
+GPU_CONTEXT_PROBE = """
+import json, keras
+from models import compat, mlp, provenance
+from models.data import Dataset
+api = compat.KerasAPI(keras, data_format="channels_first", gpus=1)
+model = mlp.build(api, Dataset(None, None, None, None, (784,), 10, {}))
+api.compile(model, api.optimizer({"name": "rmsprop", "learning_rate": 1e-3}), mlp.LOSS, None)
+print(json.dumps({"context": api.compile_context, "model": [str(c) for c in model._context],
+                  "device": provenance.weight_device(model, "mxnet", False)}))
+"""
+
+
+def test_the_mxnet_fork_compiles_for_gpu_0_when_the_cell_has_a_gpu(built):
+    """What the 2017 notebooks passed: compile(..., context=['gpu(0)']); without it the fork trains on the CPU. The
+    fork records the context at compile (it binds at fit), so this runs on a CPU machine too; no GPU is claimed
+    as used where the framework saw none."""
+    env = built(FASTEST)
+    proc = subprocess.run([str(Path(env.location) / "bin" / "python"), "-c", GPU_CONTEXT_PROBE], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "KERAS_BACKEND": "mxnet", "PYTHONPATH": str(REPO_ROOT)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out == {"context": ["gpu(0)"], "model": ["gpu(0)"], "device": "mxnet gpu(0)"}
 
 
 def test_a_known_slow_cell_is_skipped_with_its_reason(built, keras_home, tmp_path):
@@ -218,6 +255,8 @@ def test_cntk_lstm_under_keras_208_fails_saying_why(built, keras_home, tmp_path)
     assert result["error"].startswith("known issue (cntk 2.7, keras 2.0.8, python 3.6")
     assert "keras224-cntk-variant" in result["error"] and "error: RuntimeError" in result["error"]
     assert result["params"] == EXPECTED["hrnn"] and result["versions"]["cntk"] == "2.7"
+    # failed in training, yet the framework's probe still says what it saw: no GPU here, so none was used
+    assert result["host"]["gpu"]["available"] is False and result["host"]["gpu"]["used"] is False
 
 
 

@@ -15,6 +15,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+from html import escape
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -64,14 +65,29 @@ def copy_run(run_dir: Path, dest: Path, doctor) -> Path:
     return dest
 
 
-def slower(factor: float):
+def slower(factor: float, repeat: int | None = None):
+    """Every time of the result scaled (only repeat `repeat`'s, when given): epochs, their summaries, the fit."""
     def doctor(r: dict) -> dict:
+        if repeat is not None and r["cell"]["repeat"] != repeat:
+            return r
         for e in r["epochs"]:
             e["wall_s"] *= factor
-        for key in ("first_epoch_s", "steady_epoch_s", "compile_s"):
+        for key in ("first_epoch_s", "steady_epoch_s", "compile_s", "article_epoch_s", "build_fn_s"):
             r[key] *= factor
+        r["timeline"]["fit_s"] *= factor
         return r
     return doctor
+
+
+def only_repeat(n: int):
+    """A copy holding one repeat per cell (the other result folders removed), as a plain `--repeats 1` run."""
+    def keep(run_dir: Path, dest: Path, doctor=lambda r: r) -> Path:
+        out = copy_run(run_dir, dest, doctor)
+        for result in out.glob("*/result.json"):
+            if json.loads(result.read_text())["cell"]["repeat"] != n:
+                shutil.rmtree(result.parent)
+        return out
+    return keep
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -97,6 +113,7 @@ def expected(results: list[dict]) -> dict[str, dict]:
             "steps_per_s": math.ceil(n_train / batch) / med,
             "gflops": (3 * flop * n_train + flop * n_val) / med / 1e9,
             "test_acc": statistics.median(r["test"]["accuracy"] for r in mine),
+            "cpu_peak_gflops": statistics.median(r["host"]["cpu_peak"]["fp32_gflops"] for r in mine),
             "busy": any(r["host"]["load"]["busy"] for r in mine),
         }
     return out
@@ -186,7 +203,8 @@ def test_markdown_summary_matches_the_raw_results(smoke):
         assert close(row["samples/s"], w["samples_per_s"])
         assert close(row["steps/s"], w["steps_per_s"])
         assert close(row["GFLOP/s"], w["gflops"])
-        assert row["% of peak"] == "-"  # a CPU's peak is unknown: no guess
+        # a CPU's peak is the worker's estimate (cores x clock x FLOP/cycle), stated in a caveat
+        assert close(row["% of peak"], w["gflops"] / w["cpu_peak_gflops"] * 100, rel=0.01)
         assert close(row["test acc"], w["test_acc"], rel=1e-3)
         assert row["time to target"].startswith("not reached")  # fixture data: random labels
         assert row["2017 K80 s/epoch"] == f"{article.tests[model].figures['tensorflow'].s_per_epoch:g}"
@@ -197,6 +215,9 @@ def test_markdown_summary_matches_the_raw_results(smoke):
     assert "| now / 2017 |" in md and "not comparable" in md and "2.77" in md and "10.25" in md
     assert "1. MXNet 1.43 · 2. Theano ~2.6 · 3. CNTK 2.76 · 4. TensorFlow 2.77" in md
     assert ("**MACHINE BUSY**" in md) == any(w["busy"] for w in want.values())
+    peak = smoke["results"][0]["host"]["cpu_peak"]
+    assert "**CPU PEAK ESTIMATED**" in md and f"{peak['fp32_gflops']:g} GFLOP/s = {peak['cores']} cores" in md
+    assert "Our 'article-style' column is the wall time around our whole fit call / epochs" in md
     noisy = [m for m in MODELS if want[m]["cv"] > NOISY_CV]
     assert ("**NOISY CELLS**" in md) == bool(noisy)
 
@@ -231,6 +252,12 @@ def test_html_is_offline_and_every_number_reaches_its_provenance(smoke):
         assert copy in parser.refs  # the raw result, one click from its row's provenance
         assert r["git_commit"] is None or r["git_commit"] in html
         assert r["versions"]["tensorflow"] in html
+    # every 2017 figure is shown with the notebook run it was read from
+    article = load_article()
+    assert "Where each figure comes from" in html
+    for test in article.tests.values():
+        for fig in test.figures.values():
+            assert escape(fig.source) in html, fig.source
 
 
 def need_chromium() -> None:
@@ -325,7 +352,9 @@ def test_article_profile_on_a_known_gpu_gets_a_ratio_and_a_share_of_peak(smoke, 
     article = load_article()
     for model in MODELS:
         mine = [r for r in smoke["results"] if r["cell"]["model"] == model]
-        article_style = statistics.median(statistics.fmean(e["wall_s"] for e in r["epochs"]) for r in mine)
+        # 2017's way: the whole fit / epochs (function build and compilation included), median over repeats
+        article_style = statistics.median(r["timeline"]["fit_s"] / len(r["epochs"]) for r in mine)
+        assert article_style == pytest.approx(statistics.median(r["article_epoch_s"] for r in mine))
         section = md[md.index(f"## {article.tests[model].title}"):]
         tables = md_tables(section)
         (row,) = next(iter(tables.values()))
@@ -401,6 +430,8 @@ def quiet(results: list[dict]):
         for e in r["epochs"][1:]:
             e["wall_s"] = medians[r["cell"]["model"]]
         r["steady_epoch_s"] = medians[r["cell"]["model"]]
+        mean_epoch = statistics.fmean(e["wall_s"] for e in r["epochs"])
+        r["article_epoch_s"] = max(r["article_epoch_s"], mean_epoch)  # the whole fit still holds every epoch
         return r
     return doctor
 
@@ -415,18 +446,56 @@ def test_compare_flags_30_percent_slower_epochs(smoke, tmp_path):
     assert within.returncode == 0 and within.stdout.count("within noise") == len(MODELS)
 
 
-def test_compare_takes_the_measured_noise_into_account(smoke, tmp_path):
-    """30 % slower than the real run: a cell regresses only when 30 % exceeds 5 % plus its noise (the CV of its
-    steady epochs, which scaling keeps); a cell too noisy to tell (a busy machine) is reported within noise."""
-    slow = copy_run(smoke["run_dir"], tmp_path / "slow", slower(1.3))
-    proc = compare(smoke["run_dir"], slow, "--threshold", "0.05")
-    assert proc.stdout.count("1.30x") == len(MODELS)
-    want = expected(smoke["results"])
-    detectable = [m for m in MODELS if 1.3 > 1 + 0.05 + want[m]["cv"]]
-    assert proc.returncode == (1 if detectable else 0), proc.stdout + proc.stderr
-    assert proc.stdout.count("REGRESSION: slower") == len(detectable)
+def test_compare_with_one_repeat_calls_drift_inconclusive(smoke, tmp_path):
+    """One repeat per side: the spread between runs is not measured, so it is assumed (30 %). An unchanged rerun
+    that drifted 20 % either way (as the JAX MLP did here: 2.95 vs 2.32 s/epoch) is inconclusive, exit 0; a
+    threefold slowdown is still a regression."""
+    single = only_repeat(0)
+    base = single(smoke["run_dir"], tmp_path / "a")
+    judged = []  # the spread each cell is judged against: 30 % assumed, or its within-run CV when larger (busy)
     for m in MODELS:
-        assert f"±{want[m]['cv'] * 100:.1f} %" in proc.stdout
+        (r0,) = [r for r in smoke["results"] if r["cell"]["model"] == m and r["cell"]["repeat"] == 0]
+        steady = [e["wall_s"] for e in r0["epochs"][1:]]
+        cv = statistics.stdev(steady) / statistics.fmean(steady)
+        judged.append(f"±{max(0.30, cv) * 100:.1f} % ({'measured' if cv > 0.30 else 'assumed between runs'})")
+    for factor, label in ((1.2, "1.20x"), (0.79, "0.79x")):
+        drifted = single(smoke["run_dir"], tmp_path / f"drift-{factor}", slower(factor))
+        md = tmp_path / f"drift-{factor}.md"
+        proc = compare(base, drifted, "--markdown", str(md))
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert proc.stdout.count(label) == len(MODELS) and proc.stdout.count("inconclusive (") == len(MODELS)
+        assert "REGRESSION" not in proc.stdout and "faster" not in proc.stdout.replace("inconclusive (faster", "")
+        assert f"0 regression(s) beyond noise, {len(MODELS)} inconclusive" in proc.stdout
+        assert all(f"| {text} |" in md.read_text() for text in judged)
+    proc = compare(base, single(smoke["run_dir"], tmp_path / "slow3", slower(3.0)))
+    assert proc.returncode == 1 and proc.stdout.count("REGRESSION: slower") == len(MODELS)
+    # a smaller assumed spread is an explicit choice: then 20 % is a verdict
+    proc = compare(base, single(smoke["run_dir"], tmp_path / "drift-strict", slower(1.2)), "--between-run-spread",
+                   "0.05")
+    detectable = []
+    for m in MODELS:  # the band is threshold + the larger of the given spread and the within-run CV
+        (r0,) = [r for r in smoke["results"] if r["cell"]["model"] == m and r["cell"]["repeat"] == 0]
+        steady = [e["wall_s"] for e in r0["epochs"][1:]]
+        if 1.2 > 1 + 0.05 + max(0.05, statistics.stdev(steady) / statistics.fmean(steady)):
+            detectable.append(m)
+    assert proc.returncode == (1 if detectable else 0), proc.stdout
+    assert proc.stdout.count("REGRESSION: slower") == len(detectable)
+    assert compare(base, base, "--between-run-spread", "-1").returncode == 2
+
+
+def test_compare_with_repeats_judges_by_the_spread_between_them(smoke, tmp_path):
+    """Two repeats a side: the spread is measured between them. 25 % slower on average but with the repeats
+    disagreeing (one 1.0x, one 1.5x: a CV of 28 %) is inconclusive; 30 % slower on both repeats of a quiet run is
+    a regression (tested above), and so is a 3x slowdown of the real, noisy run (below)."""
+    base = copy_run(smoke["run_dir"], tmp_path / "quiet", quiet(smoke["results"]))
+    split = copy_run(base, tmp_path / "split", slower(1.5, repeat=1))
+    md = tmp_path / "split.md"
+    proc = compare(base, split, "--markdown", str(md))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("inconclusive (slower") == len(MODELS)
+    assert md.read_text().count("| ±28.3 % (measured over 2+2 repeats) |") == len(MODELS)
+    proc = compare(base, copy_run(base, tmp_path / "slow", slower(1.3)))
+    assert proc.returncode == 1 and proc.stdout.count("REGRESSION: slower") == len(MODELS)
 
 
 def test_compare_flags_a_threefold_slowdown_and_lost_accuracy(smoke, tmp_path):
@@ -481,23 +550,67 @@ def test_spread_and_time_to_target():
     assert time_to_target([3.0, 1.0], [0.5, None], 0.97) is None
 
 
-def test_article_figures_agree_with_the_matrix_and_the_reference():
+def _total_s(text: str) -> float:
+    """'2 min 3 s' or '55.3 s' (as %timeit printed them) in seconds."""
+    m = re.fullmatch(r"(?:(\d+) min )?([\d.]+) s", text.strip())
+    return int(m.group(1) or 0) * 60 + float(m.group(2))
+
+
+def test_article_figures_agree_with_the_matrix_and_their_sources():
+    """Every 2017 figure names the notebook run it was read from; a figure taken from a %timeit total is that total
+    / the epochs at the digits the article printed, and docs/article-2017.md (the repository's own account) shows
+    the same figure. The corrections of the second reading of the notebooks stay corrected."""
     article = load_article()
     matrix = yaml.safe_load((REPO_ROOT / "matrix.yaml").read_text())
+    doc = (REPO_ROOT / "docs" / "article-2017.md").read_text()
+    assert article.source.reference == "docs/article-2017.md"
     assert article.hardware.peak_fp32_tflops == 4.37 and "K80" in article.hardware.device
-    assert article.tests["mlp"].figures["tensorflow"].s_per_epoch == 2.77
-    assert article.tests["hrnn"].figures["cntk"].s_per_epoch == 164
-    assert [b for b, _ in article.tests["mlp"].ranking()] == ["mxnet", "theano", "cntk", "tensorflow"]
+    for short, full in article.source.commits.items():
+        assert full.startswith(short) and len(full) == 40 and f"`{full}`" in doc
+    checked = 0
     for model, test in article.tests.items():
         flop = float(matrix["models"][model]["flop_per_sample"])
         per_epoch = 3 * flop * test.train_samples + flop * test.validation_samples
-        assert per_epoch == pytest.approx(test.flop_per_epoch, rel=0.02), model  # models.md's table
+        assert per_epoch == pytest.approx(test.flop_per_epoch, rel=0.02), model
         assert test.epochs == matrix["models"][model]["epochs"] and test.batch_size == matrix["models"][model][
             "batch_size"]
+        row = next(line for line in doc.splitlines() if line.startswith(f"| {test.title} | "))
+        for backend, fig in test.figures.items():
+            assert fig.source, (model, backend)
+            commit = re.match(r"[0-9a-f]{7}\b", fig.source)
+            assert commit is None or commit.group(0) in article.source.commits, fig.source
+            timed = re.search(r": ((?:\d+ min )?[\d.]+ s)(?: \+/- [\d.]+ s)? (?:/|per) (\d+)[ -]epoch", fig.source)
+            if timed and fig.s_per_epoch is not None:
+                total, epochs = _total_s(timed.group(1)), int(timed.group(2))
+                digits = len(f"{fig.s_per_epoch:g}".split(".")[1]) if "." in f"{fig.s_per_epoch:g}" else 0
+                # the article's rounding of total / epochs, half up (55.3 s / 20 = 2.765 -> 2.77)
+                assert abs(total / epochs - fig.s_per_epoch) <= 0.5 * 10**-digits + 1e-9, (model, backend)
+                checked += 1
+            if fig.s_per_epoch is not None:
+                assert f"{fig.s_per_epoch:g}" in row, (model, backend, row)
+    assert checked == 13  # every number but Theano's, which only the article's text gives
+    mlp, cnn, hrnn, babi = (article.tests[m].figures for m in ("mlp", "cnn", "hrnn", "babi_rnn"))
+    assert mlp["tensorflow"].s_per_epoch == 2.77 and "a2b4536" in mlp["tensorflow"].note
+    assert "-r 5" in mlp["mxnet"].source and "100 cumulative epochs" in mlp["mxnet"].note
+    assert cnn["mxnet"].s_per_epoch is None and cnn["mxnet"].text.startswith("not run")
+    assert hrnn["mxnet"].s_per_epoch == 160.4 and not hrnn["mxnet"].approx
+    assert "10 cumulative epochs" in hrnn["tensorflow"].note and "10 cumulative epochs" in hrnn["cntk"].note
+    assert babi["cntk"].accuracy == 0.291 and babi["tensorflow"].accuracy is None and ".326" in babi["tensorflow"].note
+    assert "notebooks" in babi["theano"].note
+    assert [b for b, _ in article.tests["mlp"].ranking()] == ["mxnet", "theano", "cntk", "tensorflow"]
     # models.md: the 2017 runs reached 2-10 % of the K80's peak, the CNN best
     share = {m: t.flop_per_epoch / t.figures["tensorflow"].s_per_epoch / 4.37e12 for m, t in article.tests.items()
              if m in ("mlp", "cnn", "cifar10_cnn", "hrnn")}
     assert max(share, key=share.get) == "cnn" and all(0.02 <= v <= 0.11 for v in share.values())
+
+
+def test_a_2017_figure_without_a_source_is_refused(tmp_path):
+    raw = yaml.safe_load((REPO_ROOT / "reports" / "article_2017.yaml").read_text())
+    del raw["tests"]["mlp"]["figures"]["cntk"]["source"]
+    bad = tmp_path / "article.yaml"
+    bad.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ValueError, match="source"):
+        load_article.__wrapped__(bad)
 
 
 def test_every_matrix_backend_finds_its_2017_figure(matrix):

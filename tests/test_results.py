@@ -24,6 +24,8 @@ GOOD = {
 
 def test_a_complete_result_validates():
     assert validate(GOOD, "r.json").cell.backend == "jax"
+    timed = validate({**GOOD, "article_epoch_s": 2.4, "build_fn_s": 0.3}, "r.json")
+    assert (timed.article_epoch_s, timed.build_fn_s) == (2.4, 0.3)
 
 
 @pytest.mark.parametrize(("change", "words"), [
@@ -32,6 +34,8 @@ def test_a_complete_result_validates():
     ({"status": "failed", "error": None}, "needs an `error`"),
     ({"status": "exploded", "error": "x"}, "status"),
     ({"cell": {"backend": "jax"}}, "cell.environment"),
+    ({"article_epoch_s": 1.5}, "article_epoch_s 1.5 is below the mean epoch 2"),  # not timed around the whole fit
+    ({"build_fn_s": -0.1}, "build_fn_s"),
 ])
 def test_broken_results_are_refused_with_the_field_named(change, words):
     with pytest.raises(ResultError, match=words):
