@@ -67,6 +67,12 @@ def report_caveats(table: pd.DataFrame, problems: list[str], runs: dict[str, dic
                           f"{len(busy)} cell(s) ran while other processes used more than {BUSY_THRESHOLD:.0%} of the "
                           f"CPU ({', '.join(sorted(set(busy['label'])))}): their times are suspect (backends suffer "
                           "unequally). Rerun on a quiet machine."))
+    if "version_warnings" in table:
+        pinned = table[table["version_warnings"].fillna("") != ""]
+        if len(pinned):
+            out.append(Caveat("warn", "VERSIONS DIFFER FROM THE PINS",
+                              f"{len(pinned)} cell(s) ran in an existing interpreter (--python) whose versions differ "
+                              "from matrix.yaml's pins: " + "; ".join(dict.fromkeys(pinned["version_warnings"])) + "."))
     noisy = table[table["noisy"]]
     if len(noisy):
         out.append(Caveat("warn", "NOISY CELLS",

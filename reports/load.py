@@ -118,6 +118,7 @@ def cell_row(run_id: str, result: dict[str, Any], spec: dict[str, Any]) -> dict[
         "steps_per_epoch": math.ceil(n_fit / batch) if batch and n_fit else None,
         "flop_per_epoch": flop_epoch,
         "busy": bool(load.get("busy")),
+        "version_warnings": "; ".join((result.get("executor") or {}).get("version_warnings") or []),
         "other_cpu_share": load.get("other_cpu_share"),
         "git_commit": result.get("git_commit"),
         "git_dirty": result.get("git_dirty"),

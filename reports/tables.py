@@ -64,6 +64,7 @@ def summarise_group(cells: pd.DataFrame, epochs: pd.DataFrame, article: Article)
         versions=", ".join(v for v in (_one(cells["keras"]) and f"Keras {_one(cells['keras'])}",
                                         _one(cells["framework"])) if v),
         busy=bool(cells["busy"].any()),
+        version_warnings=_one(cells["version_warnings"]) if "version_warnings" in cells else "",
         result_keys=list(cells["result_key"]),
         seeds=sorted({int(s) for s in cells["seed"]}),
     )

@@ -19,6 +19,7 @@ from rich.text import Text
 from runner import paths
 from runner.cells import Selection, SelectionError, expand, worker_spec
 from runner.executors import EXECUTORS, choose
+from runner.executors.existing import ExistingExecutor
 from runner.matrix import MatrixError, load_matrix
 from runner.orchestrate import ResumeError, run_cells
 from runner.progress import Display, make_console
@@ -47,6 +48,7 @@ examples:
   python -m runner --only tensorflow        just the TensorFlow cells
   python -m runner --profile smoke --model mlp --model cnn
   python -m runner --data synthetic --dry-run
+  python -m runner --python /opt/conda/bin/python --only jax     the cells in an interpreter you already have
 """
 
 
@@ -99,6 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["auto", *EXECUTORS],
         help="where cells run: venv (cached virtualenvs), slurm (one sbatch job per cell), kubernetes (one Job "
         "per cell), or auto (the best available)",
+    )
+    p.add_argument(
+        "--python",
+        metavar="PATH",
+        help="run the selected cells in this existing interpreter (with its own Keras and frameworks, e.g. the "
+        "machine's CUDA builds); builds nothing, records the versions it imported",
     )
     p.add_argument(
         "--parallel",
@@ -157,6 +165,19 @@ def dry_run(console: Console, matrix, cells, executor, data: str, timeout: float
     console.print(table)
 
 
+def existing_interpreter(args: argparse.Namespace, matrix, cells) -> tuple[ExistingExecutor, str]:
+    """--python: the cells run in that interpreter; it must import Keras and every selected backend first."""
+    if args.executor not in ("auto", "existing"):
+        raise SelectionError(f"--python runs the cells in that interpreter; it cannot be combined with --executor "
+                             f"{args.executor} (leave out one of them)")
+    if args.gpus:
+        raise SelectionError("--gpus asks a container engine for devices; with --python the interpreter's own "
+                             "frameworks find the GPU (leave out --gpus)")
+    executor = ExistingExecutor(args.python, matrix)
+    executor.preflight(list(dict.fromkeys(c.environment for c in cells)))
+    return executor, f"existing: --python {args.python} (builds nothing; the interpreter's own packages)"
+
+
 def run_main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     console = make_console(stderr=True)
@@ -170,7 +191,10 @@ def run_main(argv: list[str]) -> int:
             matrix,
             Selection(tuple(args.only), tuple(args.model), tuple(args.env), args.profile, args.repeats, args.seed),
         )
-        executor, why = choose(args.executor, gpus=args.gpus)
+        if args.python:
+            executor, why = existing_interpreter(args, matrix, cells)
+        else:
+            executor, why = choose(args.executor, gpus=args.gpus)
     except (MatrixError, SelectionError, ValueError) as exc:
         console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         return EXIT_USAGE

@@ -348,6 +348,10 @@ def _poll_running(
             provenance=provenance,
             launched_at=run.launched_at,
         )
+        warnings = run.executor_info.get("version_warnings")  # an existing interpreter's versions vs the pins
+        if warnings:
+            result["warnings"] = [*(result.get("warnings") or []), *warnings]
+            write_json_atomic(run.cell_dir / RESULT_FILE, result)
         reason = run.executor_info.get("reason")
         if reason and result["status"] != "ok":  # what the scheduler said (out of memory, node failure, ...)
             result["error"] = f"{result['error']}; {reason}"

@@ -88,6 +88,7 @@ class ProcessHandle(CellHandle):
     def __init__(self, proc: subprocess.Popen, log_handle: Any):
         self.proc = proc
         self.log_handle = log_handle
+        self.extra: dict[str, Any] = {}  # what the launching executor adds to the result's `executor`
 
     def wait(self, timeout: float) -> int | None:
         try:
@@ -116,7 +117,7 @@ class ProcessHandle(CellHandle):
         self.log_handle.close()
 
     def info(self) -> dict[str, Any]:
-        return {"pid": self.proc.pid}
+        return {"pid": self.proc.pid, **self.extra}
 
 
 class VenvExecutor(Executor):
@@ -204,19 +205,25 @@ class VenvExecutor(Executor):
         return PreparedEnv(name, env, str(where), False, time.perf_counter() - started, info)
 
     def launch(self, prepared: PreparedEnv, job: CellJob) -> CellHandle:
-        env = dict(os.environ)
-        env.update(expand_env_dir(job.env, prepared.location))
-        env["PYTHONPATH"] = str(paths.REPO_ROOT)
-        env.pop("VIRTUAL_ENV", None)
-        log = open(job.log_path, "ab", buffering=0)
-        env["KBM_LAUNCHED_AT"] = repr(time.time())
-        proc = subprocess.Popen(
-            [str(Path(prepared.location) / "bin" / "python"), "-m", job.module, str(job.spec_path), *job.extra_args],
-            cwd=paths.REPO_ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        return ProcessHandle(proc, log)
+        return launch_worker(str(Path(prepared.location) / "bin" / "python"), prepared.location, job)
+
+
+def launch_worker(python: str, env_dir: str, job: CellJob, pythonpath: tuple[str, ...] = ()) -> ProcessHandle:
+    """Start `python -m <job.module> spec.json` as its own process group, output into the cell's log (shared by
+    every executor whose cells are local processes: venv, existing interpreters)."""
+    env = dict(os.environ)
+    env.update(expand_env_dir(job.env, env_dir))
+    env["PYTHONPATH"] = os.pathsep.join([str(paths.REPO_ROOT), *pythonpath])
+    env.pop("VIRTUAL_ENV", None)
+    log = open(job.log_path, "ab", buffering=0)
+    env["KBM_LAUNCHED_AT"] = repr(time.time())
+    proc = subprocess.Popen(
+        [python, "-m", job.module, str(job.spec_path), *job.extra_args],
+        cwd=paths.REPO_ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    return ProcessHandle(proc, log)
