@@ -58,29 +58,52 @@ def _check_names(kind: str, flag: str, asked: Iterable[str], known: Iterable[str
             raise SelectionError(f"{flag} {name}: no such {kind} in the matrix.{hint} Known: {', '.join(known)}")
 
 
-def _environments(matrix: Matrix, sel: Selection) -> set[str]:
-    """--env wins; else the default environments, widened to every host of a backend --only names that no
-    default environment hosts (so `--only cntk` finds the 2017 environments)."""
+def generation(matrix: Matrix, environment: str) -> str:
+    """An environment's Keras generation as `--only NAME@GEN` spells it: keras3, keras2, keras1."""
+    return "keras" + matrix.environments[environment].keras.split(".")[0]
+
+
+def _only(matrix: Matrix, asked: Iterable[str]) -> list[tuple[set[str], str | None]]:
+    """Each --only value as (backends it takes, generation or None). NAME is a backend or a family (matrix
+    `backends.<name>.family`): `tensorflow` takes Keras 3's TensorFlow and `tensorflow1`; `tensorflow@keras3` only
+    Keras 3's."""
+    names = sorted(set(matrix.backends) | {b.family for b in matrix.backends.values() if b.family})
+    gens = sorted({generation(matrix, e) for e in matrix.environments})
+    out = []
+    for value in asked:
+        name, _, gen = value.partition("@")
+        _check_names("backend or framework family", "--only", [name], names)
+        if gen:
+            _check_names("Keras generation (NAME@GEN)", f"--only {name}@", [gen], gens)
+        out.append((set(matrix.selected_by(name)), gen or None))
+    return out
+
+
+def _environments(matrix: Matrix, sel: Selection, only: list[tuple[set[str], str | None]]) -> set[str]:
+    """--env wins; else with --only every environment hosting a backend it takes (so `--only cntk` also finds the
+    Keras 2.2.4 variant); else the matrix's default environments."""
     if sel.environments:
         return set(sel.environments)
-    chosen = set(matrix.defaults.environments or matrix.environments)
-    for backend in sel.backends:
-        hosts = set(matrix.environments_for(backend))
-        if not hosts & chosen:
-            chosen |= hosts
-    return chosen
+    if only:
+        return {e for backends, _ in only for b in backends for e in matrix.environments_for(b)}
+    return set(matrix.defaults.environments or matrix.environments)
 
 
 def expand(matrix: Matrix, sel: Selection) -> list[Cell]:
     """All cells the selection asks for, in matrix order: model-major, so one model's backends run together."""
-    _check_names("backend", "--only", sel.backends, matrix.backends)
+    only = _only(matrix, sel.backends)
     _check_names("model", "--model", sel.models, matrix.models)
     _check_names("environment", "--env", sel.environments, matrix.environments)
     profile = sel.profile or matrix.defaults.profile
     _check_names("profile", "--profile", [profile], matrix.profiles)
     repeats = sel.repeats or matrix.defaults.repeats
     seed = matrix.defaults.seed if sel.seed is None else sel.seed
-    envs = _environments(matrix, sel)
+    envs = _environments(matrix, sel, only)
+
+    def wanted(backend: str, env_name: str) -> bool:
+        gen = generation(matrix, env_name)
+        return not only or any(backend in backends and g in (None, gen) for backends, g in only)
+
     cells = []
     for model in matrix.models:
         if sel.models and model not in sel.models:
@@ -89,12 +112,12 @@ def expand(matrix: Matrix, sel: Selection) -> list[Cell]:
             if env_name not in envs:
                 continue
             for backend in env.backends:
-                if sel.backends and backend not in sel.backends:
+                if not wanted(backend, env_name):
                     continue
                 for repeat in range(repeats):
                     cells.append(Cell(model, backend, env_name, profile, repeat, seed))
     if not cells:
-        hosts = {b: matrix.environments_for(b) for b in sel.backends}
+        hosts = {b: matrix.environments_for(b) for backends, _ in only for b in sorted(backends)}
         detail = "; ".join(f"backend {b} is hosted by {', '.join(e)}" for b, e in hosts.items())
         raise SelectionError(
             "the selection matches no cell" + (f" ({detail})" if detail else "") + ". Check --only/--env/--model."
@@ -121,7 +144,7 @@ def worker_spec(matrix: Matrix, cell: Cell, data_source: str, timeout_s: float |
     `spec_hash` covers what decides the measurement (not paths): equal hashes mean the same experiment.
     """
     model = matrix.models[cell.model]
-    limits = matrix.profiles[cell.profile].limits_for(cell.model)
+    limits = matrix.profiles[cell.profile].limits_for(cell.model, cell.backend)
     env = matrix.environments[cell.environment]
     spec = {
         "cell": cell.to_dict(),

@@ -45,7 +45,7 @@ tooling (tests, CI, measurement; the tooling/ package): make bench-overhead, mak
 EPILOG = """\
 examples:
   python -m runner                          the default profile (quick) on every backend
-  python -m runner --only tensorflow        just the TensorFlow cells
+  python -m runner --only tensorflow        TensorFlow's cells, every generation (tensorflow@keras3: Keras 3's)
   python -m runner --profile smoke --model mlp --model cnn
   python -m runner --data synthetic --dry-run
   python -m runner --python /opt/conda/bin/python --only jax     the cells in an interpreter you already have
@@ -70,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="BACKEND",
-        help="run only this backend's cells (repeatable), e.g. tensorflow, jax, torch",
+        help="run only this backend's cells (repeatable): a backend (jax, tensorflow1), a framework family "
+        "(tensorflow: every generation) or NAME@GENERATION (tensorflow@keras3)",
     )
     p.add_argument("--model", action="append", default=[], help="run only this model (repeatable)")
     p.add_argument(
@@ -241,6 +242,9 @@ def run_main(argv: list[str]) -> int:
             "their times are suspect, and backends suffer unequally. Rerun on a quiet machine.",
             highlight=False,
         )
+    unserved = {r["cell"]["environment"]: r["error"] for r in outcome.results if r.get("stage") == "environment"}
+    for name, why in unserved.items():  # never a silent omission: what this machine could not serve, and the fix
+        console.print(f"[yellow]not served here:[/] {name}: {why}", highlight=False)
     console.print(f"results: {outcome.run_dir}", highlight=False)
     if not args.no_report:
         from reports.cli import report_after_run

@@ -65,6 +65,9 @@ class Backend(_Strict):
     title: str
     keras_backend: str
     framework: str
+    # the framework family `--only` also selects it by (tensorflow1's is tensorflow: `--only tensorflow` takes both
+    # generations, `--only tensorflow@keras3` or `--only tensorflow1` one); default: its own name only
+    family: str | None = None
     data_format: Literal["channels_last", "channels_first"] = "channels_last"
     jit_compile: bool | Literal["auto"] = "auto"
     env: dict[str, str] = Field(default_factory=dict)
@@ -165,16 +168,28 @@ class ProfileLimits(_Strict):
     shm_gb: float | None = Field(None, gt=0)
 
 
+class BackendLimits(ProfileLimits):
+    """A profile's overrides for one backend (the 2017 backends are slower per sample on a CPU), per model too."""
+
+    models: dict[str, ProfileLimits] = Field(default_factory=dict)
+
+
 class Profile(ProfileLimits):
     description: str = ""
     models: dict[str, ProfileLimits] = Field(default_factory=dict)
+    backends: dict[str, BackendLimits] = Field(default_factory=dict)
 
-    def limits_for(self, model: str) -> ProfileLimits:
-        """The profile's limits with the model's overrides applied (an explicit null means 'the model's own')."""
+    def limits_for(self, model: str, backend: str | None = None) -> ProfileLimits:
+        """The profile's limits with overrides applied, most specific last: the model's, the backend's, the
+        backend's for that model (an explicit null means 'the model's own')."""
         base = self.model_dump(include=set(ProfileLimits.model_fields))
-        override = self.models.get(model)
-        if override is not None:
-            base.update(override.model_dump(exclude_unset=True))
+        by_backend = self.backends.get(backend) if backend else None
+        overrides = [self.models.get(model)]
+        if by_backend is not None:
+            overrides += [by_backend, by_backend.models.get(model)]
+        for override in overrides:
+            if override is not None:
+                base.update(override.model_dump(exclude_unset=True, include=set(ProfileLimits.model_fields)))
         return ProfileLimits(**base)
 
 
@@ -194,6 +209,10 @@ class Matrix(_Strict):
             if not re.match(NAME_RE, name):
                 raise ValueError(f"name {name!r} must be lower-case letters, digits, '_', '.' or '-'")
         return value
+
+    def selected_by(self, name: str) -> list[str]:
+        """The backends `--only NAME` takes: the backend called NAME and every backend of the family NAME."""
+        return [b for b, spec in self.backends.items() if name in (b, spec.family)]
 
     def environments_for(self, backend: str) -> list[str]:
         return [name for name, env in self.environments.items() if backend in env.backends]
@@ -291,6 +310,20 @@ def _cross_check(m: Matrix) -> list[tuple[tuple, str]]:
                         f"unknown model {model!r}" + _suggest(model, list(m.models)),
                     )
                 )
+        for backend, limits in prof.backends.items():
+            if backend not in m.backends:
+                loc = ("profiles", prof_name, "backends", backend)
+                problems.append((loc, f"unknown backend {backend!r}" + _suggest(backend, list(m.backends))))
+            for model in limits.models:
+                if model not in m.models:
+                    loc = ("profiles", prof_name, "backends", backend, "models", model)
+                    problems.append((loc, f"unknown model {model!r}" + _suggest(model, list(m.models))))
+    for b_name, backend in m.backends.items():
+        family = backend.family
+        if family and family in m.backends and m.backends[family].family not in (None, family):
+            problems.append(
+                (("backends", b_name, "family"), f"family {family!r} is a backend that names another family")
+            )
     for i, env_name in enumerate(m.defaults.environments or []):
         if env_name not in m.environments:
             problems.append(

@@ -24,7 +24,8 @@ pytestmark = pytest.mark.venv
 
 def start_runner(args: list[str], keras_home: Path, results: Path, fault: str = "", matrix: Path | None = None):
     env = {**os.environ, "KERAS_HOME": str(keras_home), "KBM_TESTING": "1", "KBM_FAULT": fault}
-    cmd = [sys.executable, "-m", "runner", "--results", str(results), "--profile", "smoke", "--only", "tensorflow"]
+    cmd = [sys.executable, "-m", "runner", "--results", str(results), "--profile", "smoke",
+           "--only", "tensorflow@keras3"]
     if matrix is not None:
         cmd += ["--matrix", str(matrix)]
     return subprocess.Popen(cmd + args, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

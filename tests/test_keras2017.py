@@ -74,8 +74,9 @@ def test_2017_environments_mirror_the_article(matrix):
     assert {matrix.backends[b].data_format for b in ("cntk", "theano", "mxnet")} == {"channels_first"}
     assert matrix.backends["tensorflow1"].data_format == "channels_last"
     assert "{env_dir}" in envs["keras2017-tf-cntk"].env["LD_LIBRARY_PATH"]
-    # `--only tensorflow` keeps meaning Keras 3: the 2017 TensorFlow is its own backend entry
+    # the 2017 TensorFlow is its own backend entry (its own summary rows), of the tensorflow family (`--only`)
     assert matrix.environments_for("tensorflow") == ["keras3-tensorflow"]
+    assert matrix.selected_by("tensorflow") == ["tensorflow", "tensorflow1"]
 
 
 def test_new_fields_leave_existing_environment_hashes_alone():

@@ -323,7 +323,7 @@ def fake_cluster(tmp_path, prepared, keras_home):
 
 def runner(args: list[str], env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "runner", "--executor", "kubernetes", "--profile", "smoke",
-                             "--only", "tensorflow", "--no-report", *args], cwd=REPO_ROOT, env=env,
+                             "--only", "tensorflow@keras3", "--no-report", *args], cwd=REPO_ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 

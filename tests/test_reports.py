@@ -44,7 +44,7 @@ def run_py(args: list[str], cwd: Path = REPO_ROOT, env: dict | None = None,
 def smoke(tmp_path_factory, keras_home) -> dict:
     """One real smoke run for the whole module: the matrix ends by writing its report into the run folder."""
     root = tmp_path_factory.mktemp("smoke")
-    args = ["-m", "runner", "--only", "tensorflow", "--profile", "smoke", "--repeats", str(REPEATS),
+    args = ["-m", "runner", "--only", "tensorflow@keras3", "--profile", "smoke", "--repeats", str(REPEATS),
             "--results", str(root / "results")]
     for model in MODELS:
         args += ["--model", model]

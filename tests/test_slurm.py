@@ -26,7 +26,7 @@ from runner.paths import REPO_ROOT
 from tests.fixtures import matrix_with, results_by_model, the_run
 from tooling.slurm_cluster import ClusterError, LocalSlurmCluster
 
-TF = ["--profile", "smoke", "--only", "tensorflow", "--no-report"]
+TF = ["--profile", "smoke", "--only", "tensorflow@keras3", "--no-report"]
 
 
 def _install_slurm() -> str | None:

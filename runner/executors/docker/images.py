@@ -9,6 +9,7 @@ under the cache; each build step is reported on the screen.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runner import paths
+from runner import paths, pybase
 from runner.executors.base import EnvironmentBuildError, PreparedEnv
 from runner.executors.docker.client import IMAGE_REPO, LABEL, find_image
 from runner.indexes import pip_index_args
@@ -183,9 +184,26 @@ class ImageStore:
             return None  # same base name, new base image: rebuild on it
         return image
 
+    def _recipe(
+        self, name: str, env: Environment, flavour: str, on_status: Callable[[str], None] | None = None
+    ) -> Recipe:
+        """The recipe on the base it really builds on (runner/pybase.py: an override without the environment's
+        Python gives way; an official python:X.Y base that cannot be pulled is made locally, in prepare only)."""
+        recipe = resolve_recipe(name, env, flavour)
+        default = env.docker.base_images.get(recipe.flavour) if env.docker else None  # type: ignore[call-overload]
+        log_path = None
+        if on_status is not None:
+            log_path = paths.cache_dir() / "docker" / "build-logs" / f"python-base-{env.python}.log"
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            base = pybase.resolve_base(self.client, recipe.base_image, default, env.python, log_path, on_status)
+        except pybase.PythonBaseError as exc:
+            raise EnvironmentBuildError(f"{name}: {exc}; see {log_path}", log_path) from None
+        return dataclasses.replace(recipe, base_image=base)
+
     def plan(self, name: str, env: Environment, flavour: str) -> dict[str, Any]:
         try:
-            recipe = resolve_recipe(name, env, flavour)
+            recipe = self._recipe(name, env, flavour)
         except EnvironmentBuildError as exc:
             return {"environment": name, "location": str(exc), "cached": False, "python": env.python, "installs": []}
         return {
@@ -199,7 +217,7 @@ class ImageStore:
     def prepare(self, name: str, env: Environment, flavour: str, on_status: Callable[[str], None]) -> PreparedEnv:
         """Reuse the image whose tag (recipe hash) matches, else build it; EnvironmentBuildError with the log."""
         started = time.perf_counter()
-        recipe = resolve_recipe(name, env, flavour)
+        recipe = self._recipe(name, env, flavour, on_status)
         image = self._reusable(recipe)
         if image is not None:
             return PreparedEnv(name, env, recipe.tag, True, time.perf_counter() - started, self.describe(image))
