@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 ARGS   ?=
 
 .PHONY: help matrix smoke report test lint bench-overhead clean-results engine engine-stop slurm-up slurm-down \
-	bench-slurm
+	bench-slurm gpu-check
 
 help:
 	@echo "make matrix           run the matrix (default profile; pass options as ARGS='--only jax')"
@@ -14,6 +14,9 @@ help:
 	@echo "make report           write results/<run-id>/report/ for the latest run (ARGS='results/<run-id> ...' for others)"
 	@echo "make test             lint and the test suite (builds the Keras 3 environments on first use)"
 	@echo "make bench-overhead   measure what the harness costs (prints overhead_ratio=...)"
+	@echo "make gpu-check        on a GPU machine (no internet needed): MLP, CNN, hierarchical RNN at the article profile"
+	@echo "                      in the machine's own Python (GPU_PYTHON=...; KERAS_WHEEL=... if it lacks Keras);"
+	@echo "                      a cell that ran on the CPU fails it. On a CPU: make gpu-check PROFILE=smoke ALLOW_CPU=1"
 	@echo "make engine           start a private Docker engine (root); prints the export lines: eval \"\$$(make -s engine)\""
 	@echo "make engine-stop      stop it by its pid and clean up after it"
 	@echo "make slurm-up         start a local single-node Slurm cluster with 2 fake GPUs (root); eval \"\$$(make -s slurm-up)\""
@@ -43,6 +46,14 @@ lint: $(VENV)/.installed
 
 bench-overhead: $(VENV)/.installed
 	$(PY) -m tooling.bench $(ARGS)
+
+# The first GPU run (runner/gpu_check.py): the machine's own interpreter and CUDA builds, through --python.
+GPU_PYTHON ?= python3
+PROFILE    ?= article
+
+gpu-check: $(VENV)/.installed
+	$(PY) -m runner.gpu_check --python $(GPU_PYTHON) --profile $(PROFILE) $(if $(ALLOW_CPU),--allow-cpu) \
+		$(if $(KERAS_WHEEL),--keras-wheel $(KERAS_WHEEL)) $(if $(DATA),--data $(DATA)) $(ARGS)
 
 clean-results:
 	rm -rf results
