@@ -248,3 +248,44 @@ def test_nightly_gpu_workflow_is_valid_and_runs_the_article_profile_on_a_gpu():
     assert "make matrix" in script
     uploads = [s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/upload-artifact")]
     assert uploads and all(s.get("if") == "always()" for s in uploads)
+
+
+# -- the 2017 images: python:3.6 cannot be pulled here, so they build on a local Python 3.6 base ------------------
+ENVS_2017 = {"keras2017-tf-cntk": {"tensorflow1", "cntk"}, "keras2017-theano": {"theano"},
+             "keras2017-mxnet": {"mxnet"}}  # fmt: skip
+
+
+@pytest.mark.parametrize("env_name", list(ENVS_2017))
+def test_a_2017_image_builds_once_and_trains_a_smoke_mlp_per_backend(env_name, docker_env, matrix, keras_home,
+                                                                       tmp_path):  # fmt: skip
+    """Cold: the image is built (its Python 3.6 base too where the registry's cannot be pulled, said on screen);
+    warm: reused by hash. Then one smoke MLP per backend in a confined container, as the venv executor trains it."""
+    env = matrix.environments[env_name]
+    notes: list[str] = []
+    prepared = DockerExecutor().prepare(env_name, env, notes.append)
+    assert prepared.location.startswith(f"kbm/{env_name}:cpu-")
+    base = prepared.info["base"]
+    if base.startswith("kbm/python:"):  # the local stand-in for python:3.6-slim, made from pyenv's 3.6
+        assert base.startswith("kbm/python:3.6.")
+        if not prepared.reused and any("pulling" in n for n in notes):
+            assert any("cannot be pulled" in n and "local Python 3.6 base" in n for n in notes), notes
+    again = DockerExecutor().prepare(env_name, env, lambda _: None)
+    assert again.reused and again.location == prepared.location and again.seconds < 10
+    proc = subprocess.run(
+        [sys.executable, "-m", "runner", "--executor", "docker", "--env", env_name, "--model", "mlp", "--profile",
+         "smoke", "--results", str(tmp_path / "results"), "--no-report"],
+        cwd=REPO_ROOT, env={**os.environ, **docker_env, "KERAS_HOME": str(keras_home)}, capture_output=True,
+        text=True, timeout=1200,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = next(p for p in (tmp_path / "results").iterdir() if p.is_dir() and not p.is_symlink())
+    results = [json.loads(path.read_text()) for path, _ in iter_results(run)]
+    assert {r["cell"]["backend"] for r in results} == ENVS_2017[env_name]
+    for r in results:
+        assert r["status"] == "ok", r.get("error")
+        assert r["params"] == matrix.models["mlp"].expected_params  # as the venv executor's (tests/test_keras2017.py)
+        assert r["versions"]["python"].startswith("3.6.") and r["versions"]["keras"] == env.keras
+        ex = r["executor"]
+        assert ex["name"] == "docker" and ex["image"] == prepared.location
+        assert ex["network_mode"] == "none" and ex["read_only_rootfs"] is True and ex["cap_drop"] == ["ALL"]
+        assert ex["writable_mounts"] == [CELL_DIR]
