@@ -90,6 +90,9 @@ class DockerRecipe(_Strict):
     # per flavour, in place of the environment's indexes (PyTorch's CPU index for cpu, none beyond PyPI for gpu)
     index_url: dict[Literal["cpu", "gpu"], str] = Field(default_factory=dict)
     extra_index_urls: dict[Literal["cpu", "gpu"], list[str]] = Field(default_factory=dict)
+    # a framework's compile cache kept between cells, as the venv executor's environments keep theirs (~/.theano):
+    # name -> absolute path in the container, mounted writable from the cache (docker/caches/<environment>/<name>)
+    caches: dict[str, str] = Field(default_factory=dict)
 
 
 ENV_DIR = "{env_dir}"  # in an environment's `env` values: the environment's own folder, wherever it is built
@@ -295,6 +298,14 @@ def _cross_check(m: Matrix) -> list[tuple[tuple, str]]:
                     (
                         ("environments", env_name, "library_links", link),
                         "link and target must be relative paths inside the unpacked packages (no '/' start, no '..')",
+                    )
+                )
+        for cache, target in (env.docker.caches if env.docker else {}).items():
+            if not target.startswith("/") or not re.match(NAME_RE, cache):
+                problems.append(
+                    (
+                        ("environments", env_name, "docker", "caches", cache),
+                        "a cache is name: /absolute/path/in/the/container (name: lower-case letters, digits, -_.)",
                     )
                 )
         if env.library_links and not env.debian_packages:

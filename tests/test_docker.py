@@ -288,4 +288,5 @@ def test_a_2017_image_builds_once_and_trains_a_smoke_mlp_per_backend(env_name, d
         ex = r["executor"]
         assert ex["name"] == "docker" and ex["image"] == prepared.location
         assert ex["network_mode"] == "none" and ex["read_only_rootfs"] is True and ex["cap_drop"] == ["ALL"]
-        assert ex["writable_mounts"] == [CELL_DIR]
+        caches = sorted(env.docker.caches.values())  # Theano's compile cache, kept between cells as ~/.theano is
+        assert sorted(ex["writable_mounts"]) == sorted([CELL_DIR, *caches])

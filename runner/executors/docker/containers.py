@@ -21,6 +21,7 @@ from runner.datafetch import data_cache, keras_datasets_dir
 from runner.executors.base import CellHandle, CellJob, signal_exit_status
 from runner.executors.container import CELL_DIR, CODE_DIR, KERAS_HOME, PYTHON, container_variables
 from runner.executors.docker.client import LABEL
+from runner.matrix import Environment
 
 DATA_DIR = "/kbm/data"
 CONTAINER_SPEC = "container-spec.json"
@@ -62,11 +63,16 @@ def container_spec(spec: dict[str, Any], mounts: Mounts) -> dict[str, Any]:
     return out
 
 
-def cell_mounts(job: CellJob) -> Mounts:
-    """The cell folder writable, the code, the Keras cache and the data cache read-only."""
+def cell_mounts(job: CellJob, env_name: str = "", env: Environment | None = None) -> Mounts:
+    """The cell folder writable, the code, the Keras cache and the data cache read-only; the environment's compile
+    caches (matrix `docker.caches`) writable, kept between cells as the venv executor's ~/.theano is."""
     mounts = Mounts()
     mounts.add(paths.REPO_ROOT / "models", f"{CODE_DIR}/models")
     mounts.add(job.cell_dir, CELL_DIR, read_only=False)
+    for name, target in (env.docker.caches if env is not None and env.docker else {}).items():
+        host = paths.cache_dir() / "docker" / "caches" / env_name / name
+        host.mkdir(parents=True, exist_ok=True)
+        mounts.add(host, target, read_only=False)
     home = Path(keras_datasets_dir()).parent
     if home.is_dir():
         mounts.add(home, KERAS_HOME)

@@ -61,7 +61,7 @@ class DockerExecutor(Executor):
         import docker
 
         spec = json.loads(job.spec_path.read_text())
-        mounts = cell_mounts(job)
+        mounts = cell_mounts(job, prepared.name, prepared.spec)
         inner = container_spec(spec, mounts)
         (job.cell_dir / CONTAINER_SPEC).write_text(json.dumps(inner, indent=1))
         info: dict[str, Any] = {"image": prepared.location, "image_id": prepared.info.get("image_id")}
