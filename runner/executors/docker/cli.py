@@ -1,4 +1,5 @@
-"""`python -m runner.executors.docker build [--gpus N] [ENV ...]`: the Docker executor's own command line."""
+"""`python -m runner.executors.docker build [ENV ...] [--gpus N | --gpu-images]`: the Docker executor's command
+line."""
 
 from __future__ import annotations
 
@@ -14,16 +15,17 @@ from runner.matrix import MatrixError, load_matrix
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m runner.executors.docker build [--gpus N] [ENV ...]`: build (or reuse) environments' images."""
+    """`python -m runner.executors.docker build [ENV ...] [--gpus N | --gpu-images]`: build (or reuse) images."""
     p = argparse.ArgumentParser(prog="python -m runner.executors.docker", description=main.__doc__)
     p.add_argument("action", choices=["build"])
     p.add_argument("environments", nargs="*", help="default: every environment with a container recipe")
     p.add_argument("--gpus", type=int, help="build the GPU flavour (and check the engine can give a GPU)")
+    p.add_argument("--gpu-images", action="store_true", help="build the GPU flavour on a machine without a GPU")
     p.add_argument("--matrix", type=Path, default=paths.REPO_ROOT / "matrix.yaml")
     args = p.parse_args(argv)
     try:
         matrix = load_matrix(args.matrix)
-        executor = DockerExecutor(gpus=args.gpus)
+        executor = DockerExecutor(gpus=args.gpus or (1 if args.gpu_images else None), check_gpus=not args.gpu_images)
     except (MatrixError, DockerUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -28,10 +28,10 @@ from runner.matrix import Environment
 class DockerExecutor(Executor):
     name = "docker"
 
-    def __init__(self, client: Any | None = None, gpus: int | None = None):
+    def __init__(self, client: Any | None = None, gpus: int | None = None, check_gpus: bool = True):
         self.client = client if client is not None else connect()
         self.gpus = gpus
-        if gpus:
+        if gpus and check_gpus:  # building GPU images needs no GPU; running them does
             check_gpu_support(self.client, gpus)
         self.images = ImageStore(self.client)
 
