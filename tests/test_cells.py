@@ -43,7 +43,7 @@ def test_only_backend_model_env_and_repeats_filter(matrix):
 def test_profiles_override_per_backend_most_specific_last(matrix):
     quick = matrix.profiles["quick"]
     assert quick.limits_for("mlp", "jax").train_samples == 60000  # the model's override
-    assert quick.limits_for("mlp", "theano").train_samples == 12000  # the backend's, for that model
+    assert quick.limits_for("mlp", "theano").train_samples == 6000  # the backend's, for that model
     assert quick.limits_for("cnn", "theano").epochs == 3  # the profile's, where nothing narrower says otherwise
     spec = worker_spec(matrix, Cell("cnn", "mxnet", "keras2017-mxnet", "quick", 0, 1337), "real")
     assert spec["run"]["train_samples"] == quick.limits_for("cnn", "mxnet").train_samples < 6000
