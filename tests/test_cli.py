@@ -51,3 +51,18 @@ def test_check_flags_a_corrupt_result(tmp_path):
     (cell / "result.json").write_text('{"schema_version": 1, "status": "ok", "cell": {')
     proc = runner("check", str(tmp_path / "run"))
     assert proc.returncode == 1 and "unreadable" in proc.stdout and "1 problems" in proc.stdout
+
+
+def test_an_environment_this_machine_cannot_serve_is_listed_at_the_end_with_the_fix(tmp_path):
+    """Never a silent omission: no interpreter for an environment's Python skips its cells and says what to do."""
+    matrix = (REPO_ROOT / "matrix.yaml").read_text()
+    old = '''  keras2017-mxnet:\n    python: "3.6"'''
+    assert old in matrix
+    (tmp_path / "matrix.yaml").write_text(matrix.replace(old, '''  keras2017-mxnet:\n    python: "3.1"'''))
+    proc = runner("--matrix", str(tmp_path / "matrix.yaml"), "--executor", "venv", "--env", "keras2017-mxnet",
+                  "--model", "mlp", "--profile", "smoke", "--results", str(tmp_path / "results"), "--no-report",
+                  "--data", "synthetic")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr  # skipped, not failed
+    line = next(x for x in proc.stderr.splitlines() if x.startswith("not served here:"))
+    assert "keras2017-mxnet" in line and "no Python 3.1 interpreter found" in " ".join(proc.stderr.split())
+    assert "pyenv install 3.1" in " ".join(proc.stderr.split())
