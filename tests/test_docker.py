@@ -230,6 +230,7 @@ def test_asking_for_a_gpu_without_one_is_a_clear_error_not_a_cpu_run(jax_image, 
     job = CellJob(tmp_path / "cell", tmp_path / "cell" / "spec.json", tmp_path / "cell" / "worker.log", {})
     handle = executor.launch(prepared, job)
     assert handle.wait(5) == 125
+    assert connect().containers.list(all=True, filters={"label": f"{LABEL}.cell=gpu"}) == []  # none left behind
     assert "cannot give containers a GPU" in (tmp_path / "cell" / "worker.log").read_text()
 
 

@@ -66,6 +66,7 @@ class DockerExecutor(Executor):
         (job.cell_dir / CONTAINER_SPEC).write_text(json.dumps(inner, indent=1))
         info: dict[str, Any] = {"image": prepared.location, "image_id": prepared.info.get("image_id")}
         gpus = self.gpus_for(spec)
+        container = None
         try:
             convert_mnist_wheel(self.client, prepared.location, spec, mounts)
             kwargs = self.container_kwargs(prepared, job, spec, mounts)
@@ -75,6 +76,11 @@ class DockerExecutor(Executor):
             container = self.client.containers.create(command=command, **kwargs)
             container.start()
         except docker.errors.APIError as exc:
+            if container is not None:  # created but refused at start (no GPU): never leave it behind
+                try:
+                    container.remove(force=True)
+                except docker.errors.APIError:
+                    pass
             message = explain_start_error(str(exc.explanation or exc), gpus)
             # 125: docker's own status for "the engine failed to run the container"
             log = f"[docker executor] the cell's container did not start: {message}"
