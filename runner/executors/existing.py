@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -84,7 +85,9 @@ class ExistingExecutor(Executor):
     name = "existing"
 
     def __init__(self, python: str | Path, matrix: Matrix):
-        self.python = str(python)
+        given = str(python)  # a bare name is looked up on PATH; a path is made absolute (cells run from the repo)
+        found = shutil.which(given) if os.sep not in given else str(Path(given).absolute())
+        self.python = found or given
         self.matrix = matrix
         self._probes: dict[str, dict[str, Any]] = {}
 
