@@ -68,7 +68,7 @@ def pinned_versions(env: Environment, frameworks: list[str]) -> dict[str, str]:
 
 
 def _same(actual: str, pinned: str) -> bool:
-    actual = actual.split("+")[0]  # a local build (2.13.0+cpu, 0.10.2+cuda13) is the pinned release
+    actual, pinned = actual.split("+")[0], pinned.split("+")[0]  # a local build (2.13.0+cpu) is its release
     return actual == pinned or actual.startswith(pinned + ".")
 
 
