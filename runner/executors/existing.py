@@ -85,7 +85,7 @@ class ExistingExecutor(Executor):
     name = "existing"
 
     def __init__(self, python: str | Path, matrix: Matrix):
-        given = str(python)  # a bare name is looked up on PATH; a path is made absolute (cells run from the repo)
+        given = os.path.expanduser(str(python))  # a bare name is looked up on PATH; a path made absolute
         found = shutil.which(given) if os.sep not in given else str(Path(given).absolute())
         self.python = found or given
         self.matrix = matrix
