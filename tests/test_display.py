@@ -90,7 +90,8 @@ def test_the_dry_run_keeps_cells_whole_at_80_columns(matrix):
     for cell in cells:
         line = next(line for line in table.splitlines() if line.split()[1:4] == [cell.model, cell.backend,
                                                                                   cell.environment])
-        assert line.split()[4:6] == ["3", {"mlp": "60000", "hrnn": "2000", "babi_rnn": "all"}.get(cell.model, "6000")]
+        train = matrix.profiles["quick"].limits_for(cell.model, cell.backend).train_samples  # per backend, too
+        assert line.split()[4:6] == ["3", str(train or "all")]
     assert "quick profile" in table and "timeout 1800 s" in table
 
 
@@ -120,9 +121,9 @@ def test_a_path_with_markup_characters_survives_a_real_run(prepared, tmp_path):
     home = populate_keras_home(tmp_path / "odd[" / "y]" / "keras")
     (home / "datasets" / "cifar-10-python.tar.gz").unlink()
     proc = subprocess.run([sys.executable, "-m", "runner", "--results", str(tmp_path / "results"), "--profile",
-                           "smoke", "--only", "tensorflow", "--model", "mlp", "--model", "cifar10_cnn", "--no-report",
-                           "--executor", "venv"], cwd=REPO_ROOT, env={**os.environ, "KERAS_HOME": str(home),
-                                                                      "COLUMNS": "100"},
+                           "smoke", "--only", "tensorflow@keras3", "--model", "mlp", "--model", "cifar10_cnn",
+                           "--no-report", "--executor", "venv"], cwd=REPO_ROOT,
+                          env={**os.environ, "KERAS_HOME": str(home), "COLUMNS": "100"},
                           capture_output=True, text=True, timeout=600)
     output = proc.stdout + proc.stderr
     assert "MarkupError" not in output and "Traceback" not in output, output[-3000:]
@@ -150,7 +151,8 @@ def test_the_busy_warning_names_only_the_backends_that_ran(prepared, keras_home,
     burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)]
     try:
         proc = subprocess.run([sys.executable, "-m", "runner", "--results", str(tmp_path / "results"), "--profile",
-                               "smoke", "--only", "tensorflow", "--model", "mlp", "--no-report", "--executor", "venv"],
+                               "smoke", "--only", "tensorflow@keras3", "--model", "mlp", "--no-report",
+                               "--executor", "venv"],
                               cwd=REPO_ROOT, env={**os.environ, "KERAS_HOME": str(keras_home)},
                               capture_output=True, text=True, timeout=600)
     finally:
