@@ -16,18 +16,43 @@ class UnsupportedKeras(RuntimeError):
     """The installed Keras generation has no adapter."""
 
 
+class UnsupportedSetting(ValueError):
+    """The variant asks for a setting this Keras generation does not have (the matrix's applies_to should say so)."""
+
+
 def keras_generation(version):
     return int(str(version).split(".")[0])
 
 
-def KerasAPI(keras, data_format="channels_last", gpus=0):  # noqa: N802 - the factory keeps the name callers construct
-    """The adapter for the installed Keras (Keras3API, Keras2API or Keras1API); `gpus`: GPUs the cell may use."""
+def hard_sigmoid_keras2(x):
+    """Keras 2's hard sigmoid, clip(0.2 x + 0.5, 0, 1), the LSTM gate activation of Keras 2.0.8 and 1.2.2.
+
+    Keras 3's own `hard_sigmoid` is clip(x / 6 + 0.5, 0, 1), a different function, so naming it would not
+    reproduce 2017; this is the 2.x definition written with Keras 3 ops (any backend).
+    """
+    from keras import ops
+
+    return ops.clip(ops.add(ops.multiply(x, 0.2), 0.5), 0.0, 1.0)
+
+
+# the matrix's names of the LSTM gate activation, per generation: Keras 2/1 call the 0.2-slope one `hard_sigmoid`
+RECURRENT_ACTIVATIONS = {
+    3: {"sigmoid": "sigmoid", "hard_sigmoid_keras2": hard_sigmoid_keras2},
+    2: {"sigmoid": "sigmoid", "hard_sigmoid_keras2": "hard_sigmoid"},
+    1: {"sigmoid": "sigmoid", "hard_sigmoid_keras2": "hard_sigmoid"},
+}
+DEFAULT_RECURRENT_ACTIVATION = {3: "sigmoid", 2: "hard_sigmoid_keras2", 1: "hard_sigmoid_keras2"}
+
+
+def KerasAPI(keras, data_format="channels_last", gpus=0, recurrent_activation=None):  # noqa: N802 - what callers call
+    """The adapter for the installed Keras (Keras3API, Keras2API or Keras1API); `gpus`: GPUs the cell may use;
+    `recurrent_activation`: the LSTM gates by the matrix's name (None: the generation's default)."""
     generation = keras_generation(keras.__version__)
     adapters = {3: Keras3API, 2: Keras2API, 1: Keras1API}
     if generation not in adapters:
         raise UnsupportedKeras("Keras %s has no adapter in models/compat.py (supported: 1.2, 2.x, 3.x)"
                                % keras.__version__)
-    api = adapters[generation](keras, data_format)
+    api = adapters[generation](keras, data_format, recurrent_activation)
     api.gpus = gpus or 0
     return api
 
@@ -39,11 +64,18 @@ class Keras3API(object):
     gpus = 0
     compile_context = None  # the device list passed to compile, where the Keras generation takes one (MXNet)
 
-    def __init__(self, keras, data_format="channels_last"):
+    def __init__(self, keras, data_format="channels_last", recurrent_activation=None):
         self.keras = keras
         self.version = keras.__version__
         self.layers = keras.layers
         self.data_format = data_format
+        # None: the generation's own default, recorded under the matrix's name
+        self.recurrent_activation = recurrent_activation or DEFAULT_RECURRENT_ACTIVATION[self.generation]
+        if self.recurrent_activation not in RECURRENT_ACTIVATIONS[self.generation]:
+            raise UnsupportedSetting("recurrent_activation %r is not one of %s"
+                                     % (recurrent_activation, sorted(RECURRENT_ACTIVATIONS[self.generation])))
+        self._gate = RECURRENT_ACTIVATIONS[self.generation][self.recurrent_activation]
+        self._gate_is_default = recurrent_activation is None
         self._augmentation = None
         self.set_data_format(data_format)
 
@@ -77,7 +109,29 @@ class Keras3API(object):
         return self.layers.Flatten(data_format=self.data_format)
 
     def LSTM(self, units):  # noqa: N802
-        return self.layers.LSTM(units)
+        if self._gate_is_default:
+            return self.layers.LSTM(units)
+        return self.layers.LSTM(units, recurrent_activation=self._gate)
+
+    def gate_probe(self, model, xs):
+        """The gate activation of the model's first LSTM applied to `xs`: proof of what the built layers compute
+        (None when the model has no LSTM)."""
+        fn = self._first_gate(model)
+        if fn is None:
+            return None
+        ops = self.keras.ops
+        return [float(v) for v in ops.convert_to_numpy(fn(ops.convert_to_tensor(xs, dtype="float32")))]
+
+    def _first_gate(self, model):
+        for layer in model.layers:
+            inner = getattr(layer, "layer", layer)  # TimeDistributed wraps the LSTM
+            cell = getattr(inner, "cell", inner)
+            for owner in (cell, inner):
+                for name in ("recurrent_activation", "inner_activation"):
+                    fn = getattr(owner, name, None)
+                    if callable(fn):
+                        return fn
+        return None
 
     def TimeDistributed(self, layer):  # noqa: N802
         return self.layers.TimeDistributed(layer)
@@ -129,9 +183,13 @@ class Keras3API(object):
     def _optimizer_extras(spec):
         return dict((k, spec[k]) for k in ("rho", "epsilon", "beta_1", "beta_2") if spec.get(k) is not None)
 
-    def compile(self, model, optimizer, loss, jit_compile):
-        model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"], jit_compile=jit_compile)
+    def compile(self, model, optimizer, loss, jit_compile, steps_per_execution=None):
+        kwargs = {"steps_per_execution": steps_per_execution} if steps_per_execution else {}
+        model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"], jit_compile=jit_compile, **kwargs)
         return bool(model.jit_compile)
+
+    def set_mixed_precision(self, policy):
+        self.keras.mixed_precision.set_global_policy(policy)
 
     def fit(self, model, x, y, batch_size, epochs, callbacks, validation_data=None, validation_split=None,
             samples_per_epoch=None):
@@ -199,9 +257,21 @@ class Keras2API(Keras3API):
         cls = {"rmsprop": opts.RMSprop, "adadelta": opts.Adadelta, "adam": opts.Adam}[spec["name"]]
         return cls(lr=spec["learning_rate"], decay=spec.get("decay") or 0.0, **self._optimizer_extras(spec))
 
-    def compile(self, model, optimizer, loss, jit_compile):
+    def compile(self, model, optimizer, loss, jit_compile, steps_per_execution=None):
+        if steps_per_execution:
+            raise UnsupportedSetting("steps_per_execution needs Keras 3 (Keras %s)" % self.version)
         model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
         return False  # no XLA switch in this generation
+
+    def set_mixed_precision(self, policy):
+        raise UnsupportedSetting("mixed precision %s needs Keras 3 (Keras %s)" % (policy, self.version))
+
+    def gate_probe(self, model, xs):
+        fn = self._first_gate(model)
+        if fn is None:
+            return None
+        backend = self.keras.backend
+        return [float(v) for v in backend.eval(fn(backend.variable(xs)))]
 
     def set_seed(self, seed):
         import numpy as np
@@ -281,15 +351,22 @@ class Keras1API(Keras2API):
     def add(self, tensors):
         return self.keras.layers.merge(tensors, mode="sum")
 
+    def LSTM(self, units):  # noqa: N802 - Keras 1 calls the gate activation inner_activation
+        if self._gate_is_default:
+            return self.layers.LSTM(units)
+        return self.layers.LSTM(units, inner_activation=self._gate)
+
     def _model(self, inputs, outputs):
         return self.keras.models.Model(input=inputs, output=outputs)
 
     def _generator_format(self):
         return {"dim_ordering": self._dim_ordering(self.data_format)}
 
-    def compile(self, model, optimizer, loss, jit_compile):
+    def compile(self, model, optimizer, loss, jit_compile, steps_per_execution=None):
         """The MXNet fork trains on the context given to compile, else on the current one (the CPU): with a GPU
         it gets `context=['gpu(0)']`, as the 2017 notebooks passed it."""
+        if steps_per_execution:
+            raise UnsupportedSetting("steps_per_execution needs Keras 3 (Keras %s)" % self.version)
         kwargs = {}
         if self.backend_name() == "mxnet" and self.gpus:
             self.compile_context = ["gpu(0)"]

@@ -99,6 +99,65 @@ def first_line(exc, limit=500):
     return text if len(text) <= limit else text[:limit] + "..."
 
 
+GATE_PROBE = [-3.0, -2.5, -1.0, -0.2, 0.0, 0.4, 1.0, 2.5, 3.0]  # where the sigmoids and hard sigmoids differ
+
+
+def variant_of(spec):
+    """The cell's resolved variant (specs from before variants: the backend's own settings)."""
+    backend = spec["backend"]
+    return spec.get("variant") or {"name": "default", "data_format": backend["data_format"],
+                                   "jit_compile": backend["jit_compile"], "env": {}}
+
+
+def record_settings(spec, result):
+    """The settings the cell runs under, resolved, plus the variables as this process really sees them."""
+    variant = variant_of(spec)
+    settings = result["settings"]
+    settings.update(
+        variant=variant["name"],
+        variant_changes_numerics=bool(variant.get("changes_numerics")),
+        data_format=variant["data_format"],
+        jit_compile=variant["jit_compile"],
+        steps_per_execution=variant.get("steps_per_execution"),
+        mixed_precision=variant.get("mixed_precision"),
+        jax_config=variant.get("jax_config") or {},
+    )
+    env = dict(spec["backend"].get("env") or {})
+    env.update(variant.get("env") or {})
+    settings["env"] = env
+    settings["variant_env"] = dict(variant.get("env") or {})
+    # read back, not assumed: what the runner set before this interpreter started
+    settings["env_applied"] = dict((k, os.environ.get(k)) for k in sorted(env))
+    return variant
+
+
+def thread_names():
+    """How many threads of each name this process runs (Linux): what thread variables really did (TensorFlow's
+    getters report its config, not TF_NUM_*_THREADS; tf_Compute is its inter-op pool)."""
+    import glob
+
+    counts = {}
+    for path in glob.glob("/proc/self/task/*/comm"):
+        try:
+            with open(path) as handle:
+                name = handle.read().strip()
+        except (IOError, OSError):
+            continue
+        counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def apply_jax_config(options):
+    """Options JAX reads from no environment variable, set before its first computation."""
+    if not options:
+        return {}
+    import jax
+
+    for name, value in sorted(options.items()):
+        jax.config.update(name, value)
+    return dict((name, jax.config.read(name)) for name in options)
+
+
 def run(spec, result):
     """Fill `result` stage by stage; an exception leaves `result['stage']` at the stage that failed."""
     from models import provenance
@@ -126,8 +185,11 @@ def run(spec, result):
         resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
     try:
         enter("start")
+        variant = record_settings(spec, result)
         enter("import")
         t = time.perf_counter()
+        if variant.get("jax_config"):
+            result["settings"]["jax_config_applied"] = apply_jax_config(variant["jax_config"])
         keras = importlib.import_module("keras")
         framework = spec["backend"]["framework"]
         fw_version, threads, gpu = provenance.framework_info(framework)
@@ -137,7 +199,11 @@ def run(spec, result):
 
         # GPUs the cell was given, or that the framework sees (a GPU image run without a scheduler)
         gpus = (spec.get("resources") or {}).get("gpus") or (1 if gpu.get("available") else 0)
-        api = compat.KerasAPI(keras, data_format=spec["backend"]["data_format"], gpus=gpus)
+        api = compat.KerasAPI(keras, data_format=variant["data_format"], gpus=gpus,
+                              recurrent_activation=variant.get("recurrent_activation"))
+        result["settings"]["recurrent_activation"] = api.recurrent_activation
+        if variant.get("mixed_precision"):
+            api.set_mixed_precision(variant["mixed_precision"])
         result["versions"] = {
             "python": provenance.python_version(),
             "keras": keras.__version__,
@@ -170,8 +236,16 @@ def run(spec, result):
         enter("build")
         t = time.perf_counter()
         model = module.build(api, ds)
-        jit = api.compile(model, api.optimizer(model_spec["optimizer"]), module.LOSS, spec["backend"]["jit_compile"])
+        jit = api.compile(model, api.optimizer(model_spec["optimizer"]), module.LOSS, variant["jit_compile"],
+                          variant.get("steps_per_execution"))
         result["params"] = api.count_params(model)
+        try:  # what the built LSTM's gates compute, for the record (and the tests); never fails the cell
+            probe = api.gate_probe(model, GATE_PROBE)
+        except Exception as exc:  # noqa: BLE001 - an old backend's eval quirk must not cost the measurement
+            probe = None
+            result["warnings"].append("the LSTM gate probe failed: %s" % first_line(exc))
+        if probe is not None:
+            result["settings"]["recurrent_activation_probe"] = {"x": GATE_PROBE, "y": probe}
         result["settings"]["jit_compile_resolved"] = jit
         if api.compile_context is not None:
             result["settings"]["compile_context"] = api.compile_context
@@ -207,6 +281,7 @@ def run(spec, result):
         result.update(fit_summary(timeline["fit_s"], len(timer.epochs), timer.train_begin_perf - t))
         result["fit_params"] = timer.fit_params
 
+        result["settings"]["process_threads"] = thread_names()  # after training, the framework's pools are up
         enter("evaluate")
         t = time.perf_counter()
         scores = model.evaluate(ds.x_test, ds.y_test, batch_size=model_spec["batch_size"], verbose=0)

@@ -14,6 +14,8 @@ from reports import plots
 from reports.article import Article, Figure
 from reports.caveats import Caveat, article_caveats, comparable_to_article, mixed, report_caveats
 from reports.load import Loaded
+from reports.ranking import Place
+from reports.sweep import sweep_rows
 from reports.tables import comparison_rows, model_order, ranking_now, summary_table
 
 
@@ -30,7 +32,7 @@ class Section:
     comparison: list[dict[str, Any]]
     ranking_then: list[tuple[str, Figure]]
     unranked_then: list[tuple[str, str]]
-    ranking_now: list[tuple[str, float]]
+    ranking_now: list[Place]  # ties where the intervals overlap
     target: float | None
     article_flags: list[str]  # the danger titles of the 2017 comparison, shown where the comparison is
 
@@ -51,6 +53,7 @@ class Report:
     sections: list[Section]
     article: Article
     raw: dict[str, Path]
+    sweep: list[dict[str, Any]] = field(default_factory=list)  # where a test x backend ran several variants
     generated_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))
 
     @property
@@ -100,4 +103,5 @@ def assemble(name: str, loaded: Loaded, article: Article, out_dir: Path) -> Repo
         sections=sections,
         article=article,
         raw=loaded.raw,
+        sweep=sweep_rows(table),
     )

@@ -14,6 +14,9 @@ from reports.caveats import Caveat
 from reports.content import Report, Section
 from reports.plots import color
 from reports.provenance import load_facts, raw_copy_name
+from reports.ranking import ranking_text
+from reports.sweep import HEADER as SWEEP_HEADER
+from reports.sweep import SLOWER_THAN_BEST, table_cells
 from reports.tables import overview
 
 CSS = """
@@ -227,7 +230,7 @@ def rankings_html(section: Section) -> str:
     if section.unranked_then:
         then += ' <span class="legend">(not ranked: ' + "; ".join(f"{e(t)}: {e(w)}" for t, w in
                                                                    section.unranked_then) + ")</span>"
-    now = " · ".join(f"{i}. {e(label)} {fmt.seconds(s)}" for i, (label, s) in enumerate(section.ranking_now, 1))
+    now = ranking_text(section.ranking_now, fmt.seconds, e)
     return (f'<p class="rank"><b>Ranking 2017 (K80)</b> {then}</p>'
             f'<p class="rank"><b>Ranking now (steady)</b> {now or "nothing ran"}</p>')
 
@@ -289,6 +292,23 @@ def overview_html(report: Report) -> str:
     return ('<section id="overview"><h2>At a glance: steady seconds per epoch</h2>'
             '<p class="legend">Lower is better; bold: the fastest backend of the test. Each test links to its '
             "figures and full table.</p>" + html + "</section>")
+
+
+def sweep_html(report: Report) -> str:
+    """The variants sweep (when a test x backend ran several variants); SLOWER defaults in red."""
+    if not report.sweep:
+        return ""
+    rows = []
+    for r in report.sweep:
+        cells = [e(c) for c in table_cells(r)]
+        if r["flag"]:
+            cells[-1] = f'<b style="color:#b00">{cells[-1]}</b>'
+        rows.append(cells)
+    return ('<section id="sweep"><h2>Variants sweep</h2><p class="legend">Per test and backend: the fastest variant '
+            f"(median steady s/epoch, repeats pooled) and the default's distance from it; a default more than "
+            f"{SLOWER_THAN_BEST:.0%} slower, with intervals apart, is flagged SLOWER; overlapping intervals are a tie."
+            "</p>" + table_html(None, rows, numeric={3, 5, 7, 8}, header_html=[e(h) for h in SWEEP_HEADER])
+            + "</section>")
 
 
 def article_html(report: Report) -> str:
@@ -368,7 +388,7 @@ def nav_html(report: Report) -> str:
 
 def render(report: Report) -> str:
     body = (page_header_html(report) + nav_html(report) + caveats_html(report.caveats) + overview_html(report)
-            + "".join(section_html(s) for s in report.sections)
+            + sweep_html(report) + "".join(section_html(s) for s in report.sections)
             + (article_html(report) if report.sections else "") + provenance_html(report) + files_html()
             + f"<footer>Keras Backend Matrix report, generated {e(report.generated_at)}. Markdown: "
             '<a href="summary.md">summary.md</a>.</footer>')

@@ -18,7 +18,7 @@ import pandas as pd
 from reports.hardware import cpu_peak_method, describe
 from runner.results import ResultError, Status, iter_results
 
-CELL_KEYS = ["model", "backend", "environment", "profile", "data_source"]
+CELL_KEYS = ["model", "backend", "environment", "variant", "profile", "data_source"]
 
 
 @dataclass
@@ -92,6 +92,11 @@ def cell_row(run_id: str, result: dict[str, Any], spec: dict[str, Any]) -> dict[
         "backend": cell["backend"],
         "backend_title": backend_title,
         "environment": cell["environment"],
+        "variant": cell.get("variant", "default"),
+        # whether this was its environment's default variant when it ran (results before variants: it was)
+        "variant_default": bool((spec.get("variant") or {}).get("is_default", cell.get("variant", "default")
+                                                                == "default")),
+        "changes_numerics": bool(settings.get("variant_changes_numerics")),
         "profile": cell["profile"],
         "repeat": cell["repeat"],
         "seed": cell["seed"],

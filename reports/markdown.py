@@ -8,6 +8,8 @@ from collections.abc import Iterable
 from reports import fmt
 from reports.caveats import Caveat
 from reports.content import Report, Section
+from reports.ranking import ranking_text
+from reports.sweep import markdown_lines
 from reports.tables import overview
 
 ALERT = {"danger": "CAUTION", "warn": "WARNING", "info": "NOTE"}
@@ -79,8 +81,7 @@ def ranking_then_text(section: Section) -> str:
 
 
 def ranking_now_text(section: Section) -> str:
-    return " · ".join(f"{i}. {label} {fmt.seconds(s)}" for i, (label, s) in enumerate(section.ranking_now, 1)) \
-        or "nothing ran"
+    return ranking_text(section.ranking_now, fmt.seconds) or "nothing ran"
 
 
 COMPARISON_HEADER = ["backend", "2017 K80 s/epoch", "2017 accuracy", "2017 framework", "now steady s/epoch",
@@ -137,6 +138,7 @@ def render(report: Report) -> str:
     if not ok.empty:
         out += ["## At a glance: steady seconds per epoch (lower is better; **bold** = fastest of the test)", ""]
         out += overview_lines(report) + [""]
+    out += markdown_lines(report.sweep)
     for section in report.sections:
         out += section_lines(section, report)
     if report.sections:

@@ -14,6 +14,7 @@ import pandas as pd
 
 from reports.article import Article
 from reports.load import CELL_KEYS, Loaded
+from reports.ranking import Entry, Place, rank
 from reports.stats import spread, time_to_target
 
 BACKEND_ORDER = ["tensorflow", "jax", "torch", "cntk", "theano", "mxnet", "openvino", "numpy"]
@@ -66,6 +67,8 @@ def summarise_group(cells: pd.DataFrame, epochs: pd.DataFrame, article: Article)
         busy=bool(cells["busy"].any()),
         version_warnings=_one(cells["version_warnings"]) if "version_warnings" in cells else "",
         result_keys=list(cells["result_key"]),
+        variant_default=bool(cells["variant_default"].all()) if "variant_default" in cells else True,
+        changes_numerics=bool(cells["changes_numerics"].any()) if "changes_numerics" in cells else False,
         seeds=sorted({int(s) for s in cells["seed"]}),
     )
     test = article.tests.get(row["model"])
@@ -144,7 +147,8 @@ def summary_table(loaded: Loaded, article: Article) -> pd.DataFrame:
     b_order = {b: i for i, b in enumerate(backend_order(list(table["backend"])))}
     table["_m"] = table["model"].map(m_order)
     table["_b"] = table["backend"].map(b_order)
-    table = table.sort_values(["_m", "_b", "environment", "profile", "data_source"]).drop(columns=["_m", "_b"])
+    table = table.sort_values(["_m", "_b", "environment", "variant", "profile", "data_source"]).drop(
+        columns=["_m", "_b"])
     table["label"] = _labels(table)
     return table.reset_index(drop=True)
 
@@ -154,15 +158,19 @@ def _labels(table: pd.DataFrame) -> list[str]:
     labels = []
     for _, row in table.iterrows():
         same = table[(table["model"] == row["model"]) & (table["backend"] == row["backend"])]
-        extra = [row[k] for k in ("environment", "profile", "data_source") if same[k].nunique() > 1]
+        extra = [row[k] for k in ("environment", "variant", "profile", "data_source") if same[k].nunique() > 1]
         labels.append(row["backend_title"] + (f" ({', '.join(extra)})" if extra else ""))
     return labels
 
 
-def ranking_now(rows: pd.DataFrame) -> list[tuple[str, float]]:
-    """Our rows with a steady time, fastest first."""
-    ok = rows.dropna(subset=["steady_s"]).sort_values("steady_s")
-    return [(r["label"], float(r["steady_s"])) for _, r in ok.iterrows()]
+def entry(row: pd.Series) -> Entry:
+    return Entry(row["label"], float(row["steady_s"]), float(row["steady_lo"]), float(row["steady_hi"]))
+
+
+def ranking_now(rows: pd.DataFrame) -> list[Place]:
+    """Our rows with a steady time, fastest first; rows whose intervals overlap share a place (a tie)."""
+    ok = rows.dropna(subset=["steady_s"])
+    return rank([entry(r) for _, r in ok.iterrows()])
 
 
 def comparison_rows(rows: pd.DataFrame, article: Article, comparable: bool) -> list[dict[str, Any]]:

@@ -1,4 +1,8 @@
-"""Plan the matrix: expand it into cells, filter them, and resolve each cell into the spec its worker reads."""
+"""Plan the matrix: expand it into cells, filter them, and resolve each cell into the spec its worker reads.
+
+Repeats are interleaved (repeat 1 of every cell, then repeat 2, ...) so drift on a shared machine spreads over all
+cells alike, and each repeat trains from its own seed (`repeat_seed`), so repeats measure run-to-run spread.
+"""
 
 from __future__ import annotations
 
@@ -26,17 +30,18 @@ class Cell:
     profile: str
     repeat: int
     seed: int
+    variant: str = "default"
 
     @property
     def id(self) -> str:
-        return f"{self.model}.{self.backend}.{self.environment}.{self.profile}.r{self.repeat}"
+        return f"{self.model}.{self.backend}.{self.environment}.{self.profile}.{self.variant}.r{self.repeat}"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Cell:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,20 @@ class Selection:
     profile: str | None = None
     repeats: int | None = None
     seed: int | None = None
+    variants: tuple[str, ...] = ()  # empty: each environment's default; "all": every variant that applies
+    gpus: int | None = None  # --gpus: decides which variants apply (device: gpu/cpu)
+
+
+ALL_VARIANTS = "all"
+
+
+def repeat_seed(base: int, repeat: int) -> int:
+    """The seed of a repeat: the base seed for the first, a deterministic, well-spread one for the others (the
+    same base and index always give the same seed), so repeats differ in initial weights, dropout and data order."""
+    if repeat == 0:
+        return base
+    digest = hashlib.sha256(f"kbm-seed:{base}:{repeat}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") % (2**31 - 1)
 
 
 def _check_names(kind: str, flag: str, asked: Iterable[str], known: Iterable[str]) -> None:
@@ -89,22 +108,36 @@ def _environments(matrix: Matrix, sel: Selection, only: list[tuple[set[str], str
     return set(matrix.defaults.environments or matrix.environments)
 
 
-def expand(matrix: Matrix, sel: Selection) -> list[Cell]:
-    """All cells the selection asks for, in matrix order: model-major, so one model's backends run together."""
+def _variants_for(matrix: Matrix, sel: Selection, backend: str, env_name: str, gpus: bool) -> list[str]:
+    if not sel.variants:
+        return [matrix.default_variant(env_name)]
+    names = list(matrix.variants) if ALL_VARIANTS in sel.variants else list(sel.variants)
+    return [v for v in names if matrix.variant_misfit(v, backend, env_name, gpus) is None]
+
+
+def plan(matrix: Matrix, sel: Selection) -> tuple[list[Cell], list[str]]:
+    """The cells the selection asks for, and a note for every named variant left out where it does not apply.
+
+    Order: repeat-major (every cell's first repeat, then every cell's second, ...), then model, environment,
+    backend and variant in matrix order, so one model's backends run together within a repeat.
+    """
     only = _only(matrix, sel.backends)
     _check_names("model", "--model", sel.models, matrix.models)
     _check_names("environment", "--env", sel.environments, matrix.environments)
+    _check_names("variant", "--variant", [v for v in sel.variants if v != ALL_VARIANTS],
+                 [*matrix.variants, ALL_VARIANTS])
     profile = sel.profile or matrix.defaults.profile
     _check_names("profile", "--profile", [profile], matrix.profiles)
     repeats = sel.repeats or matrix.defaults.repeats
-    seed = matrix.defaults.seed if sel.seed is None else sel.seed
+    base_seed = matrix.defaults.seed if sel.seed is None else sel.seed
+    gpus = bool(sel.gpus or matrix.profiles[profile].gpus)
     envs = _environments(matrix, sel, only)
 
     def wanted(backend: str, env_name: str) -> bool:
         gen = generation(matrix, env_name)
         return not only or any(backend in backends and g in (None, gen) for backends, g in only)
 
-    cells = []
+    combos, notes = [], []
     for model in matrix.models:
         if sel.models and model not in sel.models:
             continue
@@ -114,19 +147,51 @@ def expand(matrix: Matrix, sel: Selection) -> list[Cell]:
             for backend in env.backends:
                 if not wanted(backend, env_name):
                     continue
-                for repeat in range(repeats):
-                    cells.append(Cell(model, backend, env_name, profile, repeat, seed))
+                combos += [(model, backend, env_name, v) for v in _variants_for(matrix, sel, backend, env_name, gpus)]
+                if ALL_VARIANTS not in sel.variants:
+                    for v in sel.variants:
+                        why = matrix.variant_misfit(v, backend, env_name, gpus)
+                        if why and why not in notes:
+                            notes.append(why)
+    cells = [Cell(model, backend, env_name, profile, repeat, repeat_seed(base_seed, repeat), variant)
+             for repeat in range(repeats) for model, backend, env_name, variant in combos]
     if not cells:
         hosts = {b: matrix.environments_for(b) for backends, _ in only for b in sorted(backends)}
-        detail = "; ".join(f"backend {b} is hosted by {', '.join(e)}" for b, e in hosts.items())
+        detail = "; ".join([d for d in ["; ".join(f"backend {b} is hosted by {', '.join(e)}"
+                                                  for b, e in hosts.items()), *notes] if d])
         raise SelectionError(
-            "the selection matches no cell" + (f" ({detail})" if detail else "") + ". Check --only/--env/--model."
+            "the selection matches no cell" + (f" ({detail})" if detail else "")
+            + ". Check --only/--env/--model/--variant."
         )
-    return cells
+    return cells, notes
+
+
+def expand(matrix: Matrix, sel: Selection) -> list[Cell]:
+    """All cells the selection asks for (see `plan`)."""
+    return plan(matrix, sel)[0]
+
+
+def variant_settings(matrix: Matrix, cell: Cell) -> dict[str, Any]:
+    """The cell's variant resolved against its backend: every setting the worker applies, none left implicit
+    (None means the Keras generation's own default, which the worker records as it resolves it)."""
+    backend = matrix.backends[cell.backend]
+    variant = matrix.variants[cell.variant]
+    return {
+        "name": cell.variant,
+        "changes_numerics": variant.changes_numerics,
+        "data_format": variant.data_format or backend.data_format,
+        "jit_compile": backend.jit_compile if variant.jit_compile is None else variant.jit_compile,
+        "recurrent_activation": variant.recurrent_activation,
+        "steps_per_execution": variant.steps_per_execution,
+        "mixed_precision": variant.mixed_precision,
+        "env": dict(variant.env),
+        "jax_config": dict(variant.jax_config),
+    }
 
 
 def cell_variables(matrix: Matrix, cell: Cell) -> dict[str, str]:
-    """The one place that sets what changes performance in a cell's process (backend, threads, log levels).
+    """The one place that sets what changes performance in a cell's process (backend, threads, log levels, the
+    variant's variables, which come last and win), for every executor.
 
     Values may hold `{env_dir}`; each executor expands it (`runner.matrix.expand_env_dir`) to where it put the
     environment.
@@ -135,6 +200,7 @@ def cell_variables(matrix: Matrix, cell: Cell) -> dict[str, str]:
         "KERAS_BACKEND": matrix.backends[cell.backend].keras_backend,
         **matrix.backends[cell.backend].env,
         **matrix.environments[cell.environment].env,
+        **matrix.variants[cell.variant].env,
     }
 
 
@@ -150,6 +216,7 @@ def worker_spec(matrix: Matrix, cell: Cell, data_source: str, timeout_s: float |
         "cell": cell.to_dict(),
         "cell_id": cell.id,
         "backend": matrix.backends[cell.backend].model_dump(),
+        "variant": variant_settings(matrix, cell),
         "model": model.model_dump(),
         "run": {
             "epochs": limits.epochs or model.epochs,
@@ -168,4 +235,6 @@ def worker_spec(matrix: Matrix, cell: Cell, data_source: str, timeout_s: float |
         "resources": {"cpus": limits.cpus, "gpus": limits.gpus, "shm_gb": limits.shm_gb},
     }
     spec["spec_hash"] = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+    # a fact about the matrix of the day, not the experiment (kept out of the hash): reports find the default
+    spec["variant"]["is_default"] = cell.variant == matrix.default_variant(cell.environment)
     return spec

@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from runner import paths
-from runner.cells import Selection, SelectionError, expand, worker_spec
+from runner.cells import Selection, SelectionError, plan, worker_spec
 from runner.executors import EXECUTORS, choose
 from runner.executors.existing import ExistingExecutor
 from runner.matrix import MatrixError, load_matrix
@@ -38,6 +38,8 @@ subcommands:
   python -m runner check RUN_DIR        validate every result in a run folder (exit 1 on any problem)
   python -m runner report [RUN...]      write results/<run-id>/report/ (HTML, Markdown, plots, CSV/Parquet)
   python -m runner compare RUN_A RUN_B  per-cell ratio and accuracy delta; exit 1 on a regression beyond noise
+  python -m runner sweep [options]      every variant that applies, on the MNIST tests, 3 interleaved repeats;
+                                        the report shows each backend's best variant and the default's distance
 
 tooling (tests, CI, measurement; the tooling/ package): make bench-overhead, make engine, make slurm-up
 """
@@ -49,12 +51,17 @@ examples:
   python -m runner --profile smoke --model mlp --model cnn
   python -m runner --data synthetic --dry-run
   python -m runner --python /opt/conda/bin/python --only jax     the cells in an interpreter you already have
+  python -m runner --only jax --variant default --variant jax-onednn --repeats 3
+  python -m runner sweep --only torch --dry-run
 """
 
+SWEEP_MODELS = ("mlp", "cnn", "hrnn")  # the MNIST tests: what the sweep measures unless --model says otherwise
+SWEEP_REPEATS = 3
 
-def build_parser() -> argparse.ArgumentParser:
+
+def build_parser(prog: str = "python -m runner") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m runner",
+        prog=prog,
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -82,8 +89,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="run only the cells of this environment (repeatable)",
     )
     p.add_argument("--profile", help="smoke, quick, bench or article (default: the matrix's defaults.profile)")
-    p.add_argument("--repeats", type=int, help="run each cell N times, each in a fresh process")
-    p.add_argument("--seed", type=int, help="random seed for every cell (default: the matrix's defaults.seed)")
+    p.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="run each cell under this variant of matrix.yaml's `variants` (repeatable; `all`: every variant that "
+        "applies; default: each environment's default variant)",
+    )
+    p.add_argument(
+        "--repeats",
+        type=int,
+        help="run each cell N times, each in a fresh process, interleaved (repeat 1 of every cell, then repeat 2, "
+        "...), each repeat with its own seed derived from --seed",
+    )
+    p.add_argument("--seed", type=int, help="base random seed (default: the matrix's defaults.seed); repeat 1 uses "
+                   "it as is, later repeats a seed derived from it")
     p.add_argument(
         "--results",
         type=Path,
@@ -135,6 +156,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def variant_table(matrix, cells) -> Table:
+    """What each planned variant sets (the cell ids name the variant)."""
+    table = Table(title="variants", title_justify="left")
+    for col in ("variant", "cells", "sets", "changes numerics"):
+        table.add_column(col, overflow="fold")
+    counts: dict[str, int] = {}
+    for cell in cells:
+        counts[cell.variant] = counts.get(cell.variant, 0) + 1
+    for name, n in counts.items():
+        v = matrix.variants[name]
+        sets = [f"{k}={getattr(v, k)}" for k in ("data_format", "jit_compile", "recurrent_activation",
+                                                 "steps_per_execution", "mixed_precision")
+                if getattr(v, k) is not None]
+        sets += [f"{k}={val}" for k, val in {**v.env, **v.jax_config}.items()]
+        table.add_row(*(Text(t) for t in (name, str(n), "\n".join(sets) or "(the backend's own settings)",
+                                          "yes" if v.changes_numerics else "")))
+    return table
+
+
 def dry_run(console: Console, matrix, cells, executor, data: str, timeout: float | None) -> None:
     """The environments (what installs where) and the cells; key columns whole at any terminal width."""
     envs = Table(title="environments", title_justify="left")
@@ -146,16 +186,18 @@ def dry_run(console: Console, matrix, cells, executor, data: str, timeout: float
         installs = "\n".join(plan["installs"])  # `jax[cuda13]` is a requirement, not markup
         envs.add_row(*(Text(v) for v in (name, plan["python"], plan["location"], state, installs)))
     console.print(envs)
+    console.print(variant_table(matrix, cells))
     specs = [worker_spec(matrix, cell, data, timeout) for cell in cells]
     columns = [Column("#", "right"), Column("model"), Column("backend"), Column("environment"),
+               Column("variant"), Column("seed", "right", priority=2),
                Column("profile", priority=2), Column("rep", "right", priority=3), Column("epochs", "right"),
                Column("train", "right"), Column("test", "right"), Column("timeout s", "right", priority=1),
                Column("spec hash", priority=4)]
-    rows = [[str(i), c.model, c.backend, c.environment, c.profile, str(c.repeat), str(s["run"]["epochs"]),
-             str(s["run"]["train_samples"] or "all"), str(s["run"]["test_samples"] or "all"), f"{s['timeout_s']:.0f}",
-             s["spec_hash"]] for i, (c, s) in enumerate(zip(cells, specs, strict=True), 1)]
+    rows = [[str(i), c.model, c.backend, c.environment, c.variant, str(c.seed), c.profile, str(c.repeat),
+             str(s["run"]["epochs"]), str(s["run"]["train_samples"] or "all"), str(s["run"]["test_samples"] or "all"),
+             f"{s['timeout_s']:.0f}", s["spec_hash"]] for i, (c, s) in enumerate(zip(cells, specs, strict=True), 1)]
     said = [f"{data} data"]
-    for index, what in ((4, "{} profile"), (5, "repeat {}"), (9, "timeout {} s")):
+    for index, what in ((4, "variant {}"), (5, "seed {}"), (6, "{} profile"), (7, "repeat {}"), (11, "timeout {} s")):
         values = {row[index] for row in rows}
         if len(values) == 1:  # the same for every cell: said once, in the title
             said.append(what.format(values.pop()))
@@ -179,8 +221,13 @@ def existing_interpreter(args: argparse.Namespace, matrix, cells) -> tuple[Exist
     return executor, f"existing: --python {args.python} (builds nothing; the interpreter's own packages)"
 
 
-def run_main(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
+def run_main(argv: list[str], sweep: bool = False) -> int:
+    """Run the matrix; `sweep` changes the defaults to every applicable variant of the MNIST tests, 3 repeats."""
+    args = build_parser("python -m runner sweep" if sweep else "python -m runner").parse_args(argv)
+    if sweep:
+        args.model = args.model or list(SWEEP_MODELS)
+        args.variant = args.variant or ["all"]
+        args.repeats = args.repeats or SWEEP_REPEATS
     console = make_console(stderr=True)
     try:
         matrix = load_matrix(args.matrix)
@@ -188,10 +235,11 @@ def run_main(argv: list[str]) -> int:
             raise SelectionError("--repeats must be at least 1")
         if args.parallel < 1:
             raise SelectionError("--parallel must be at least 1 (1 runs the cells one after another)")
-        cells = expand(
-            matrix,
-            Selection(tuple(args.only), tuple(args.model), tuple(args.env), args.profile, args.repeats, args.seed),
-        )
+        sel = Selection(tuple(args.only), tuple(args.model), tuple(args.env), args.profile, args.repeats, args.seed,
+                        tuple(args.variant), args.gpus)
+        cells, notes = plan(matrix, sel)
+        for note in notes:
+            console.print(f"[yellow]not planned:[/] {note}", highlight=False)
         if args.python:
             executor, why = existing_interpreter(args, matrix, cells)
         else:
@@ -250,6 +298,10 @@ def run_main(argv: list[str]) -> int:
         from reports.cli import report_after_run
 
         report_after_run(outcome.run_dir, console)
+    if sweep:
+        from reports.sweep import print_sweep
+
+        print_sweep(outcome.run_dir, make_console())
     if outcome.interrupted:
         console.print(
             f"[red]interrupted[/] during {outcome.interrupted.id}; {len(outcome.results)} results kept", highlight=False
@@ -306,4 +358,6 @@ def main(argv: list[str] | None = None) -> int:
         print("error: bench-overhead is not a runner subcommand: run `make bench-overhead` "
               "(python -m tooling.bench)", file=sys.stderr)
         return EXIT_USAGE
+    if argv and argv[0] == "sweep":
+        return run_main(argv[1:], sweep=True)
     return run_main(argv)

@@ -19,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 NAME_RE = r"^[a-z0-9][a-z0-9_.-]*$"
 ENV_NAME_RE = r"^[A-Za-z_][A-Za-z0-9_]*$"  # a name every shell, Slurm script and pod accepts as written
+# set by the runner itself in every cell: a variant may not override them
+RESERVED_ENV = ("KERAS_BACKEND", "KBM_", "PYTHONPATH")
 
 
 class MatrixError(Exception):
@@ -36,6 +38,8 @@ class Defaults(_Strict):
     repeats: int = Field(1, ge=1)
     seed: int = 1337
     data: Literal["real", "synthetic"] = "real"
+    # the variant a cell runs under when --variant is not given and its environment names none (default_variant)
+    variant: str = "default"
 
 
 class MnistWheel(_Strict):
@@ -95,6 +99,39 @@ class DockerRecipe(_Strict):
     caches: dict[str, str] = Field(default_factory=dict)
 
 
+class VariantScope(_Strict):
+    """Where a variant may run: these backends, optionally only these environments, Keras versions starting with
+    one of `keras`, and cells with (`gpu`) or without (`cpu`) GPUs."""
+
+    backends: list[str] = Field(min_length=1)
+    environments: list[str] | None = None
+    keras: list[str] | None = None
+    device: Literal["any", "cpu", "gpu"] = "any"
+
+
+class Variant(_Strict):
+    """A named set of settings a cell runs under. A setting left out is the backend's own (`data_format`,
+    `jit_compile`) or the Keras generation's default (`recurrent_activation`, `steps_per_execution`, precision);
+    `env` is set in the cell's process before anything is imported, on top of the backend's and environment's."""
+
+    description: str = Field(min_length=10)
+    applies_to: VariantScope
+    changes_numerics: bool = False  # may not be a default without saying so: it trains a different function
+    data_format: Literal["channels_last", "channels_first"] | None = None
+    jit_compile: bool | Literal["auto"] | None = None
+    # the LSTM gate activation; `hard_sigmoid_keras2` is Keras 2's clip(0.2x + 0.5, 0, 1) (not Keras 3's
+    # hard_sigmoid, clip(x/6 + 0.5, 0, 1))
+    recurrent_activation: Literal["sigmoid", "hard_sigmoid_keras2"] | None = None
+    steps_per_execution: int | None = Field(None, ge=1)  # Keras 3 only
+    mixed_precision: Literal["mixed_float16", "mixed_bfloat16"] | None = None  # Keras 3 only
+    env: dict[str, str] = Field(default_factory=dict)
+    # options with no environment variable: jax.config.update(name, value) before the first computation (JAX only)
+    jax_config: dict[str, bool | int | float | str] = Field(default_factory=dict)
+
+
+KERAS3_ONLY = ("jit_compile", "steps_per_execution", "mixed_precision")  # settings older Keras does not have
+
+
 ENV_DIR = "{env_dir}"  # in an environment's `env` values: the environment's own folder, wherever it is built
 
 
@@ -115,6 +152,8 @@ class Environment(_Strict):
     library_links: dict[str, str] = Field(default_factory=dict)
     env: dict[str, str] = Field(default_factory=dict)
     docker: DockerRecipe | None = None
+    # the variant this environment's cells run under by default (else defaults.variant)
+    default_variant: str | None = None
 
     def fingerprint(self) -> str:
         """Hash of everything that decides what gets installed: the venv cache key."""
@@ -204,8 +243,9 @@ class Matrix(_Strict):
     environments: dict[str, Environment] = Field(min_length=1)
     models: dict[str, ModelSpec] = Field(min_length=1)
     profiles: dict[str, Profile] = Field(min_length=1)
+    variants: dict[str, Variant] = Field(default_factory=dict)
 
-    @field_validator("backends", "environments", "models", "profiles")
+    @field_validator("backends", "environments", "models", "profiles", "variants")
     @classmethod
     def _names(cls, value: dict[str, Any]) -> dict[str, Any]:
         for name in value:
@@ -219,6 +259,25 @@ class Matrix(_Strict):
 
     def environments_for(self, backend: str) -> list[str]:
         return [name for name, env in self.environments.items() if backend in env.backends]
+
+    def default_variant(self, environment: str) -> str:
+        return self.environments[environment].default_variant or self.defaults.variant
+
+    def variant_misfit(self, variant: str, backend: str, environment: str, gpus: bool = False) -> str | None:
+        """Why `variant` does not apply to this backend in this environment (None: it applies)."""
+        scope = self.variants[variant].applies_to
+        keras = self.environments[environment].keras
+        if backend not in scope.backends:
+            return f"variant {variant} applies to {', '.join(scope.backends)}, not {backend}"
+        if scope.environments is not None and environment not in scope.environments:
+            return f"variant {variant} applies to environments {', '.join(scope.environments)}, not {environment}"
+        if scope.keras is not None and not any(keras.startswith(p) for p in scope.keras):
+            return f"variant {variant} needs Keras {' or '.join(scope.keras)}*, {environment} has {keras}"
+        if scope.device == "gpu" and not gpus:
+            return f"variant {variant} applies to cells with GPUs (a profile with gpus, or --gpus)"
+        if scope.device == "cpu" and gpus:
+            return f"variant {variant} applies to CPU-only cells"
+        return None
 
 
 def _line_index(node: yaml.Node, path: tuple = (), out: dict | None = None) -> dict[tuple, int]:
@@ -350,6 +409,7 @@ def _cross_check(m: Matrix) -> list[tuple[tuple, str]]:
                 f"unknown profile {m.defaults.profile!r}" + _suggest(m.defaults.profile, list(m.profiles)),
             )
         )
+    problems += _check_variants(m)
     for backend in m.backends:
         if not m.environments_for(backend):
             problems.append((("backends", backend), f"backend {backend!r} is hosted by no environment"))
@@ -357,6 +417,61 @@ def _cross_check(m: Matrix) -> list[tuple[tuple, str]]:
     for model in m.models:
         if not (models_dir / f"{model}.py").is_file():
             problems.append((("models", model), f"no model definition models/{model}.py for {model!r}"))
+    return problems
+
+
+def _check_variants(m: Matrix) -> list[tuple[tuple, str]]:
+    """Variants name real backends and environments, set only variables a cell may set, can run somewhere, and
+    every environment's default variant applies to all of its backends."""
+    problems: list[tuple[tuple, str]] = []
+    for name, variant in m.variants.items():
+        loc = ("variants", name)
+        scope = variant.applies_to
+        for i, backend in enumerate(scope.backends):
+            if backend not in m.backends:
+                problems.append((loc + ("applies_to", "backends", i),
+                                 f"unknown backend {backend!r}" + _suggest(backend, list(m.backends))))
+        for i, env_name in enumerate(scope.environments or []):
+            if env_name not in m.environments:
+                problems.append((loc + ("applies_to", "environments", i),
+                                 f"unknown environment {env_name!r}" + _suggest(env_name, list(m.environments))))
+        for key in variant.env:
+            if not re.match(ENV_NAME_RE, key):
+                problems.append((loc + ("env", key), f"{key!r} is not an environment variable name "
+                                 "(letters, digits and '_', not starting with a digit)"))
+            elif key.startswith(RESERVED_ENV):
+                problems.append((loc + ("env", key), f"{key} is set by the runner itself; a variant cannot change it"))
+        not_jax = [b for b in scope.backends if b in m.backends and m.backends[b].framework != "jax"]
+        if variant.jax_config and not_jax:
+            problems.append((loc + ("jax_config",), f"jax_config applies to JAX only, not {', '.join(not_jax)}; "
+                             "split the variant"))
+        if any(b not in m.backends for b in scope.backends) or any(
+                e not in m.environments for e in scope.environments or []):
+            continue
+        fits = [(b, e) for b in scope.backends for e in m.environments_for(b)
+                if m.variant_misfit(name, b, e, gpus=scope.device == "gpu") is None]
+        if not fits:
+            problems.append((loc + ("applies_to",), "applies to no environment of the matrix (check backends, "
+                             "environments and keras)"))
+        for key in KERAS3_ONLY:
+            old = sorted({e for _, e in fits if not m.environments[e].keras.startswith("3.")})
+            if getattr(variant, key) is not None and old:
+                problems.append((loc + (key,), f"{key} needs Keras 3 but the variant applies to {', '.join(old)}; "
+                                 "add `keras: [\"3.\"]` to applies_to"))
+    if m.defaults.variant not in m.variants:
+        problems.append((("defaults", "variant"), f"unknown variant {m.defaults.variant!r}"
+                         + _suggest(m.defaults.variant, list(m.variants))))
+    for env_name, env in m.environments.items():
+        loc = ("environments", env_name, "default_variant") if env.default_variant else ("defaults", "variant")
+        name = m.default_variant(env_name)
+        if name not in m.variants:
+            if env.default_variant:
+                problems.append((loc, f"unknown variant {name!r}" + _suggest(name, list(m.variants))))
+            continue
+        for backend in env.backends:
+            if backend in m.backends and (why := m.variant_misfit(name, backend, env_name)):
+                problems.append((loc, f"the default variant of {env_name} must apply to its backend {backend}: {why}"
+                                 f"; set environments.{env_name}.default_variant to one that does"))
     return problems
 
 

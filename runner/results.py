@@ -48,6 +48,7 @@ class CellKey(BaseModel):
     profile: str
     repeat: int = Field(ge=0)
     seed: int
+    variant: str = "default"  # results written before variants existed ran what `default` names
 
 
 class Epoch(BaseModel):

@@ -1,5 +1,6 @@
 """The table a run ends with: one line per cell, the figures a reader looks for first, each distinct reason for
-a failure or a skip stated once below it (six cells skipped for one missing dataset share one footnote)."""
+a failure or a skip stated once below it (six cells skipped for one missing dataset share one footnote); then,
+per test, a ranking that says "tie" wherever the intervals of steady epochs (repeats pooled) overlap."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from reports.ranking import Entry, rank, ranking_text
+from reports.stats import spread
 from runner.termtable import Column, Footnotes, fit
 
 STATUS_STYLE = {"ok": "green", "skipped": "yellow", "failed": "red", "timeout": "red", "interrupted": "red"}
@@ -52,10 +55,14 @@ def table(results: list[dict[str, Any]], title: str, width: int = 100) -> tuple[
     for r in results:
         per_backend.setdefault(r["cell"]["backend"], set()).add(r["cell"]["environment"])
     ambiguous = any(len(envs) > 1 for envs in per_backend.values())
+    variants = len({r["cell"].get("variant", "default") for r in results}) > 1
+    repeats = len({r["cell"]["repeat"] for r in results}) > 1
     columns = [
         Column("model"),
         Column("backend"),
         Column("environment", priority=0 if ambiguous else 2),
+        Column("variant", priority=0 if variants else 5),
+        Column("rep", "right", priority=1 if repeats else 5),
         Column("status"),
         Column("params", "right", priority=4),
         Column("1st epoch", "right", priority=1),
@@ -71,6 +78,8 @@ def table(results: list[dict[str, Any]], title: str, width: int = 100) -> tuple[
             cell["model"],
             cell["backend"],
             cell["environment"],
+            cell.get("variant", "default"),
+            str(cell["repeat"] + 1),
             _status(r, footnotes),
             _num(r.get("params"), ","),
             _num(r.get("first_epoch_s"), ".2f"),
@@ -83,8 +92,30 @@ def table(results: list[dict[str, Any]], title: str, width: int = 100) -> tuple[
     return fit(columns, rows, width, title, styles), footnotes.lines()
 
 
+def rankings(results: list[dict[str, Any]]) -> dict[str, str]:
+    """Per model, its backend x environment x variant groups ranked by the median of their steady epochs (the
+    epochs after the first, every ok repeat pooled), with ties where the intervals overlap."""
+    groups: dict[str, dict[str, list[float]]] = {}
+    for r in results:
+        if r["status"] != "ok":
+            continue
+        cell = r["cell"]
+        label = f"{cell['backend']} ({cell['environment']}, {cell.get('variant', 'default')})"
+        steady = [e["wall_s"] for e in (r.get("epochs") or [])[1:]]
+        groups.setdefault(cell["model"], {}).setdefault(label, []).extend(steady)
+    out = {}
+    for model, by_label in groups.items():
+        entries = [Entry(label, sp.median, sp.lo, sp.hi) for label, xs in by_label.items() if (sp := spread(xs))]
+        if len(entries) > 1:
+            out[model] = ranking_text(rank(entries))
+    return out
+
+
 def print_summary(console: Console, results: list[dict[str, Any]], title: str) -> None:
     out, notes = table(results, title, width=min(console.width, 120))
     console.print(out)
     for line in notes:
         console.print(Text(line), overflow="fold")
+    for model, text in rankings(results).items():
+        console.print(Text(f"ranking of {model} (steady s/epoch; a tie where intervals overlap): {text}"),
+                      overflow="fold")

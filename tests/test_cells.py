@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runner.cells import Cell, Selection, SelectionError, expand, worker_spec
+from runner.cells import Cell, Selection, SelectionError, expand, plan, repeat_seed, worker_spec
 
 
 def test_default_plan_is_five_models_on_all_seven_backends(matrix):
@@ -36,7 +36,8 @@ def test_only_backend_model_env_and_repeats_filter(matrix):
     cells = expand(matrix, Selection(backends=("jax",)))
     assert len(cells) == 5 and {c.backend for c in cells} == {"jax"}
     cells = expand(matrix, Selection(models=("mlp", "cnn"), environments=("keras3-jax",), repeats=3))
-    assert [(c.model, c.repeat) for c in cells] == [("mlp", 0), ("mlp", 1), ("mlp", 2), ("cnn", 0), ("cnn", 1),
+    # interleaved: repeat 1 of every cell, then repeat 2, ... (drift on a shared machine hits every cell alike)
+    assert [(c.model, c.repeat) for c in cells] == [("mlp", 0), ("cnn", 0), ("mlp", 1), ("cnn", 1), ("mlp", 2),
                                                     ("cnn", 2)]
 
 
@@ -66,7 +67,7 @@ def test_bad_selections_say_what_to_fix(matrix, sel, words):
 def test_cell_round_trips_and_its_id_is_derived(matrix):
     cell = expand(matrix, Selection(models=("hrnn",), backends=("jax",)))[0]
     assert Cell.from_dict(cell.to_dict()) == cell
-    assert cell.id == "hrnn.jax.keras3-jax.quick.r0"
+    assert cell.id == "hrnn.jax.keras3-jax.quick.default.r0"
 
 
 def test_spec_resolves_profile_limits_and_hashes_the_experiment(matrix):
@@ -79,3 +80,70 @@ def test_spec_resolves_profile_limits_and_hashes_the_experiment(matrix):
     assert spec["spec_hash"] != worker_spec(matrix, cell, "synthetic")["spec_hash"]
     article = worker_spec(matrix, Cell("cnn", "torch", "keras3-torch", "article", 0, 1337), "real")
     assert article["run"] == {"epochs": 12, "train_samples": None, "test_samples": None}
+
+
+def test_repeats_interleave_round_robin_with_a_seed_each(matrix):
+    sel = Selection(models=("mlp", "cnn"), backends=("jax", "torch"), repeats=3, seed=7,
+                    variants=("default", "faithful-2017"))
+    cells = expand(matrix, sel)
+    per_repeat = len(cells) // 3
+    assert per_repeat == 2 * 2 * 2  # models x backends x variants
+    # every cell's repeat r comes before any cell's repeat r+1
+    assert [c.repeat for c in cells] == sorted(c.repeat for c in cells)
+    first = [(c.model, c.backend, c.variant) for c in cells[:per_repeat]]
+    for r in (1, 2):
+        assert [(c.model, c.backend, c.variant) for c in cells[r * per_repeat:(r + 1) * per_repeat]] == first
+    # one seed per repeat, the same for every cell of that repeat; derived from the base seed, deterministic
+    seeds = {r: {c.seed for c in cells if c.repeat == r} for r in range(3)}
+    assert all(len(s) == 1 for s in seeds.values())
+    assert seeds[0] == {7} and len({s.pop() for s in seeds.values()}) == 3
+    assert [c.seed for c in expand(matrix, sel)] == [c.seed for c in cells]
+    assert repeat_seed(7, 1) != repeat_seed(8, 1) and repeat_seed(7, 1) == repeat_seed(7, 1) < 2**31
+
+
+def test_variants_multiply_cells_and_enter_id_and_spec_hash(matrix):
+    one = expand(matrix, Selection(models=("hrnn",), backends=("tensorflow",)))
+    assert [c.variant for c in one] == ["default"]  # no --variant: the environment's default
+    two = expand(matrix, Selection(models=("hrnn",), backends=("tensorflow",), variants=("default", "faithful-2017")))
+    assert [c.variant for c in two] == ["default", "faithful-2017"]
+    assert two[1].id == "hrnn.tensorflow.keras3-tensorflow.quick.faithful-2017.r0"
+    specs = [worker_spec(matrix, c, "real") for c in two]
+    assert specs[0]["spec_hash"] != specs[1]["spec_hash"]
+    assert specs[0]["cell"]["variant"] == "default" and specs[1]["cell"]["variant"] == "faithful-2017"
+    assert specs[1]["variant"]["recurrent_activation"] == "hard_sigmoid_keras2"
+    assert specs[1]["variant"]["data_format"] == "channels_last" and specs[1]["variant"]["changes_numerics"]
+    assert specs[0]["variant"]["is_default"] and not specs[1]["variant"]["is_default"]
+    # the variant's settings change the hash, the default flag (a fact of the day's matrix) does not
+    assert worker_spec(matrix, two[0], "real")["spec_hash"] == specs[0]["spec_hash"]
+
+
+def test_all_plans_every_applicable_variant_and_nothing_else(matrix):
+    cells = expand(matrix, Selection(models=("mlp",), backends=("jax",), variants=("all",)))
+    names = [c.variant for c in cells]
+    assert "default" in names and "jax-onednn" in names and "faithful-2017" in names
+    assert not any(n.startswith(("tf-", "torch-")) for n in names)
+    assert "mixed-float16" not in names  # GPU cells only
+    assert "mixed-float16" in [c.variant for c in expand(
+        matrix, Selection(models=("mlp",), backends=("jax",), variants=("all",), gpus=1))]
+
+
+def test_a_variant_that_does_not_apply_is_not_planned_and_says_so(matrix):
+    cells, notes = plan(matrix, Selection(models=("mlp",), backends=("jax", "torch"), variants=("jax-onednn",)))
+    assert {c.backend for c in cells} == {"jax"}
+    assert notes == ["variant jax-onednn applies to jax, not torch"]
+    with pytest.raises(SelectionError, match="variant tf-xla applies to tensorflow, not jax"):
+        expand(matrix, Selection(backends=("jax",), variants=("tf-xla",)))
+    with pytest.raises(SelectionError, match="--variant faithful: no such variant.*Did you mean 'faithful-2017'"):
+        expand(matrix, Selection(variants=("faithful",)))
+
+
+def test_the_2017_environments_default_to_the_article_settings(matrix):
+    cells = expand(matrix, Selection(models=("cnn",), environments=("keras2017-tf-cntk", "keras2017-theano",
+                                                                    "keras2017-mxnet")))
+    by_backend = {c.backend: c for c in cells}
+    assert {b: c.variant for b, c in by_backend.items()} == {
+        "tensorflow1": "faithful-2017", "cntk": "faithful-2017", "theano": "faithful-2017", "mxnet": "faithful-2017"}
+    formats = {b: worker_spec(matrix, c, "real")["variant"]["data_format"] for b, c in by_backend.items()}
+    assert set(formats.values()) == {"channels_last"}  # as 2017 ran
+    native = expand(matrix, Selection(models=("cnn",), backends=("cntk",), variants=("native-layout",)))
+    assert {worker_spec(matrix, c, "real")["variant"]["data_format"] for c in native} == {"channels_first"}

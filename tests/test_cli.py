@@ -46,7 +46,7 @@ def test_bad_input_exits_2_and_starts_nothing(tmp_path):
 
 
 def test_check_flags_a_corrupt_result(tmp_path):
-    cell = tmp_path / "run" / "mlp.tensorflow.keras3-tensorflow.smoke.r0"
+    cell = tmp_path / "run" / "mlp.tensorflow.keras3-tensorflow.smoke.default.r0"
     cell.mkdir(parents=True)
     (cell / "result.json").write_text('{"schema_version": 1, "status": "ok", "cell": {')
     proc = runner("check", str(tmp_path / "run"))

@@ -82,20 +82,20 @@ def test_sigint_stops_the_cell_keeps_earlier_results_and_resume_finishes(keras_h
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:  # wait until the second cell is running
         runs = [p for p in results.iterdir() if p.is_dir() and not p.is_symlink()] if results.exists() else []
-        if runs and (runs[0] / "cnn.tensorflow.keras3-tensorflow.smoke.r0" / "events.jsonl").exists():
+        if runs and (runs[0] / "cnn.tensorflow.keras3-tensorflow.smoke.default.r0" / "events.jsonl").exists():
             break
         time.sleep(0.5)
     else:
         proc.kill()
         pytest.fail("the second cell never started")
     run = the_run(results)
-    mlp_result = run / "mlp.tensorflow.keras3-tensorflow.smoke.r0" / "result.json"
+    mlp_result = run / "mlp.tensorflow.keras3-tensorflow.smoke.default.r0" / "result.json"
     assert mlp_result.exists()
     before = mlp_result.read_bytes()
     proc.send_signal(signal.SIGINT)
     code, output = finish(proc, timeout=60)
     assert code == 130, output[-3000:]
-    cnn_dir = run / "cnn.tensorflow.keras3-tensorflow.smoke.r0"
+    cnn_dir = run / "cnn.tensorflow.keras3-tensorflow.smoke.default.r0"
     assert not (cnn_dir / "result.json").exists() and not (cnn_dir / "worker-result.json").exists()
     assert not alive(str(cnn_dir / "spec.json"))
     assert "interrupted" in output
@@ -147,8 +147,8 @@ def test_a_truncated_result_is_reported_and_rerun_on_resume(keras_home, tmp_path
     code, output = finish(start_runner(["--model", "mlp", "--model", "babi_rnn"], keras_home, results))
     assert code == 0, output[-3000:]
     run = the_run(results)
-    babi = run / "babi_rnn.tensorflow.keras3-tensorflow.smoke.r0" / "result.json"
-    mlp = run / "mlp.tensorflow.keras3-tensorflow.smoke.r0" / "result.json"
+    babi = run / "babi_rnn.tensorflow.keras3-tensorflow.smoke.default.r0" / "result.json"
+    mlp = run / "mlp.tensorflow.keras3-tensorflow.smoke.default.r0" / "result.json"
     mlp_before = mlp.read_bytes()
     babi.write_bytes(babi.read_bytes()[:200])  # a disk that filled up, a copy cut short
     check = subprocess.run([sys.executable, "-m", "runner", "check", str(run)], cwd=REPO_ROOT, capture_output=True,

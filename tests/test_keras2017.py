@@ -191,7 +191,8 @@ def test_fastest_2017_environment_trains_smoke_cells_for_real(built, keras_home,
         assert r["params"] == EXPECTED[model]
         assert r["versions"]["keras"] == "1.2.2" and r["versions"]["mxnet"] == "0.11.0"
         assert r["versions"]["python"].startswith("3.6.")
-        assert r["settings"]["data_format"] == "channels_first"
+        # the 2017 environments default to faithful-2017: channels_last ('tf'), which the fork trains too
+        assert r["settings"]["data_format"] == "channels_last" and r["settings"]["variant"] == "faithful-2017"
         assert len(r["epochs"]) == 3 and all(e["wall_s"] > 0 for e in r["epochs"])
         # Keras 1's `acc` is recorded under Keras 3's name; its fit has no test hooks, so val_s stays unknown
         assert all("accuracy" in e and "val_accuracy" in e and e["val_s"] is None for e in r["epochs"])

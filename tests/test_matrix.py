@@ -63,6 +63,21 @@ def _line_of(text: str, needle: str) -> int:
          "did you mean 'hrnn'"),
         ("    dataset: babi_qa2", "    dataset: babi\n", "models.babi_rnn.dataset", "babi_qa2"),
         ("  profile: quick ", "  profile: quik ", "defaults.profile", "did you mean 'quick'"),
+        # variants
+        ("    applies_to: {backends: [torch]}\n    env: {OMP_WAIT_POLICY", "    applies_to: {backends: [pytorch]}\n"
+         "    env: {OMP_WAIT_POLICY", "variants.torch-omp-passive.applies_to.backends.0", "did you mean 'torch'"),
+        ("    steps_per_execution: 8\n", "    steps_per_exec: 8\n", "variants.steps-8.steps_per_exec", "unknown key"),
+        ("    env: {OMP_WAIT_POLICY: PASSIVE}", "    env: {OMP-WAIT-POLICY: PASSIVE}",
+         "variants.torch-omp-passive.env.OMP-WAIT-POLICY", "not an environment variable name"),
+        ("    env: {OMP_WAIT_POLICY: PASSIVE}", "    env: {KERAS_BACKEND: jax}",
+         "variants.torch-omp-passive.env.KERAS_BACKEND", "set by the runner itself"),
+        ("  variant: default ", "  variant: defualt ", "defaults.variant", "did you mean 'default'"),
+        ("    default_variant: faithful-2017   #", "    default_variant: default   #",
+         "environments.keras2017-tf-cntk.default_variant", "must apply to its backend tensorflow1"),
+        ("    default_variant: faithful-2017   #", "    default_variant: faithful   #",
+         "environments.keras2017-tf-cntk.default_variant", "did you mean 'faithful-2017'"),
+        ("    recurrent_activation: hard_sigmoid_keras2\n", "    recurrent_activation: hard_sigmoid\n",
+         "variants.faithful-2017.recurrent_activation", "hard_sigmoid_keras2"),
     ],
 )
 def test_mistakes_name_file_line_and_key(tmp_path, old, new, key, words):
@@ -92,3 +107,24 @@ def test_invalid_yaml_names_the_line(tmp_path):
 def test_unreadable_matrix_says_which_flag_fixes_it(tmp_path):
     with pytest.raises(MatrixError, match="--matrix"):
         load_matrix(tmp_path / "nope.yaml")
+
+
+def test_keras3_only_settings_need_a_keras3_scope(tmp_path):
+    old = '    applies_to: {backends: [tensorflow, jax, torch], keras: ["3."]}\n    steps_per_execution: 8\n'
+    message = _broken(tmp_path, old, old.replace(', keras: ["3."]', "").replace("torch]", "torch, tensorflow1]"))
+    line = _line_of(REAL, old) + 1
+    assert f"matrix.yaml:{line}: variants.steps-8.steps_per_execution: steps_per_execution needs Keras 3" in message
+    assert "keras2017-tf-cntk" in message and 'keras: ["3."]' in message
+
+
+def test_real_variants_cover_the_keras3_backends_and_the_2017_defaults(matrix):
+    v = matrix.variants
+    assert matrix.defaults.variant == "default"
+    assert set(v["default"].applies_to.backends) == {"tensorflow", "jax", "torch"}
+    assert v["faithful-2017"].data_format == "channels_last"
+    assert v["faithful-2017"].recurrent_activation == "hard_sigmoid_keras2"
+    assert "mxnet" in v["faithful-2017"].applies_to.backends  # the fork trains 'tf' too (README)
+    assert {b for name in v if name.startswith(("jax-", "tf-", "torch-")) for b in v[name].applies_to.backends} \
+        == {"jax", "tensorflow", "torch"}
+    for name in ("keras2017-tf-cntk", "keras2017-theano", "keras2017-mxnet", "keras224-cntk-variant"):
+        assert matrix.default_variant(name) == "faithful-2017"

@@ -1,0 +1,191 @@
+"""Variants, the sweep and honest rankings.
+
+The ranking and sweep rules are checked on results built by hand (format-exact result.json and spec.json files, so
+the numbers are known); the settings are checked on real smoke cells trained in the Keras 3 environments: the
+variant's variables reach the worker's process, faithful-2017's LSTM gates compute Keras 2's hard sigmoid, and
+repeats run interleaved with a seed each.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reports.ranking import Entry, rank, ranking_text
+from runner.paths import REPO_ROOT
+from runner.summary import rankings
+from tests.test_end_to_end import run_results, run_runner
+
+
+def hard_sigmoid_keras2(x: float) -> float:
+    return min(max(0.2 * x + 0.5, 0.0), 1.0)
+
+
+# -- rankings: a place only where the intervals say so ------------------------------------------------------------
+def test_overlapping_intervals_share_a_place_and_say_tie():
+    places = rank([Entry("C", 3.0, 2.9, 3.1), Entry("A", 1.0, 0.9, 1.1), Entry("B", 1.05, 1.0, 1.2)])
+    assert [(p.rank, [e.label for e in p.entries], p.tie) for p in places] == [(1, ["A", "B"], True), (3, ["C"], False)]
+    text = ranking_text(places, lambda s: f"{s:.2f} s")
+    assert text == "1. tie: A 1.00 s, B 1.05 s (intervals overlap) · 3. C 3.00 s"
+
+
+def test_separate_intervals_rank_in_order():
+    places = rank([Entry("B", 2.0, 1.9, 2.1), Entry("A", 1.0, 0.9, 1.1)])
+    assert [(p.rank, p.entries[0].label, p.tie) for p in places] == [(1, "A", False), (2, "B", False)]
+    assert "tie" not in ranking_text(places)
+
+
+def _result(model: str, backend: str, variant: str, repeat: int, steady: list[float], *, default: bool,
+            numerics: bool = False, env: str | None = None) -> tuple[dict, dict]:
+    """A format-exact ok result (and its spec) whose epochs after the first take `steady` seconds."""
+    env = env or f"keras3-{backend}"
+    cell = {"environment": env, "backend": backend, "model": model, "profile": "smoke", "repeat": repeat,
+            "seed": 1337 + repeat, "variant": variant}
+    cell_id = f"{model}.{backend}.{env}.smoke.{variant}.r{repeat}"
+    walls = [steady[0] * 3, *steady]
+    epochs = [{"epoch": i + 1, "wall_s": w, "cpu_s": w, "samples": 256, "loss": 1.0, "accuracy": 0.5,
+               "val_loss": 1.0, "val_accuracy": 0.5, "val_s": 0.01} for i, w in enumerate(walls)]
+    result = {
+        "schema_version": 1, "status": "ok", "error": None, "stage": "done", "cell": cell, "cell_id": cell_id,
+        "spec_hash": f"hash-{cell_id}", "executor": {"name": "venv"}, "params": 669706, "epochs": epochs,
+        "first_epoch_s": walls[0], "steady_epoch_s": sorted(steady)[len(steady) // 2], "compile_s": 0.1,
+        "data": {"source": "synthetic", "sha256": "0" * 64, "dataset": "mnist", "train_samples": 256,
+                 "test_samples": 128},
+        "test": {"loss": 1.0, "accuracy": 0.5}, "versions": {"keras": "3.15.1"},
+        "settings": {"title": backend.title(), "variant": variant, "variant_changes_numerics": numerics},
+        "host": {"cpu_model": "Test CPU", "cores": 2, "usable_cores": 2}, "git_commit": None,
+        "started_at": "2026-11-30T00:00:00Z", "finished_at": "2026-11-30T00:01:00Z",
+    }
+    spec = {"model": {"title": model.upper(), "batch_size": 128, "flop_per_sample": 1.0e6},
+            "variant": {"name": variant, "is_default": default}}
+    return result, spec
+
+
+def write_run(root: Path, cells: list[tuple[dict, dict]]) -> Path:
+    run = root / "20261130-000000-test"
+    for result, spec in cells:
+        folder = run / result["cell_id"]
+        folder.mkdir(parents=True)
+        (folder / "result.json").write_text(json.dumps(result))
+        (folder / "spec.json").write_text(json.dumps(spec))
+    (run / "run.json").write_text(json.dumps({"schema_version": 1, "argv": ["test"], "executor": "venv"}))
+    return run
+
+
+def sweep_run(tmp_path: Path) -> Path:
+    """JAX MLP: the default 20 % slower than jax-onednn, intervals apart (flag); torch MLP: the default 12 %
+    slower but the intervals overlap (a tie, no flag); TensorFlow MLP: the default is the fastest."""
+    cells = []
+    for r in range(3):
+        cells += [_result("mlp", "jax", "default", r, [1.20 + 0.01 * r, 1.21], default=True),
+                  _result("mlp", "jax", "jax-onednn", r, [1.00 + 0.01 * r, 1.01], default=False),
+                  _result("mlp", "torch", "default", r, [1.12, 0.9 + 0.3 * r], default=True),
+                  _result("mlp", "torch", "torch-threads-1", r, [1.00, 0.95 + 0.1 * r], default=False),
+                  _result("mlp", "tensorflow", "default", r, [0.50, 0.51], default=True),
+                  _result("mlp", "tensorflow", "faithful-2017", r, [0.60, 0.61], default=False, numerics=True)]
+    return write_run(tmp_path, cells)
+
+
+def test_sweep_report_flags_a_default_more_than_10_percent_slower(tmp_path):
+    run = sweep_run(tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "runner", "report", str(run), "--out", str(tmp_path / "reports")],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    md = (tmp_path / "reports" / run.name / "summary.md").read_text()
+    section = md[md.index("## Variants sweep"):]
+    rows = {line.split(" | ")[1]: line for line in section.splitlines() if line.startswith("| MLP |")}
+    assert set(rows) == {"Jax", "Torch", "Tensorflow"}, section
+    assert "| jax-onednn | 1.01 | default | 1.21 | 1.20 |" in rows["Jax"]
+    assert "SLOWER: the default takes 20% longer" in rows["Jax"]
+    assert "tie: the default's interval overlaps torch-threads-1's" in rows["Torch"] and "SLOWER" not in rows["Torch"]
+    assert "the default is the fastest" in rows["Tensorflow"]
+    assert "(1 of 3)" in section
+    html = (tmp_path / "reports" / run.name / "index.html").read_text()
+    assert 'id="sweep"' in html and "SLOWER: the default takes 20% longer" in html
+    # the per-test ranking says tie where the intervals overlap
+    ranking = next(line for line in md.splitlines() if line.startswith("- **Ranking now"))
+    assert "tie: Torch (default)" in ranking or "tie: Torch (torch-threads-1)" in ranking, ranking
+
+
+def test_run_summary_ranks_with_ties(tmp_path):
+    run = sweep_run(tmp_path)
+    results = [json.loads(p.read_text()) for p in sorted(run.glob("*/result.json"))]
+    text = rankings(results)["mlp"]
+    assert text.startswith("1. tensorflow (keras3-tensorflow, default)")
+    assert "tie: torch (keras3-torch, torch-threads-1)" in text or "tie: torch (keras3-torch, default)" in text
+
+
+def test_sweep_dry_run_plans_every_applicable_variant_of_the_mnist_tests(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "runner", "sweep", "--only", "jax", "--dry-run", "--results",
+                           str(tmp_path / "results")], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    cells = [line.split("│")[2].strip() for line in proc.stdout.splitlines() if ".keras3-jax.quick." in line]
+    from runner.cells import Selection, expand
+    from runner.matrix import load_matrix
+
+    expected = expand(load_matrix(REPO_ROOT / "matrix.yaml"),
+                      Selection(backends=("jax",), models=("mlp", "cnn", "hrnn"), repeats=3, variants=("all",)))
+    assert cells == [c.id for c in expected] and len(cells) == 3 * 3 * len({c.variant for c in expected})
+    assert {c.split(".")[0] for c in cells} == {"mlp", "cnn", "hrnn"}
+    assert not (tmp_path / "results").exists()
+
+
+# -- real cells -----------------------------------------------------------------------------------------------------
+@pytest.mark.venv
+def test_keras2_hard_sigmoid_is_the_2017_function(prepared):
+    env = prepared("keras3-jax")
+    xs = [-4.0, -2.5, -1.0, 0.0, 0.3, 2.5, 4.0]
+    code = ("import json, sys; from models.compat import hard_sigmoid_keras2 as f; import keras; "
+            f"print(json.dumps([float(v) for v in keras.ops.convert_to_numpy(f(keras.ops.convert_to_tensor({xs})))]))")
+    out = subprocess.run([str(Path(env.location) / "bin" / "python"), "-c", code], cwd=REPO_ROOT, check=True,
+                         capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(REPO_ROOT)})
+    ys = json.loads(out.stdout.strip().splitlines()[-1])
+    assert ys == pytest.approx([hard_sigmoid_keras2(x) for x in xs], abs=1e-6)
+    assert ys[4] == pytest.approx(0.56) and ys[4] != pytest.approx(0.3 / 6 + 0.5)  # not Keras 3's hard_sigmoid
+
+
+@pytest.mark.venv
+def test_variant_settings_reach_the_worker_and_repeats_interleave(keras_home, tmp_path):
+    """Two variants x two repeats of the hierarchical RNN on TensorFlow (smoke): faithful-2017's gates are Keras 2's
+    hard sigmoid in the built model, tf-interop-1's variable is what the worker's process saw, the order is
+    round-robin, and each repeat trained from its own seed."""
+    proc = run_runner(["--only", "tensorflow", "--model", "hrnn", "--profile", "smoke", "--variant",
+                       "faithful-2017", "--variant", "tf-interop-1", "--repeats", "2", "--no-report"],
+                      keras_home, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = run_results(tmp_path)
+    assert {r["status"] for r in results} == {"ok"}
+    by = {(r["cell"]["variant"], r["cell"]["repeat"]): r for r in results}
+    assert set(by) == {("faithful-2017", 0), ("faithful-2017", 1), ("tf-interop-1", 0), ("tf-interop-1", 1)}
+    for (variant, repeat), r in by.items():
+        assert r["settings"]["variant"] == variant and r["cell_id"].endswith(f".{variant}.r{repeat}")
+    faithful = by[("faithful-2017", 0)]["settings"]
+    assert faithful["recurrent_activation"] == "hard_sigmoid_keras2" and faithful["data_format"] == "channels_last"
+    probe = faithful["recurrent_activation_probe"]
+    assert probe["y"] == pytest.approx([hard_sigmoid_keras2(x) for x in probe["x"]], abs=1e-6)
+    plain = by[("tf-interop-1", 0)]["settings"]
+    assert plain["recurrent_activation"] == "sigmoid"  # Keras 3's own gates where the variant says nothing
+    assert plain["env_applied"]["TF_NUM_INTEROP_THREADS"] == "1" == plain["variant_env"]["TF_NUM_INTEROP_THREADS"]
+    # TensorFlow honoured it: fewer threads in its inter-op pools (tf_Compute; the config getters report only the
+    # config). Here 4 by default and 3 with the variable: one of its two pools follows TF_NUM_INTEROP_THREADS.
+    threads = {v: by[(v, 0)]["settings"]["process_threads"].get("tf_Compute", 0) for v in ("faithful-2017",
+                                                                                            "tf-interop-1")}
+    assert threads["tf-interop-1"] < threads["faithful-2017"] or (os.cpu_count() or 1) == 1, threads
+    assert "TF_NUM_INTEROP_THREADS" not in faithful["env_applied"]
+    # round-robin: both variants' first repeats finished before either second repeat started
+    run = next(p for p in (tmp_path / "results").iterdir() if p.is_dir() and not p.is_symlink())
+    order = json.loads((run / "run.json").read_text())["cells"]
+    assert [c.rsplit(".", 1)[1] for c in order] == ["r0", "r0", "r1", "r1"]
+    assert [by[(c.split(".")[4], int(c[-1]))]["started_at"] for c in order] == sorted(r["started_at"] for r in results)
+    # a seed per repeat, so the repeats differ
+    seeds = {r["cell"]["repeat"]: r["cell"]["seed"] for r in results}
+    assert len(set(seeds.values())) == 2
+    a, b = by[("tf-interop-1", 0)], by[("tf-interop-1", 1)]
+    assert a["epochs"][0]["loss"] != b["epochs"][0]["loss"]
+    assert "ranking of hrnn" in proc.stdout
