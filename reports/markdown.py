@@ -4,12 +4,14 @@ each backend name links to its provenance in index.html."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from reports import fmt
 from reports.caveats import Caveat
 from reports.content import Report, Section
 from reports.ranking import ranking_text
-from reports.sweep import markdown_lines
+from reports.sweep import HEADER as SWEEP_HEADER
+from reports.sweep import SLOWER_THAN_BEST, table_cells
 from reports.tables import overview
 
 ALERT = {"danger": "CAUTION", "warn": "WARNING", "info": "NOTE"}
@@ -138,7 +140,7 @@ def render(report: Report) -> str:
     if not ok.empty:
         out += ["## At a glance: steady seconds per epoch (lower is better; **bold** = fastest of the test)", ""]
         out += overview_lines(report) + [""]
-    out += markdown_lines(report.sweep)
+    out += sweep_lines(report.sweep)
     for section in report.sections:
         out += section_lines(section, report)
     if report.sections:
@@ -161,3 +163,14 @@ def overview_lines(report: Report) -> list[str]:
             row.append(f"**{text}**" if fastest is not None and v == fastest and len(ok) > 1 else text)
         rows.append(row)
     return md_table(["test", *grid.columns], rows)
+
+
+def sweep_lines(rows: list[dict[str, Any]]) -> list[str]:
+    if not rows:
+        return []
+    flagged = sum(r["flag"] for r in rows)
+    out = ["## Variants sweep: each backend's best variant and the default's distance", "",
+           f"Steady s/epoch (median, repeats pooled). A default more than {SLOWER_THAN_BEST:.0%} slower than its best "
+           f"variant, with intervals apart, is flagged SLOWER ({flagged} of {len(rows)}); overlapping intervals are a "
+           "tie.", ""]
+    return out + md_table(SWEEP_HEADER, [table_cells(r) for r in rows]) + [""]

@@ -77,19 +77,6 @@ def table_cells(row: dict[str, Any]) -> list[str]:
             "-" if row["ratio"] is None else f"{row['ratio']:.2f}", row["verdict"]]
 
 
-def markdown_lines(rows: list[dict[str, Any]]) -> list[str]:
-    from reports.markdown import md_table
-
-    if not rows:
-        return []
-    flagged = sum(r["flag"] for r in rows)
-    out = ["## Variants sweep: each backend's best variant and the default's distance", "",
-           f"Steady s/epoch (median, repeats pooled). A default more than {SLOWER_THAN_BEST:.0%} slower than its best "
-           f"variant, with intervals apart, is flagged SLOWER ({flagged} of {len(rows)}); overlapping intervals are a "
-           "tie.", ""]
-    return out + md_table(HEADER, [table_cells(r) for r in rows]) + [""]
-
-
 def print_sweep(run_dir, console) -> list[dict[str, Any]]:
     """The sweep table of a run, on the console (what `python -m runner sweep` ends with)."""
     from rich.table import Table

@@ -197,6 +197,8 @@ def dry_run(console: Console, matrix, cells, executor, data: str, timeout: float
              str(s["run"]["epochs"]), str(s["run"]["train_samples"] or "all"), str(s["run"]["test_samples"] or "all"),
              f"{s['timeout_s']:.0f}", s["spec_hash"]] for i, (c, s) in enumerate(zip(cells, specs, strict=True), 1)]
     said = [f"{data} data"]
+    if all(c.variant == matrix.default_variant(c.environment) for c in cells):  # no --variant: nothing to say
+        columns[4] = Column("variant", priority=99)
     for index, what in ((4, "variant {}"), (5, "seed {}"), (6, "{} profile"), (7, "repeat {}"), (11, "timeout {} s")):
         values = {row[index] for row in rows}
         if len(values) == 1:  # the same for every cell: said once, in the title

@@ -56,7 +56,7 @@ def table(results: list[dict[str, Any]], title: str, width: int = 100) -> tuple[
         per_backend.setdefault(r["cell"]["backend"], set()).add(r["cell"]["environment"])
     ambiguous = any(len(envs) > 1 for envs in per_backend.values())
     variants = len({r["cell"].get("variant", "default") for r in results}) > 1
-    repeats = len({r["cell"]["repeat"] for r in results}) > 1
+    repeats = len({r["cell"].get("repeat", 0) for r in results}) > 1
     columns = [
         Column("model"),
         Column("backend"),
@@ -79,7 +79,7 @@ def table(results: list[dict[str, Any]], title: str, width: int = 100) -> tuple[
             cell["backend"],
             cell["environment"],
             cell.get("variant", "default"),
-            str(cell["repeat"] + 1),
+            str(cell.get("repeat", 0) + 1),
             _status(r, footnotes),
             _num(r.get("params"), ","),
             _num(r.get("first_epoch_s"), ".2f"),

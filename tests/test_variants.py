@@ -19,7 +19,7 @@ import pytest
 from reports.ranking import Entry, rank, ranking_text
 from runner.paths import REPO_ROOT
 from runner.summary import rankings
-from tests.test_end_to_end import run_results, run_runner
+from tests.fixtures import run_results, run_runner
 
 
 def hard_sigmoid_keras2(x: float) -> float:
@@ -124,14 +124,17 @@ def test_sweep_dry_run_plans_every_applicable_variant_of_the_mnist_tests(tmp_pat
     proc = subprocess.run([sys.executable, "-m", "runner", "sweep", "--only", "jax", "--dry-run", "--results",
                            str(tmp_path / "results")], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    cells = [line.split("│")[2].strip() for line in proc.stdout.splitlines() if ".keras3-jax.quick." in line]
+    rows = [line.split() for line in proc.stdout.splitlines() if " keras3-jax " in line and line.split()[0].isdigit()]
     from runner.cells import Selection, expand
     from runner.matrix import load_matrix
 
     expected = expand(load_matrix(REPO_ROOT / "matrix.yaml"),
                       Selection(backends=("jax",), models=("mlp", "cnn", "hrnn"), repeats=3, variants=("all",)))
-    assert cells == [c.id for c in expected] and len(cells) == 3 * 3 * len({c.variant for c in expected})
-    assert {c.split(".")[0] for c in cells} == {"mlp", "cnn", "hrnn"}
+    # model, backend, environment, variant, seed, repeat: every applicable variant, repeats interleaved
+    assert [tuple(r[1:7]) for r in rows] == [(c.model, c.backend, c.environment, c.variant, str(c.seed),
+                                               str(c.repeat)) for c in expected]
+    assert len(rows) == 3 * 3 * len({c.variant for c in expected}) and len({c.variant for c in expected}) >= 6
+    assert {r[1] for r in rows} == {"mlp", "cnn", "hrnn"}
     assert not (tmp_path / "results").exists()
 
 
