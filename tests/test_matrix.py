@@ -110,8 +110,8 @@ def test_unreadable_matrix_says_which_flag_fixes_it(tmp_path):
 
 
 def test_keras3_only_settings_need_a_keras3_scope(tmp_path):
-    old = '    applies_to: {backends: [tensorflow, jax, torch], keras: ["3."]}\n    steps_per_execution: 8\n'
-    message = _broken(tmp_path, old, old.replace(', keras: ["3."]', "").replace("torch]", "torch, tensorflow1]"))
+    old = '    applies_to: {backends: [tensorflow, jax], keras: ["3."]}\n    steps_per_execution: 8\n'
+    message = _broken(tmp_path, old, old.replace(', keras: ["3."]', "").replace("jax]", "jax, tensorflow1]"))
     line = _line_of(REAL, old) + 1
     assert f"matrix.yaml:{line}: variants.steps-8.steps_per_execution: steps_per_execution needs Keras 3" in message
     assert "keras2017-tf-cntk" in message and 'keras: ["3."]' in message
