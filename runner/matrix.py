@@ -17,6 +17,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from runner.variants import KERAS3_ONLY, Variant
+
 NAME_RE = r"^[a-z0-9][a-z0-9_.-]*$"
 ENV_NAME_RE = r"^[A-Za-z_][A-Za-z0-9_]*$"  # a name every shell, Slurm script and pod accepts as written
 # set by the runner itself in every cell: a variant may not override them
@@ -97,39 +99,6 @@ class DockerRecipe(_Strict):
     # a framework's compile cache kept between cells, as the venv executor's environments keep theirs (~/.theano):
     # name -> absolute path in the container, mounted writable from the cache (docker/caches/<environment>/<name>)
     caches: dict[str, str] = Field(default_factory=dict)
-
-
-class VariantScope(_Strict):
-    """Where a variant may run: these backends, optionally only these environments, Keras versions starting with
-    one of `keras`, and cells with (`gpu`) or without (`cpu`) GPUs."""
-
-    backends: list[str] = Field(min_length=1)
-    environments: list[str] | None = None
-    keras: list[str] | None = None
-    device: Literal["any", "cpu", "gpu"] = "any"
-
-
-class Variant(_Strict):
-    """A named set of settings a cell runs under. A setting left out is the backend's own (`data_format`,
-    `jit_compile`) or the Keras generation's default (`recurrent_activation`, `steps_per_execution`, precision);
-    `env` is set in the cell's process before anything is imported, on top of the backend's and environment's."""
-
-    description: str = Field(min_length=10)
-    applies_to: VariantScope
-    changes_numerics: bool = False  # may not be a default without saying so: it trains a different function
-    data_format: Literal["channels_last", "channels_first"] | None = None
-    jit_compile: bool | Literal["auto"] | None = None
-    # the LSTM gate activation; `hard_sigmoid_keras2` is Keras 2's clip(0.2x + 0.5, 0, 1) (not Keras 3's
-    # hard_sigmoid, clip(x/6 + 0.5, 0, 1))
-    recurrent_activation: Literal["sigmoid", "hard_sigmoid_keras2"] | None = None
-    steps_per_execution: int | None = Field(None, ge=1)  # Keras 3 only
-    mixed_precision: Literal["mixed_float16", "mixed_bfloat16"] | None = None  # Keras 3 only
-    env: dict[str, str] = Field(default_factory=dict)
-    # options with no environment variable: jax.config.update(name, value) before the first computation (JAX only)
-    jax_config: dict[str, bool | int | float | str] = Field(default_factory=dict)
-
-
-KERAS3_ONLY = ("jit_compile", "steps_per_execution", "mixed_precision")  # settings older Keras does not have
 
 
 ENV_DIR = "{env_dir}"  # in an environment's `env` values: the environment's own folder, wherever it is built

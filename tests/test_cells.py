@@ -102,9 +102,10 @@ def test_repeats_interleave_round_robin_with_a_seed_each(matrix):
 
 
 def test_variants_multiply_cells_and_enter_id_and_spec_hash(matrix):
-    one = expand(matrix, Selection(models=("hrnn",), backends=("tensorflow",)))
+    one = expand(matrix, Selection(models=("hrnn",), backends=("tensorflow@keras3",)))
     assert [c.variant for c in one] == ["default"]  # no --variant: the environment's default
-    two = expand(matrix, Selection(models=("hrnn",), backends=("tensorflow",), variants=("default", "faithful-2017")))
+    two = expand(matrix, Selection(models=("hrnn",), backends=("tensorflow@keras3",),
+                                   variants=("default", "faithful-2017")))
     assert [c.variant for c in two] == ["default", "faithful-2017"]
     assert two[1].id == "hrnn.tensorflow.keras3-tensorflow.quick.faithful-2017.r0"
     specs = [worker_spec(matrix, c, "real") for c in two]

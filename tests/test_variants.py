@@ -158,7 +158,7 @@ def test_variant_settings_reach_the_worker_and_repeats_interleave(keras_home, tm
     """Two variants x two repeats of the hierarchical RNN on TensorFlow (smoke): faithful-2017's gates are Keras 2's
     hard sigmoid in the built model, tf-interop-1's variable is what the worker's process saw, the order is
     round-robin, and each repeat trained from its own seed."""
-    proc = run_runner(["--only", "tensorflow", "--model", "hrnn", "--profile", "smoke", "--variant",
+    proc = run_runner(["--only", "tensorflow@keras3", "--model", "hrnn", "--profile", "smoke", "--variant",
                        "faithful-2017", "--variant", "tf-interop-1", "--repeats", "2", "--no-report"],
                       keras_home, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]

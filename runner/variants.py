@@ -1,0 +1,48 @@
+"""The shape of a variant in matrix.yaml: a named set of settings a cell runs under, and where it may run.
+
+Cross-checks against the rest of the matrix (known backends and environments, Keras 3-only settings, each
+environment's default) live in runner/matrix.py, which reports them with FILE:LINE like every other problem.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class VariantScope(_Strict):
+    """Where a variant may run: these backends, optionally only these environments, Keras versions starting with
+    one of `keras`, and cells with (`gpu`) or without (`cpu`) GPUs."""
+
+    backends: list[str] = Field(min_length=1)
+    environments: list[str] | None = None
+    keras: list[str] | None = None
+    device: Literal["any", "cpu", "gpu"] = "any"
+
+
+class Variant(_Strict):
+    """A named set of settings a cell runs under. A setting left out is the backend's own (`data_format`,
+    `jit_compile`) or the Keras generation's default (`recurrent_activation`, `steps_per_execution`, precision);
+    `env` is set in the cell's process before anything is imported, on top of the backend's and environment's."""
+
+    description: str = Field(min_length=10)
+    applies_to: VariantScope
+    changes_numerics: bool = False  # may not be a default without saying so: it trains a different function
+    data_format: Literal["channels_last", "channels_first"] | None = None
+    jit_compile: bool | Literal["auto"] | None = None
+    # the LSTM gate activation; `hard_sigmoid_keras2` is Keras 2's clip(0.2x + 0.5, 0, 1) (not Keras 3's
+    # hard_sigmoid, clip(x/6 + 0.5, 0, 1))
+    recurrent_activation: Literal["sigmoid", "hard_sigmoid_keras2"] | None = None
+    steps_per_execution: int | None = Field(None, ge=1)  # Keras 3 only
+    mixed_precision: Literal["mixed_float16", "mixed_bfloat16"] | None = None  # Keras 3 only
+    env: dict[str, str] = Field(default_factory=dict)
+    # options with no environment variable: jax.config.update(name, value) before the first computation (JAX only)
+    jax_config: dict[str, bool | int | float | str] = Field(default_factory=dict)
+
+
+KERAS3_ONLY = ("jit_compile", "steps_per_execution", "mixed_precision")  # settings older Keras does not have
