@@ -24,7 +24,7 @@ help:
 	@echo "make bench-slurm      submit-to-start per job and 4 smoke cells on 2 Slurm slots vs. venv (wall times)"
 
 $(VENV)/.installed: requirements-host.txt
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "the runner needs Python >= 3.10 on the host")'
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "the runner needs Python >= 3.11 on the host (numpy 2.4 and pandas 3 do)")'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-host.txt
 	@touch $@

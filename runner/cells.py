@@ -128,6 +128,13 @@ def plan(matrix: Matrix, sel: Selection) -> tuple[list[Cell], list[str]]:
                  [*matrix.variants, ALL_VARIANTS])
     profile = sel.profile or matrix.defaults.profile
     _check_names("profile", "--profile", [profile], matrix.profiles)
+    only = matrix.profiles[profile].models_only
+    if only:
+        outside = [m for m in sel.models if m not in only]
+        if outside:
+            raise SelectionError(
+                f"--model {outside[0]}: profile {profile} runs only {', '.join(only)} (profiles.{profile}.models_only)"
+            )
     repeats = sel.repeats or matrix.defaults.repeats
     base_seed = matrix.defaults.seed if sel.seed is None else sel.seed
     gpus = bool(sel.gpus or matrix.profiles[profile].gpus)
@@ -139,7 +146,7 @@ def plan(matrix: Matrix, sel: Selection) -> tuple[list[Cell], list[str]]:
 
     combos, notes = [], []
     for model in matrix.models:
-        if sel.models and model not in sel.models:
+        if (sel.models and model not in sel.models) or (only and model not in only):
             continue
         for env_name, env in matrix.environments.items():
             if env_name not in envs:
@@ -207,7 +214,8 @@ def cell_variables(matrix: Matrix, cell: Cell) -> dict[str, str]:
 def worker_spec(matrix: Matrix, cell: Cell, data_source: str, timeout_s: float | None = None) -> dict[str, Any]:
     """Everything the worker needs, resolved on the host so the worker never reads YAML.
 
-    `spec_hash` covers what decides the measurement (not paths): equal hashes mean the same experiment.
+    `spec_hash` covers what decides the measurement (not paths, not the time limit: a longer `--timeout` is the
+    same experiment given more time): equal hashes mean the same experiment.
     """
     model = matrix.models[cell.model]
     limits = matrix.profiles[cell.profile].limits_for(cell.model, cell.backend)
@@ -234,7 +242,8 @@ def worker_spec(matrix: Matrix, cell: Cell, data_source: str, timeout_s: float |
         "memory_limit_gb": limits.memory_limit_gb,
         "resources": {"cpus": limits.cpus, "gpus": limits.gpus, "shm_gb": limits.shm_gb},
     }
-    spec["spec_hash"] = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+    hashed = {k: v for k, v in spec.items() if k != "timeout_s"}
+    spec["spec_hash"] = hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()[:16]
     # a fact about the matrix of the day, not the experiment (kept out of the hash): reports find the default
     spec["variant"]["is_default"] = cell.variant == matrix.default_variant(cell.environment)
     return spec

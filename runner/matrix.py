@@ -17,6 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from runner.interpreters import PLAIN, InterpreterNotFound, resolve, specifier
 from runner.variants import KERAS3_ONLY, Variant
 
 NAME_RE = r"^[a-z0-9][a-z0-9_.-]*$"
@@ -88,6 +89,8 @@ class DockerRecipe(_Strict):
     gpu: str | None = None
     base_images: dict[Literal["cpu", "gpu"], str] = Field(default_factory=dict)
     build_args: dict[str, str] = Field(default_factory=dict)
+    # the images' Python (X.Y, from their base image); needed when the environment's `python` is a range
+    python: str | None = Field(None, pattern=r"^\d+\.\d+$")
     # per flavour, in place of the environment's requirements (a framework's GPU build: jax[cuda13], ...)
     requirements: dict[Literal["cpu", "gpu"], list[str]] = Field(default_factory=dict)
     # fetched on the host with `pip download` (the host's pip settings: local wheel folders, extra indexes) into the
@@ -105,7 +108,9 @@ ENV_DIR = "{env_dir}"  # in an environment's `env` values: the environment's own
 
 
 class Environment(_Strict):
-    python: str = Field(pattern=r"^\d+\.\d+(\.\d+)?$")
+    # "3.11" (any 3.11.x), "3.11.7", or a PEP 440 range (">=3.10,<3.14"): the venv executor prefers the host's own
+    # interpreter when it fits (runner/interpreters.py)
+    python: str
     keras: str
     backends: list[str] = Field(min_length=1)
     requirements: list[str] = Field(min_length=1)
@@ -124,10 +129,27 @@ class Environment(_Strict):
     # the variant this environment's cells run under by default (else defaults.variant)
     default_variant: str | None = None
 
+    @field_validator("python")
+    @classmethod
+    def _python(cls, value: str) -> str:
+        specifier(value)  # ValueError names the problem
+        return value
+
+    def python_built(self) -> str:
+        """The Python an environment is built with, for its cache key: a plain version as written (existing
+        environments keep their hash), a range as the X.Y it resolves to on this host (the range when none fits)."""
+        if PLAIN.match(self.python):
+            return self.python
+        try:
+            return resolve(self.python).xy
+        except InterpreterNotFound:
+            return self.python
+
     def fingerprint(self) -> str:
-        """Hash of everything that decides what gets installed: the venv cache key."""
+        """Hash of everything that decides what gets installed: the venv cache key (a 3.12 and a 3.11 build of
+        one range are two environments)."""
         inputs: dict[str, Any] = {
-            "python": self.python,
+            "python": self.python_built(),
             "requirements": self.requirements,
             "pip_isolated": self.pip_isolated,
         }
@@ -189,6 +211,8 @@ class Profile(ProfileLimits):
     description: str = ""
     models: dict[str, ProfileLimits] = Field(default_factory=dict)
     backends: dict[str, BackendLimits] = Field(default_factory=dict)
+    # the only models this profile runs (None: all); `--model` can narrow it, never widen it
+    models_only: list[str] | None = Field(None, min_length=1)
 
     def limits_for(self, model: str, backend: str | None = None) -> ProfileLimits:
         """The profile's limits with overrides applied, most specific last: the model's, the backend's, the
@@ -340,7 +364,23 @@ def _cross_check(m: Matrix) -> list[tuple[tuple, str]]:
             problems.append(
                 (("environments", env_name, "library_links"), "library_links needs debian_packages to link into")
             )
+    for env_name, env in m.environments.items():
+        if env.docker is not None and env.docker.python is None and not PLAIN.match(env.python):
+            problems.append(
+                (
+                    ("environments", env_name, "docker"),
+                    f"python is the range {env.python!r}: add `python: X.Y` here, the Python of its images",
+                )
+            )
     for prof_name, prof in m.profiles.items():
+        for i, model in enumerate(prof.models_only or []):
+            if model not in m.models:
+                problems.append(
+                    (
+                        ("profiles", prof_name, "models_only", i),
+                        f"unknown model {model!r}" + _suggest(model, list(m.models)),
+                    )
+                )
         for model in prof.models:
             if model not in m.models:
                 problems.append(

@@ -1,15 +1,19 @@
 """Run planned cells: prepare their environments, run each cell in its own process, record one result per cell.
 
-Errors are caught once, here, where a cell starts: whatever a worker does (raise, crash, hang), the cell gets a
-result with its cause and the matrix goes on. Ctrl-C stops the running cell, leaves no partial result for it,
-and ends the run with the results written so far intact.
+Errors are caught once, here, where a cell starts: whatever a worker does (raise, crash, hang), and whatever its
+executor raises while launching, polling or collecting it, the cell gets a result with its cause and the matrix
+goes on. Ctrl-C stops the running cells (in a `finally`, whatever ended the loop), leaves no partial result for
+them, and ends the run with the results written so far and run.json intact, even when Ctrl-C is pressed again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +23,7 @@ from runner import paths
 from runner.cells import Cell, cell_variables, worker_spec
 from runner.datafetch import data_cache, missing_datasets, offline_mnist_wheel
 from runner.executors import EnvironmentBuildError, Executor, PreparedEnv
-from runner.executors.base import CellHandle, CellJob
+from runner.executors.base import CellHandle, CellJob, EnvironmentUnavailable
 from runner.hostload import LoadProbe
 from runner.matrix import Matrix
 from runner.progress import Display
@@ -33,6 +37,7 @@ from runner.results import (
     new_run_dir,
     write_json_atomic,
 )
+from runner.watchdog import Watchdog
 
 POLL_S = 0.5
 STATE_WORDS = {"PENDING": "queued", "RUNNING": "running"}
@@ -108,16 +113,24 @@ def _unrun_result(
 
 def prepare_environments(
     matrix: Matrix, cells: list[Cell], executor: Executor, display: Display
-) -> tuple[dict[str, PreparedEnv], dict[str, str]]:
-    """Build or reuse every environment the cells need, before any cell runs (installs never overlap timing)."""
+) -> tuple[dict[str, PreparedEnv], dict[str, tuple[str, str]]]:
+    """Build or reuse every environment the cells need, before any cell runs (installs never overlap timing).
+
+    Returns the prepared environments and, per environment that is not, (status, reason): `skipped` when the
+    machine lacks what the user must provide (an interpreter), `failed` when building it failed."""
     prepared: dict[str, PreparedEnv] = {}
-    broken: dict[str, str] = {}
+    broken: dict[str, tuple[str, str]] = {}
     for name in dict.fromkeys(c.environment for c in cells):
         try:
             env = executor.prepare(name, matrix.environments[name], lambda msg: display.note(msg, "cyan"))
-        except EnvironmentBuildError as exc:
-            broken[name] = str(exc)
-            display.note(f"environment {name} is broken: {exc}", "red")
+        except EnvironmentUnavailable as exc:
+            broken[name] = ("skipped", f"environment {name} cannot be built on this machine: {exc}")
+            display.note(f"environment {name} is unavailable: {exc}", "yellow")
+            continue
+        except Exception as exc:  # noqa: BLE001 - a failed build, an engine's API error: this environment's cells fail
+            what = str(exc) if isinstance(exc, EnvironmentBuildError) else f"{type(exc).__name__}: {exc}"
+            broken[name] = ("failed", f"environment {name} could not be built: {what}")
+            display.note(f"environment {name} is broken: {what}", "red")
             continue
         prepared[name] = env
         how = "reused" if env.reused else f"built in {env.seconds:.0f} s"
@@ -144,7 +157,10 @@ def _previous(cell_dir: Path, spec_hash: str) -> dict[str, Any] | None:
         return None
     if result.spec_hash != spec_hash or result.status.value not in ("ok", "skipped"):
         return None
-    return json.loads(path.read_text())
+    payload = json.loads(path.read_text())
+    if result.status.value == "skipped" and not payload.get("known_issue"):
+        return None  # data that was missing, an interpreter that was not there: the user may have provided it
+    return payload
 
 
 def _set_aside(run_dir: Path, cell_dir: Path) -> None:
@@ -168,8 +184,10 @@ def run_cells(
     executor_why: str = "",
     resume: Path | None = None,
     parallel: int = 1,
+    selection: dict[str, Any] | None = None,
 ) -> RunOutcome:
-    """Run the cells, at most `parallel` at a time (1: one after another, the default and the way to time)."""
+    """Run the cells, at most `parallel` at a time (1: one after another, the default and the way to time).
+    `selection` (the resolved options) goes into run.json, where `--resume` takes it from."""
     run_dir = _open_run(results_root, resume)
     provenance = paths.git_state()
     outcome = RunOutcome(run_dir)
@@ -183,6 +201,7 @@ def run_cells(
         "executor_why": executor_why,
         "data": data_source,
         "cells": [c.id for c in cells],
+        "selection": selection or {},
         "host": {"node": platform.node(), "platform": platform.platform()},
         **provenance,
     }
@@ -216,6 +235,7 @@ def run_cells(
     display.start_cells(len(cells))
     running: list[_Running] = []
     cell = None
+    watchdog = Watchdog()  # stops scheduler jobs and containers should this process die without doing it
     try:
         for index, cell in enumerate(cells, 1):
             cell_dir = run_dir / cell.id
@@ -232,34 +252,61 @@ def run_cells(
             dataset = matrix.models[cell.model].dataset
             if dataset in missing:
                 result = _unrun_result(spec, "skipped", "data", missing[dataset], executor_info, provenance)
-                write_json_atomic(cell_dir / RESULT_FILE, result)
             elif cell.environment in broken:
-                reason = f"environment {cell.environment} could not be built: {broken[cell.environment]}"
-                result = _unrun_result(spec, "skipped", "environment", reason, executor_info, provenance)
-                write_json_atomic(cell_dir / RESULT_FILE, result)
+                status, reason = broken[cell.environment]
+                result = _unrun_result(spec, status, "environment", reason, executor_info, provenance)
             else:
                 env = prepared[cell.environment]
                 executor_info.update(location=env.location, fingerprint=env.spec.fingerprint())
                 add_runtime(spec, cell_dir, wheel)
-                running.append(_launch(matrix, cell, spec, env, executor, executor_info, cell_dir))
-                while len(running) >= parallel:  # parallel 1: this cell runs to its end before the next starts
-                    _poll_running(running, outcome, display, provenance)
-                continue
+                try:
+                    running.append(_launch(matrix, cell, spec, env, executor, executor_info, cell_dir))
+                except Exception as exc:  # noqa: BLE001 - whatever the executor raised belongs to this cell
+                    error = f"the executor could not start the cell: {type(exc).__name__}: {exc}"
+                    result = _unrun_result(spec, "failed", "launch", error, executor_info, provenance)
+                else:
+                    with contextlib.suppress(OSError):
+                        watchdog.watch(running[-1].handle.orphan_cleanup())
+                    while len(running) >= parallel:  # parallel 1: this cell runs to its end before the next starts
+                        _poll_running(running, outcome, display, provenance)
+                    continue
+            write_json_atomic(cell_dir / RESULT_FILE, result)
             outcome.results.append(result)
             display.cell_finished(result)
         while running:
             _poll_running(running, outcome, display, provenance)
     except KeyboardInterrupt:
-        for run in running:
-            run.handle.kill()
-            (run.cell_dir / WORKER_RESULT_FILE).unlink(missing_ok=True)
-            display.note(f"interrupted: {run.cell.id} stopped, no result recorded for it", "red")
         outcome.interrupted = running[0].cell if running else cell
-    manifest["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ")
-    manifest["interrupted"] = outcome.interrupted.id if outcome.interrupted else None
-    manifest["environments"] = outcome.environments
-    write_json_atomic(manifest_path, manifest)
+    finally:
+        with _no_interrupts():  # a second Ctrl-C (or SIGTERM) must not cut the cleanup short
+            for run in running:
+                with contextlib.suppress(Exception):
+                    run.handle.kill()
+                (run.cell_dir / WORKER_RESULT_FILE).unlink(missing_ok=True)
+                display.note(f"interrupted: {run.cell.id} stopped, no result recorded for it", "red")
+            if running and outcome.interrupted is None:
+                outcome.interrupted = running[0].cell
+            manifest["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ")
+            manifest["interrupted"] = outcome.interrupted.id if outcome.interrupted else None
+            manifest["environments"] = outcome.environments
+            write_json_atomic(manifest_path, manifest)
+            watchdog.close()
     return outcome
+
+
+@contextlib.contextmanager
+def _no_interrupts():
+    """Hold SIGINT, SIGTERM and SIGHUP back (ignored) for the duration; their handlers come back after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    saved = {sig: signal.signal(sig, signal.SIG_IGN) for sig in sigs}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
 
 
 @dataclass
@@ -320,41 +367,74 @@ def _poll_running(
 ) -> None:
     """Wait about POLL_S over all running cells; finalize those that ended (KeyboardInterrupt passes through)."""
     for run in list(running):
-        code = run.handle.wait(POLL_S / len(running))
-        _focus(display, run)
-        for event in run.tail.read():
-            display.cell_event(event)
-        info = run.handle.info()  # a scheduler's job has a state (queued, running); a local process has none
-        state = info.get("state")
-        if state and state != run.state and code is None:
-            where = f" on {info['node']}" if info.get("node") else ""
-            display.note(f"{run.cell.id}: {STATE_WORDS.get(state, state.lower())} (job {info.get('job_id')}{where})")
-        run.state = state
-        timed_out = False
-        if code is None:
-            if run.deadline is None or time.monotonic() <= run.deadline:
-                continue
-            run.handle.kill()
-            timed_out = True
+        try:
+            _poll_one(run, running, outcome, display, provenance)
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # noqa: BLE001 - an executor's error while watching a cell fails that cell alone
+            _executor_failed(run, running, outcome, display, provenance, exc)
+
+
+def _executor_failed(
+    run: _Running,
+    running: list[_Running],
+    outcome: RunOutcome,
+    display: Display,
+    provenance: dict[str, Any],
+    exc: Exception,
+) -> None:
+    """The cell's executor raised while it ran: stop what may still run, record a failed result with the error."""
+    with contextlib.suppress(Exception):
+        run.handle.kill()
+    if run in running:
         running.remove(run)
+    with contextlib.suppress(Exception):
         run.executor_info.update(run.handle.info())
-        result = finalize(
-            run.cell_dir,
-            run.spec,
-            returncode=code,
-            timed_out=timed_out or bool(run.executor_info.get("timed_out")),
-            executor=run.executor_info,
-            host_load=run.probe.finish(_cell_cpu(run)),
-            provenance=provenance,
-            launched_at=run.launched_at,
-        )
-        warnings = run.executor_info.get("version_warnings")  # an existing interpreter's versions vs the pins
-        if warnings:
-            result["warnings"] = [*(result.get("warnings") or []), *warnings]
-            write_json_atomic(run.cell_dir / RESULT_FILE, result)
-        reason = run.executor_info.get("reason")
-        if reason and result["status"] != "ok":  # what the scheduler said (out of memory, node failure, ...)
-            result["error"] = f"{result['error']}; {reason}"
-            write_json_atomic(run.cell_dir / RESULT_FILE, result)
-        outcome.results.append(result)
-        display.cell_finished(result)
+    error = f"the executor failed while watching the cell: {type(exc).__name__}: {exc}"
+    result = _unrun_result(run.spec, "failed", "executor", error, run.executor_info, provenance)
+    write_json_atomic(run.cell_dir / RESULT_FILE, result)
+    outcome.results.append(result)
+    display.cell_finished(result)
+
+
+def _poll_one(
+    run: _Running, running: list[_Running], outcome: RunOutcome, display: Display, provenance: dict[str, Any]
+) -> None:
+    code = run.handle.wait(POLL_S / len(running))
+    _focus(display, run)
+    for event in run.tail.read():
+        display.cell_event(event)
+    info = run.handle.info()  # a scheduler's job has a state (queued, running); a local process has none
+    state = info.get("state")
+    if state and state != run.state and code is None:
+        where = f" on {info['node']}" if info.get("node") else ""
+        display.note(f"{run.cell.id}: {STATE_WORDS.get(state, state.lower())} (job {info.get('job_id')}{where})")
+    run.state = state
+    timed_out = False
+    if code is None:
+        if run.deadline is None or time.monotonic() <= run.deadline:
+            return
+        run.handle.kill()
+        timed_out = True
+    running.remove(run)
+    run.executor_info.update(run.handle.info())
+    result = finalize(
+        run.cell_dir,
+        run.spec,
+        returncode=code,
+        timed_out=timed_out or bool(run.executor_info.get("timed_out")),
+        executor=run.executor_info,
+        host_load=run.probe.finish(_cell_cpu(run)),
+        provenance=provenance,
+        launched_at=run.launched_at,
+    )
+    warnings = run.executor_info.get("version_warnings")  # an existing interpreter's versions vs the pins
+    if warnings:
+        result["warnings"] = [*(result.get("warnings") or []), *warnings]
+        write_json_atomic(run.cell_dir / RESULT_FILE, result)
+    reason = run.executor_info.get("reason")
+    if reason and result["status"] != "ok":  # what the scheduler said (out of memory, node failure, ...)
+        result["error"] = f"{result['error']}; {reason}"
+        write_json_atomic(run.cell_dir / RESULT_FILE, result)
+    outcome.results.append(result)
+    display.cell_finished(result)

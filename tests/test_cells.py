@@ -148,3 +148,13 @@ def test_the_2017_environments_default_to_the_article_settings(matrix):
     assert set(formats.values()) == {"channels_last"}  # as 2017 ran
     native = expand(matrix, Selection(models=("cnn",), backends=("cntk",), variants=("native-layout",)))
     assert {worker_spec(matrix, c, "real")["variant"]["data_format"] for c in native} == {"channels_first"}
+
+
+def test_a_longer_time_limit_is_the_same_experiment(matrix):
+    """--timeout is kept in the spec (the worker and the scheduler read it) but not in its hash: a resume with more
+    time keeps the finished cells."""
+    cell = Cell("mlp", "jax", "keras3-jax", "smoke", 0, 1)
+    short, long = worker_spec(matrix, cell, "real", 60), worker_spec(matrix, cell, "real", 3600)
+    assert (short["timeout_s"], long["timeout_s"]) == (60, 3600)
+    assert short["spec_hash"] == long["spec_hash"]
+    assert worker_spec(matrix, cell, "synthetic", 60)["spec_hash"] != short["spec_hash"]  # what is measured counts

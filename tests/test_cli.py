@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -62,7 +63,67 @@ def test_an_environment_this_machine_cannot_serve_is_listed_at_the_end_with_the_
     proc = runner("--matrix", str(tmp_path / "matrix.yaml"), "--executor", "venv", "--env", "keras2017-mxnet",
                   "--model", "mlp", "--profile", "smoke", "--results", str(tmp_path / "results"), "--no-report",
                   "--data", "synthetic")  # fmt: skip
-    assert proc.returncode == 0, proc.stderr  # skipped, not failed
+    assert proc.returncode == 1, proc.stderr  # skipped, not failed; but no cell ran, which exits 1
     line = next(x for x in proc.stderr.splitlines() if x.startswith("not served here:"))
     assert "keras2017-mxnet" in line and "no Python 3.1 interpreter found" in " ".join(proc.stderr.split())
     assert "pyenv install 3.1" in " ".join(proc.stderr.split())
+
+
+def test_a_time_limit_or_seed_that_cannot_be_is_bad_input(tmp_path):
+    for args, words in ((["--timeout", "0"], "--timeout 0: a time limit must be more than 0"),
+                        (["--timeout", "-5"], "--timeout -5: a time limit must be more than 0"),
+                        (["--seed", "-1"], "--seed -1: seeds are 0 or more")):
+        proc = runner(*args, "--profile", "smoke", "--results", str(tmp_path / "results"))
+        assert proc.returncode == 2 and words in proc.stderr, (args, proc.stderr)
+    assert not (tmp_path / "results").exists()
+
+
+def test_the_bench_profile_plans_what_it_says_it_runs(tmp_path):
+    proc = runner("--dry-run", "--profile", "bench", "--results", str(tmp_path / "results"))
+    assert proc.returncode == 0, proc.stderr
+    assert "3 cells" in proc.stdout and "cnn." not in proc.stdout  # the MLP, on each default backend
+    proc = runner("--dry-run", "--profile", "bench", "--model", "cnn")
+    assert proc.returncode == 2 and "--model cnn: profile bench runs only mlp" in proc.stderr
+
+
+def test_check_counts_a_planned_cell_without_a_result_and_refuses_a_missing_folder(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text('{"cells": ["mlp.tensorflow.keras3-tensorflow.smoke.default.r0"]}')
+    proc = runner("check", str(run))
+    assert proc.returncode == 1 and "planned but has no result.json" in proc.stdout, proc.stdout
+    proc = runner("check", str(tmp_path / "no-such-run"))
+    assert proc.returncode == 2 and "no such run folder" in proc.stderr
+
+
+def interrupted_run(tmp_path) -> tuple[str, ...]:
+    """A run folder as an interrupted `--profile smoke --model mlp --data synthetic --only jax` run leaves it."""
+    run = tmp_path / "results" / "20260101-000000-abcd"
+    run.mkdir(parents=True, exist_ok=True)
+    selection = {"only": ["jax"], "model": ["mlp"], "env": [], "profile": "smoke", "repeats": 1, "seed": 1337,
+                 "data": "synthetic", "matrix": str(REPO_ROOT / "matrix.yaml"), "executor": "venv", "gpus": None,
+                 "parallel": 1, "timeout": None}
+    (run / "run.json").write_text(json.dumps({"argv": [], "cells": ["mlp.jax.keras3-jax.smoke.default.r0"],
+                                              "selection": selection}))
+    return ("--resume", str(run))
+
+
+def test_resume_replans_from_the_runs_own_options(tmp_path):
+    proc = runner(*interrupted_run(tmp_path), "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert "1 cells" in proc.stdout and "mlp.jax.keras3-jax.smoke.default.r0" in proc.stdout
+    assert "synthetic" in proc.stdout
+    proc = runner(*interrupted_run(tmp_path), "--dry-run", "--timeout", "900")  # more time: the same experiment
+    assert proc.returncode == 0 and "900" in proc.stdout, proc.stderr
+
+
+def test_resume_refuses_options_that_contradict_the_run(tmp_path):
+    for args, words in ((["--profile", "quick"], "--profile quick: the run being resumed used --profile smoke"),
+                        (["--data", "real"], "--data real: the run being resumed used --data synthetic"),
+                        (["--seed", "7"], "--seed 7: the run being resumed used --seed 1337"),
+                        (["--model", "cnn"], "--model cnn: the run being resumed has no such cells"),
+                        (["--only", "torch"], "--only torch: the run being resumed has no such cells")):
+        proc = runner(*interrupted_run(tmp_path), *args)
+        assert proc.returncode == 2 and words in proc.stderr, (args, proc.stderr)
+    proc = runner("--resume", str(tmp_path / "nothing-here"))
+    assert proc.returncode == 2 and "not a run folder" in proc.stderr

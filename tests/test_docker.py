@@ -30,11 +30,12 @@ from runner.executors.docker.containers import Mounts
 from runner.executors.venv import VenvExecutor
 from runner.paths import REPO_ROOT
 from runner.results import iter_results
+from tests.ci import in_ci
 from tooling import engine
 
 pytestmark = pytest.mark.docker
 ENV = "keras3-jax"  # the smallest Keras 3 image (~0.9 GB); the same recipe builds the other two
-IN_CI = os.environ.get("CI") == "true"
+IN_CI = in_ci()
 
 
 def _unavailable(reason: str):

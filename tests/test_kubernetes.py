@@ -5,7 +5,9 @@
    test starts on 127.0.0.1) to a stand-in kubelet that runs each Job's container command, as written in the
    manifest, with the container's paths mapped onto host folders: the image's /opt/kbm-env onto the cached
    Keras 3 TensorFlow virtualenv, the code ConfigMap and the Keras-cache PVC onto folders holding their content.
-   It answers only the calls the executor makes, and enforces activeDeadlineSeconds as the Job controller does.
+   It answers only the calls the executor makes, and enforces activeDeadlineSeconds as the Job controller does:
+   the pod is killed and deleted (its log goes with it). `fail_next` makes it answer 500 to chosen requests, once
+   each, as a busy API server does.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ import yaml
 from runner.executors.base import signal_exit_status
 from runner.executors.kubernetes import split_log
 from runner.paths import REPO_ROOT
+from runner.results import iter_results
+from tests.ci import default_signals
 from tests.fixtures import matrix_with, results_by_model, the_run
 
 VALIDATE = Path(sys.executable).parent / "kubernetes-validate"
@@ -149,6 +153,8 @@ class FakeCluster:
         self.configmaps: dict[str, dict] = {}
         self.requests: list[tuple[str, str]] = []
         self.lock = threading.Lock()
+        self.fail_next: dict[str, int] = {}  # request kind ("job-status", "pods", "log") -> how many 500s to answer
+        self.failed: list[str] = []  # the kinds answered with a 500, in order
 
     def mapper(self, name: str):
         """A pod's view: the shared mounts, and its own /tmp (each container has one)."""
@@ -204,6 +210,8 @@ class FakeCluster:
             os.killpg(proc.pid, signal.SIGTERM)
             code = proc.wait()
             condition = ("Failed", "DeadlineExceeded", "Job was active longer than specified deadline")
+            with self.lock:  # the Job controller deletes the active pods of a Job past its deadline
+                pod["deleted"] = True
         exit_code = 128 - code if code < 0 else code  # a runtime reports a signal death as 128 + signal
         with self.lock:
             pod.update(phase="Succeeded" if exit_code == 0 else "Failed", state={"terminated": {
@@ -270,21 +278,38 @@ def serve(cluster: FakeCluster) -> ThreadingHTTPServer:
                 return self.reply(201, cluster.create_job(body))
             self.not_found()
 
+        def fail_once(self, kind: str) -> bool:
+            """Answer 500 if the test asked for one on this kind of request."""
+            if cluster.fail_next.get(kind, 0) <= 0:
+                return False
+            cluster.fail_next[kind] -= 1
+            cluster.failed.append(kind)
+            self.reply(500, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "InternalError",
+                             "code": 500, "message": "etcdserver: request timed out"})
+            return True
+
         def do_GET(self):
             url = urlparse(self.path)
             cluster.requests.append(("GET", url.path))
             parts = url.path.strip("/").split("/")
             with cluster.lock:
                 if parts[:2] == ["apis", "batch"] and parts[-1] == "status" and parts[-2] in cluster.jobs:
+                    if self.fail_once("job-status"):
+                        return
                     return self.reply(200, cluster.jobs[parts[-2]]["body"])
                 if parts[-1] == "pods":
+                    if self.fail_once("pods"):
+                        return
                     selector = parse_qs(url.query).get("labelSelector", [""])[0]
                     name = selector.removeprefix("job-name=")
-                    items = [cluster.pod_json(name)] if name in cluster.jobs else []
+                    live = name in cluster.jobs and not cluster.jobs[name]["pod"].get("deleted")
+                    items = [cluster.pod_json(name)] if live else []
                     return self.reply(200, {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items})
                 if parts[-1] == "log":
                     for job in cluster.jobs.values():
-                        if job["pod"]["name"] == parts[-2]:
+                        if job["pod"]["name"] == parts[-2] and not job["pod"].get("deleted"):
+                            if self.fail_once("log"):
+                                return
                             return self.reply(200, job["pod"]["log"].read_text(errors="replace"), text=True)
             self.not_found()
 
@@ -325,7 +350,7 @@ def fake_cluster(tmp_path, prepared, keras_home):
 def runner(args: list[str], env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "runner", "--executor", "kubernetes", "--profile", "smoke",
                              "--only", "tensorflow@keras3", "--no-report", *args], cwd=REPO_ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=default_signals)
 
 
 @pytest.mark.venv
@@ -360,6 +385,7 @@ def test_jobs_are_submitted_watched_and_collected_through_the_client(fake_cluste
     assert hrnn["status"] == "timeout" and hrnn["executor"]["timed_out"] is True
     assert "Kubernetes ended the Job at activeDeadlineSeconds" in hrnn["error"]
     assert "Job was active longer than specified deadline" in hrnn["error"]
+    assert cluster.jobs[hrnn["executor"]["job"]]["pod"]["deleted"]  # as the controller does: the pod is gone
 
     posts = [path for method, path in cluster.requests if method == "POST"]
     assert sum(p.endswith("/configmaps") for p in posts) == 1 and sum(p.endswith("/jobs") for p in posts) == 3
@@ -386,3 +412,41 @@ def test_ctrl_c_deletes_the_runs_jobs(fake_cluster, tmp_path):
     assert not cluster.jobs and ("DELETE", f"/apis/batch/v1/namespaces/bench/jobs/{job['body']['metadata']['name']}") \
         in cluster.requests
     assert pod_proc.wait(timeout=10) is not None  # the pod's process is gone
+
+
+@pytest.mark.venv
+def test_an_api_server_answering_500_once_does_not_fail_the_cell(fake_cluster, tmp_path):
+    """A 500 on each kind of read the executor makes (Job status, pod list, pod log): retried, the cell is ok."""
+    cluster, env = fake_cluster
+    cluster.fail_next = {"job-status": 1, "pods": 1, "log": 1}
+    proc = runner(["--results", str(tmp_path / "results"), "--model", "mlp"], env)
+    output, _ = proc.communicate(timeout=400)
+    assert proc.returncode == 0, output[-3000:]
+    assert sorted(cluster.failed) == ["job-status", "log", "pods"]  # the server did answer 500 to each once
+    (run,) = [p for p in (tmp_path / "results").iterdir() if p.is_dir() and not p.is_symlink()]
+    ((path, result),) = iter_results(run)
+    assert not isinstance(result, Exception), result
+    assert result.status.value == "ok" and len(result.epochs) == 3
+
+
+@pytest.mark.venv
+def test_a_runner_killed_with_sigkill_leaves_no_job_behind(fake_cluster, tmp_path):
+    """SIGKILL reaches no handler: the run's watchdog sees the runner gone and deletes its Job through the API."""
+    cluster, env = fake_cluster
+    faulty = {**env, "KBM_TESTING": "1", "KBM_FAULT": "hang@mlp"}
+    proc = runner(["--results", str(tmp_path / "results"), "--model", "mlp"], faulty)
+    deadline = time.monotonic() + 120
+    while not any(j["pod"]["phase"] == "Running" for j in list(cluster.jobs.values())):
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            pytest.fail(f"the Job never ran: {proc.communicate()[0][-2000:]}")
+        time.sleep(0.2)
+    (job,) = cluster.jobs.values()
+    proc.kill()
+    proc.communicate(timeout=30)
+    deadline = time.monotonic() + 30
+    while cluster.jobs and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not cluster.jobs, "the Job outlived the runner"
+    assert ("DELETE", f"/apis/batch/v1/namespaces/bench/jobs/{job['body']['metadata']['name']}") in cluster.requests
+    assert job["pod"]["proc"].wait(timeout=10) is not None

@@ -23,6 +23,7 @@ import pytest
 from runner.executors.base import CellJob
 from runner.executors.slurm import batch_script, exit_status, parse_scontrol, resource_args
 from runner.paths import REPO_ROOT
+from tests.ci import default_signals, in_ci
 from tests.fixtures import matrix_with, results_by_model, the_run
 from tooling.slurm_cluster import ClusterError, LocalSlurmCluster
 
@@ -55,7 +56,7 @@ def cluster(tmp_path_factory):
             finally:
                 local.stop()
             return
-    if os.environ.get("CI") == "true":
+    if in_ci():
         pytest.fail(f"a local Slurm cluster cannot start: {why}")
     pytest.skip(f"a local Slurm cluster cannot start: {why}")
 
@@ -67,7 +68,7 @@ def gpu_matrix(folder: Path, gpus: int = 1, short: str | None = "hrnn") -> Path:
 
 def runner(args: list[str], env: dict[str, str], **kwargs) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "runner", *args], cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, **kwargs)
+                            stderr=subprocess.STDOUT, text=True, preexec_fn=default_signals, **kwargs)
 
 
 def max_overlap(intervals: list[tuple[float, float]]) -> int:
@@ -187,6 +188,41 @@ def test_resume_keeps_finished_cells_and_reruns_the_failed_one(faulty_run):
     assert [p.name for p in (run / ".attempts").iterdir()] == [f"{r['cnn']['cell_id']}.1"]  # set aside, not lost
 
 
+# -- a flaky controller --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slurm
+def test_a_job_survives_scontrol_failing_while_it_runs(cluster, keras_home, tmp_path):
+    """`scontrol` on PATH fails twice in a row (as when slurmctld is busy) once the job runs, then works again:
+    the cell is not declared lost on a transient miss, and ends ok."""
+    real = shutil.which("scontrol", path=cluster.env().get("PATH"))
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    count = tmp_path / "scontrol-calls"
+    (shim / "scontrol").write_text(f"""#!/bin/bash
+# fail the 3rd and 4th `show job` (the runner's polls), as a busy controller does; pass everything else through
+if [ "$1 $2" = "show job" ]; then
+  n=$(( $(cat {count} 2>/dev/null || echo 0) + 1 )); echo $n > {count}
+  if [ $n -eq 3 ] || [ $n -eq 4 ]; then
+    echo "slurm_load_jobs error: Socket timed out on send/recv operation" >&2; exit 1
+  fi
+fi
+exec {real} "$@"
+""")
+    (shim / "scontrol").chmod(0o755)
+    base = cluster.env()
+    env = {**base, "PATH": f"{shim}:{base.get('PATH', os.environ['PATH'])}", "KERAS_HOME": str(keras_home),
+           "KBM_SLURM_POLL_S": "0.5"}
+    args = ["--matrix", str(gpu_matrix(tmp_path, short=None)), "--results", str(tmp_path / "results"),
+            "--executor", "slurm", "--model", "mlp", *TF]
+    proc = runner(args, env)
+    output, _ = proc.communicate(timeout=600)
+    assert int(count.read_text()) > 4  # the failures happened, and polling went on after them
+    assert proc.returncode == 0, output[-3000:]
+    (result,) = results_by_model(the_run(tmp_path / "results")).values()
+    assert result["status"] == "ok" and result["executor"]["state"] == "COMPLETED"
+
+
 # -- interrupting, refusals ----------------------------------------------------------------------------------------
 
 
@@ -219,6 +255,30 @@ def test_ctrl_c_cancels_the_runs_jobs(cluster, keras_home, tmp_path):
     run = the_run(tmp_path / "results")
     assert not list(run.glob("*/result.json"))  # nothing half-done recorded
     assert output.count("interrupted: ") == 2
+
+
+@pytest.mark.slurm
+def test_a_runner_killed_with_sigkill_leaves_no_job_running(cluster, keras_home, tmp_path):
+    """No handler sees SIGKILL: the run's watchdog (runner/watchdog.py) sees the runner gone and cancels its job."""
+    env = {**cluster.env(), "KERAS_HOME": str(keras_home), "KBM_TESTING": "1", "KBM_FAULT": "hang@mlp"}
+    args = ["--matrix", str(gpu_matrix(tmp_path, short=None)), "--results", str(tmp_path / "results"),
+            "--executor", "slurm", "--model", "mlp", *TF]
+    proc = runner(args, env)
+    deadline = time.monotonic() + 120
+    while "RUNNING" not in squeue(cluster).values():
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            pytest.fail(f"the job never ran: {proc.communicate()[0][-2000:]}")
+        time.sleep(0.5)
+    (job,) = squeue(cluster)
+    proc.kill()
+    proc.communicate(timeout=30)
+    deadline = time.monotonic() + 30
+    while job in squeue(cluster) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert job not in squeue(cluster), "the job outlived the runner"
+    state = subprocess.run(["scontrol", "show", "job", "-o", job], env=cluster.env(), capture_output=True, text=True)
+    assert parse_scontrol(state.stdout)["JobState"] == "CANCELLED"
 
 
 @pytest.mark.slurm

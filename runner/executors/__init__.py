@@ -14,7 +14,7 @@ runner.cells.
 
 from __future__ import annotations
 
-from runner.executors.base import CellHandle, EnvironmentBuildError, Executor, PreparedEnv
+from runner.executors.base import CellHandle, EnvironmentBuildError, EnvironmentUnavailable, Executor, PreparedEnv
 from runner.executors.docker import DockerExecutor, DockerUnavailable, connect, engine_where
 from runner.executors.kubernetes import KubernetesExecutor
 from runner.executors.slurm import SlurmExecutor
@@ -50,4 +50,4 @@ def choose(name: str, gpus: int | None = None) -> tuple[Executor, str]:
     return EXECUTORS[name](), f"{name}: asked for on the command line"
 
 
-__all__ = ["CellHandle", "EnvironmentBuildError", "Executor", "PreparedEnv", "choose"]
+__all__ = ["CellHandle", "EnvironmentBuildError", "EnvironmentUnavailable", "Executor", "PreparedEnv", "choose"]

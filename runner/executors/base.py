@@ -30,6 +30,11 @@ class EnvironmentBuildError(RuntimeError):
         self.log = log
 
 
+class EnvironmentUnavailable(EnvironmentBuildError):
+    """What the machine lacks and the user must provide (an interpreter, a host tool): its cells are skipped,
+    with the fix, where a build that failed makes them fail."""
+
+
 @dataclass
 class PreparedEnv:
     name: str
@@ -67,6 +72,11 @@ class CellHandle(abc.ABC):
     def info(self) -> dict[str, Any]:
         """Executor-specific facts for the result (pid, container id, job id, node)."""
         return {}
+
+    def orphan_cleanup(self) -> dict[str, Any] | None:
+        """How runner/watchdog.py stops this cell if the runner dies without doing it (None: it dies with the
+        runner by itself, like a local process)."""
+        return None
 
 
 def signal_exit_status(code: int) -> int:

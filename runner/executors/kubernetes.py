@@ -51,6 +51,7 @@ from runner.executors.docker.images import resolve_recipe
 from runner.matrix import Environment, Matrix
 
 BACKSTOP_GRACE_S = 300.0  # a Job this long past its deadline was not stopped by Kubernetes: the runner deletes it
+MAX_MISSES = 5  # API errors in a row (500s, refused connections) before a Job is declared lost
 TTL_S = 3600  # finished Jobs (and their pods' logs) stay this long for collection and inspection
 LABEL = "keras-backend-matrix.io"
 # Run inside the image: the spec from $KBM_SPEC, the worker, then events and result between marker lines.
@@ -241,6 +242,7 @@ class KubeJobHandle(PolledHandle):
         self.pod: str | None = None
         self.node: str | None = None
         self.started_at: float | None = None
+        self.misses = 0
 
     def _pod(self) -> Any | None:
         pods = self.core.list_namespaced_pod(self.namespace, label_selector=f"job-name={self.name}").items
@@ -248,14 +250,22 @@ class KubeJobHandle(PolledHandle):
 
     def _poll(self) -> None:
         from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
 
         try:
             job = self.batch.read_namespaced_job_status(self.name, self.namespace)
             pod = self._pod()
-        except ApiException as exc:
-            if exc.status == 404:  # deleted under us (by a person, or its TTL)
+        except (ApiException, HTTPError, OSError) as exc:
+            if isinstance(exc, ApiException) and exc.status == 404:  # deleted under us (by a person, or its TTL)
                 self.code, self.state, self.reason = 1, "Deleted", f"Job {self.name} no longer exists"
+                return
+            self.misses += 1  # a 500, a dropped connection: transient unless it persists
+            if self.misses >= MAX_MISSES:
+                what = f"{exc.status} {exc.reason}" if isinstance(exc, ApiException) else f"{type(exc).__name__}"
+                self.code, self.state = 1, "Unknown"
+                self.reason = f"the API server failed {self.misses} reads of Job {self.name} in a row ({what})"
             return
+        self.misses = 0
         terminated = None
         if pod is not None:
             self.pod, self.node = pod.metadata.name, pod.spec.node_name if pod.spec else None
@@ -298,13 +308,18 @@ class KubeJobHandle(PolledHandle):
             return None
         from kubernetes.client.exceptions import ApiException
 
-        try:
-            # raw bytes: with content preloading the client hands back a repr of them, not the text
-            raw = self.core.read_namespaced_pod_log(pod.metadata.name, self.namespace, container="worker",
-                                                    _preload_content=False)
-            text = raw.data.decode("utf-8", errors="replace")
-        except ApiException as exc:
-            text = f"(the pod log could not be read: {exc.status} {exc.reason})\n"
+        for attempt in range(3):  # a transient 500 must not lose the cell's result
+            try:
+                # raw bytes: with content preloading the client hands back a repr of them, not the text
+                raw = self.core.read_namespaced_pod_log(pod.metadata.name, self.namespace, container="worker",
+                                                        _preload_content=False)
+                text = raw.data.decode("utf-8", errors="replace")
+                break
+            except ApiException as exc:
+                text = f"(the pod log could not be read: {exc.status} {exc.reason})\n"
+                if exc.status == 404:
+                    break
+                time.sleep(0.5 * (attempt + 1))
         output, events, result, code = split_log(text, self.mark)
         with open(self.cell_dir / "worker.log", "a") as log:
             log.write(output)
@@ -313,6 +328,9 @@ class KubeJobHandle(PolledHandle):
         if result:
             (self.cell_dir / "worker-result.json").write_text(result)
         return code
+
+    def orphan_cleanup(self) -> dict[str, Any] | None:
+        return {"k8s_job": self.name, "namespace": self.namespace}
 
     def kill(self) -> None:
         """Delete the Job and its pod (the cell's results are not collected)."""

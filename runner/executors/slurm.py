@@ -37,6 +37,8 @@ JOB_FILE = "slurm-job.env"  # written by the job itself: what Slurm gave it
 SCRIPT_FILE = "slurm-job.sh"
 # A job still running this long past its time limit means Slurm did not enforce it: the runner cancels it.
 BACKSTOP_GRACE_S = 300.0
+# A busy controller may time out or fail a query: a job is declared lost only after this many misses in a row.
+MAX_MISSES = 3
 WAITING = {"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD"}
 ENDED = {"COMPLETED", "FAILED", "TIMEOUT", "OUT_OF_MEMORY", "CANCELLED", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL",
          "DEADLINE", "SPECIAL_EXIT", "REVOKED"}
@@ -177,6 +179,8 @@ class SlurmJobHandle(PolledHandle):
         self.limit_s, self.argv, self.poll_s = limit_s, argv, poll_s
         self.state = "PENDING"
         self.fields: dict[str, str] = {}
+        self.misses = 0
+        self.last_miss: str | None = None
 
     def _query(self) -> dict[str, str] | None:
         out = _slurm(["scontrol", "show", "job", "-o", self.job_id])
@@ -192,11 +196,25 @@ class SlurmJobHandle(PolledHandle):
         return None
 
     def _poll(self) -> None:
-        fields = self._query()
-        if fields is None:  # neither scontrol nor sacct knows the job any more
-            self.state = "UNKNOWN"
-            self.code, self.reason = 1, f"Slurm no longer knows job {self.job_id} and has no accounting record of it"
+        try:
+            fields = self._query()
+            self.last_miss = None if fields is not None else "neither scontrol nor sacct knows it"
+        except (OSError, subprocess.SubprocessError) as exc:  # scontrol timed out, or could not start
+            fields, self.last_miss = None, f"{type(exc).__name__}: {exc}"
+        if fields is None:
+            self.misses += 1
+            if self.misses >= MAX_MISSES:  # not a transient miss: the job is gone
+                self.state = "UNKNOWN"
+                self.code = 1
+                self.reason = (
+                    f"job {self.job_id} unknown to Slurm for {self.misses} queries in a row ({self.last_miss})"
+                )
+                try:  # should it still run somewhere, it must not run on unwatched
+                    _slurm(["scancel", self.job_id], timeout=30)
+                except (OSError, subprocess.SubprocessError):
+                    pass
             return
+        self.misses = 0
         self.fields = fields
         self.state = fields.get("JobState", "UNKNOWN").split()[0]
         if self.state in ENDED:
@@ -217,12 +235,19 @@ class SlurmJobHandle(PolledHandle):
         stamp = self._job().get("started_at")
         return float(stamp) if stamp else _epoch(self.fields.get("StartTime"))
 
+    def orphan_cleanup(self) -> dict[str, Any] | None:
+        return {"argv": ["scancel", self.job_id]}
+
     def kill(self) -> None:
         """scancel, then wait (up to 30 s) until Slurm says the job has ended."""
         _slurm(["scancel", self.job_id])
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            fields = self._query()
+            try:
+                fields = self._query()
+            except (OSError, subprocess.SubprocessError):
+                time.sleep(0.5)
+                continue
             if fields is None or fields.get("JobState", "").split()[0] in ENDED:
                 if fields:
                     self.fields, self.state = fields, fields["JobState"].split()[0]

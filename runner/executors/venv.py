@@ -2,12 +2,17 @@
 
 Each environment is created once under the cache, in a folder named by its matrix name and the hash of what it
 installs, and reused while that hash holds: a second run of the matrix installs nothing. A folder without the
-completion marker is a half-built environment and is removed, never reused. Each cell runs as its own process
-group, so a timeout or Ctrl-C stops the worker and everything it spawned.
+completion marker is a half-built environment and is removed, never reused. Check-and-build happens under a file
+lock per environment (`<folder>.lock` beside it), so two runs sharing the cache never build into one folder: the
+second waits for the first's build and reuses it. Each cell runs as its own process group, so a timeout or Ctrl-C
+stops the worker and everything it spawned; the worker also gets the kernel's parent-death signal, so it dies
+with the runner even when the runner is killed with SIGKILL.
 """
 
 from __future__ import annotations
 
+import ctypes
+import fcntl
 import json
 import os
 import shutil
@@ -19,9 +24,16 @@ from pathlib import Path
 from typing import Any
 
 from runner import paths
-from runner.executors.base import CellHandle, CellJob, EnvironmentBuildError, Executor, PreparedEnv
+from runner.executors.base import (
+    CellHandle,
+    CellJob,
+    EnvironmentBuildError,
+    EnvironmentUnavailable,
+    Executor,
+    PreparedEnv,
+)
 from runner.indexes import pip_index_args
-from runner.interpreters import InterpreterNotFound, find_python
+from runner.interpreters import InterpreterNotFound, resolve
 from runner.matrix import Environment, expand_env_dir
 
 MARKER = ".kbm-env.json"
@@ -35,6 +47,26 @@ def venv_root() -> Path:
 
 def venv_dir(name: str, env: Environment) -> Path:
     return venv_root() / f"{name}-{env.fingerprint()}"
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(sig: int = signal.SIGKILL) -> Callable[[], None]:
+    """A preexec_fn: the child gets `sig` when the process that started it dies (Linux prctl; a no-op elsewhere).
+    Set in the child before exec, so it holds even though the worker runs in a session of its own."""
+    parent = os.getpid()
+
+    def preexec() -> None:
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0)
+        except (OSError, AttributeError):
+            return
+        if os.getppid() != parent:  # the runner died before prctl took effect
+            os._exit(1)
+
+    return preexec
 
 
 def pip_env(env: Environment) -> dict[str, str]:
@@ -125,31 +157,55 @@ class VenvExecutor(Executor):
 
     def plan(self, name: str, env: Environment) -> dict[str, Any]:
         where = venv_dir(name, env)
+        try:
+            found = resolve(env.python)
+            python = env.python if found.version == env.python else f"{found.version} ({env.python})"
+        except InterpreterNotFound:
+            python = f"{env.python}: none on this host"
         return {
             "environment": name,
             "location": str(where),
             "cached": (where / MARKER).exists(),
-            "python": env.python,
+            "python": python,
             "installs": list(env.requirements) + [f"(index {u})" for u in filter(None, [env.index_url])]
             + [f"(extra index {u})" for u in env.extra_index_urls],
             "debian_packages": list(env.debian_packages),
         }
 
     def prepare(self, name: str, env: Environment, on_status: Callable[[str], None]) -> PreparedEnv:
+        try:
+            interpreter = resolve(env.python)
+        except InterpreterNotFound as exc:
+            raise EnvironmentUnavailable(f"{name}: {exc}") from exc
         where = venv_dir(name, env)
-        marker = where / MARKER
+        where.parent.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
+        with open(where.parent / f"{where.name}.lock", "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                on_status(f"{name}: another run is building {where}; waiting for it to finish")
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            return self._check_and_build(name, env, where, interpreter.path, interpreter.version, started, on_status)
+
+    def _check_and_build(
+        self,
+        name: str,
+        env: Environment,
+        where: Path,
+        python: str,
+        version: str,
+        started: float,
+        on_status: Callable[[str], None],
+    ) -> PreparedEnv:
+        """Reuse the environment if complete, else build it (the caller holds its lock)."""
+        marker = where / MARKER
         if marker.exists():
             info = json.loads(marker.read_text())
             return PreparedEnv(name, env, str(where), True, time.perf_counter() - started, info)
         if where.exists():
             on_status(f"{name}: removing a half-built environment at {where}")
             shutil.rmtree(where)
-        try:
-            python, version = find_python(env.python)
-        except InterpreterNotFound as exc:
-            raise EnvironmentBuildError(f"{name}: {exc}") from exc
-        where.parent.mkdir(parents=True, exist_ok=True)
         log_path = where.parent / f"{where.name}.install.log"
         on_status(f"{name}: creating a Python {version} virtualenv (log: {log_path})")
         with open(log_path, "w") as log:
@@ -193,6 +249,8 @@ class VenvExecutor(Executor):
             "environment": name,
             "fingerprint": env.fingerprint(),
             "python": version,
+            "python_path": python,
+            "python_wanted": env.python,
             "requirements": list(env.requirements),
             "freeze": freeze.stdout.split(),
             "debian_packages": debs,
@@ -205,12 +263,18 @@ class VenvExecutor(Executor):
         return PreparedEnv(name, env, str(where), False, time.perf_counter() - started, info)
 
     def launch(self, prepared: PreparedEnv, job: CellJob) -> CellHandle:
-        return launch_worker(str(Path(prepared.location) / "bin" / "python"), prepared.location, job)
+        python = Path(prepared.location) / "bin" / "python"
+        if not python.exists():  # a dangling link: the interpreter the environment was made from is gone
+            raise EnvironmentBuildError(
+                f"{prepared.name}: the environment's interpreter {python} -> {os.path.realpath(python)} no longer "
+                f"exists (its base Python was removed); delete {prepared.location} and rerun to rebuild it"
+            )
+        return launch_worker(str(python), prepared.location, job)
 
 
 def launch_worker(python: str, env_dir: str, job: CellJob, pythonpath: tuple[str, ...] = ()) -> ProcessHandle:
     """Start `python -m <job.module> spec.json` as its own process group, output into the cell's log (shared by
-    every executor whose cells are local processes: venv, existing interpreters)."""
+    every executor whose cells are local processes: venv, existing interpreters); it dies with the runner."""
     env = dict(os.environ)
     env.update(expand_env_dir(job.env, env_dir))
     env["PYTHONPATH"] = os.pathsep.join([str(paths.REPO_ROOT), *pythonpath])
@@ -225,5 +289,6 @@ def launch_worker(python: str, env_dir: str, job: CellJob, pythonpath: tuple[str
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=die_with_parent(),
     )
     return ProcessHandle(proc, log)

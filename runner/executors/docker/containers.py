@@ -247,3 +247,6 @@ class ContainerHandle(CellHandle):
     def info(self) -> dict[str, Any]:
         return dict(self._info)
 
+    def orphan_cleanup(self) -> dict[str, Any] | None:
+        return {"container": self.container.id}  # a container outlives the runner that started it
+

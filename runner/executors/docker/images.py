@@ -108,7 +108,7 @@ def resolve_recipe(name: str, env: Environment, flavour: str) -> Recipe:
         requirements=tuple(recipe.requirements.get(flavour) or env.requirements),  # type: ignore[call-overload]
         wheels=tuple(recipe.wheels.get(flavour, [])),  # type: ignore[call-overload]
         build_args=dict(recipe.build_args),
-        python=env.python,
+        python=recipe.python or env.python,
         declared_base=declared,
         index_url=recipe.index_url[flavour] if flavour in recipe.index_url else env.index_url,  # type: ignore[index]
         extra_index_urls=tuple(recipe.extra_index_urls[flavour]  # type: ignore[index]
