@@ -81,7 +81,9 @@ def test_a_time_limit_or_seed_that_cannot_be_is_bad_input(tmp_path):
 def test_the_bench_profile_plans_what_it_says_it_runs(tmp_path):
     proc = runner("--dry-run", "--profile", "bench", "--results", str(tmp_path / "results"))
     assert proc.returncode == 0, proc.stderr
-    assert "3 cells" in proc.stdout and "cnn." not in proc.stdout  # the MLP, on each default backend
+    assert "3 cells (real data, bench profile" in proc.stdout, proc.stdout
+    rows = [r for r in map(str.split, proc.stdout.splitlines()) if len(r) == 8 and r[0].isdigit()]
+    assert [row[1] for row in rows] == ["mlp"] * 3  # the MLP, on each default backend
     proc = runner("--dry-run", "--profile", "bench", "--model", "cnn")
     assert proc.returncode == 2 and "--model cnn: profile bench runs only mlp" in proc.stderr
 
@@ -111,10 +113,10 @@ def interrupted_run(tmp_path) -> tuple[str, ...]:
 def test_resume_replans_from_the_runs_own_options(tmp_path):
     proc = runner(*interrupted_run(tmp_path), "--dry-run")
     assert proc.returncode == 0, proc.stderr
-    assert "1 cells" in proc.stdout and "mlp.jax.keras3-jax.smoke.default.r0" in proc.stdout
-    assert "synthetic" in proc.stdout
+    assert "1 cells (synthetic data, smoke profile" in proc.stdout, proc.stdout
+    assert " mlp " in proc.stdout and " keras3-jax " in proc.stdout
     proc = runner(*interrupted_run(tmp_path), "--dry-run", "--timeout", "900")  # more time: the same experiment
-    assert proc.returncode == 0 and "900" in proc.stdout, proc.stderr
+    assert proc.returncode == 0 and "timeout 900 s" in proc.stdout, proc.stderr
 
 
 def test_resume_refuses_options_that_contradict_the_run(tmp_path):
