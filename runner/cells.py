@@ -128,12 +128,13 @@ def plan(matrix: Matrix, sel: Selection) -> tuple[list[Cell], list[str]]:
                  [*matrix.variants, ALL_VARIANTS])
     profile = sel.profile or matrix.defaults.profile
     _check_names("profile", "--profile", [profile], matrix.profiles)
-    only = matrix.profiles[profile].models_only
-    if only:
-        outside = [m for m in sel.models if m not in only]
+    models_only = matrix.profiles[profile].models_only
+    if models_only:
+        outside = [m for m in sel.models if m not in models_only]
         if outside:
             raise SelectionError(
-                f"--model {outside[0]}: profile {profile} runs only {', '.join(only)} (profiles.{profile}.models_only)"
+                f"--model {outside[0]}: profile {profile} runs only {', '.join(models_only)} "
+                f"(profiles.{profile}.models_only)"
             )
     repeats = sel.repeats or matrix.defaults.repeats
     base_seed = matrix.defaults.seed if sel.seed is None else sel.seed
@@ -146,7 +147,7 @@ def plan(matrix: Matrix, sel: Selection) -> tuple[list[Cell], list[str]]:
 
     combos, notes = [], []
     for model in matrix.models:
-        if (sel.models and model not in sel.models) or (only and model not in only):
+        if (sel.models and model not in sel.models) or (models_only and model not in models_only):
             continue
         for env_name, env in matrix.environments.items():
             if env_name not in envs:

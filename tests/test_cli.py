@@ -78,12 +78,13 @@ def test_a_time_limit_or_seed_that_cannot_be_is_bad_input(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
-def test_the_bench_profile_plans_what_it_says_it_runs(tmp_path):
+def test_the_bench_profile_plans_what_it_says_it_runs(tmp_path, matrix):
     proc = runner("--dry-run", "--profile", "bench", "--results", str(tmp_path / "results"))
     assert proc.returncode == 0, proc.stderr
-    assert "3 cells (real data, bench profile" in proc.stdout, proc.stdout
+    backends = {b for e in matrix.defaults.environments for b in matrix.environments[e].backends}
+    assert f"{len(backends)} cells (real data, bench profile" in proc.stdout, proc.stdout
     rows = [r for r in map(str.split, proc.stdout.splitlines()) if len(r) == 8 and r[0].isdigit()]
-    assert [row[1] for row in rows] == ["mlp"] * 3  # the MLP, on each default backend
+    assert [row[1] for row in rows] == ["mlp"] * len(backends)  # the MLP, on each default backend
     proc = runner("--dry-run", "--profile", "bench", "--model", "cnn")
     assert proc.returncode == 2 and "--model cnn: profile bench runs only mlp" in proc.stderr
 
