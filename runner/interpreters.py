@@ -97,6 +97,17 @@ def resolve(wanted: str) -> Interpreter:
     )
 
 
+def built_version(wanted: str) -> str:
+    """The Python an environment is built with, for its cache key: a plain version as written (existing
+    environments keep their hash), a range as the X.Y it resolves to on this host (the range when none fits)."""
+    if PLAIN.match(wanted):
+        return wanted
+    try:
+        return resolve(wanted).xy
+    except InterpreterNotFound:
+        return wanted
+
+
 def find_python(wanted: str) -> tuple[str, str]:
     """(path, full version) of an interpreter for `wanted` ('3.11', '3.11.7' or a range)."""
     found = resolve(wanted)

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from runner.interpreters import PLAIN, InterpreterNotFound, resolve, specifier
+from runner.interpreters import PLAIN, built_version, specifier
 from runner.variants import KERAS3_ONLY, Variant
 
 NAME_RE = r"^[a-z0-9][a-z0-9_.-]*$"
@@ -135,21 +135,11 @@ class Environment(_Strict):
         specifier(value)  # ValueError names the problem
         return value
 
-    def python_built(self) -> str:
-        """The Python an environment is built with, for its cache key: a plain version as written (existing
-        environments keep their hash), a range as the X.Y it resolves to on this host (the range when none fits)."""
-        if PLAIN.match(self.python):
-            return self.python
-        try:
-            return resolve(self.python).xy
-        except InterpreterNotFound:
-            return self.python
-
     def fingerprint(self) -> str:
         """Hash of everything that decides what gets installed: the venv cache key (a 3.12 and a 3.11 build of
         one range are two environments)."""
         inputs: dict[str, Any] = {
-            "python": self.python_built(),
+            "python": built_version(self.python),
             "requirements": self.requirements,
             "pip_isolated": self.pip_isolated,
         }
@@ -366,21 +356,13 @@ def _cross_check(m: Matrix) -> list[tuple[tuple, str]]:
             )
     for env_name, env in m.environments.items():
         if env.docker is not None and env.docker.python is None and not PLAIN.match(env.python):
-            problems.append(
-                (
-                    ("environments", env_name, "docker"),
-                    f"python is the range {env.python!r}: add `python: X.Y` here, the Python of its images",
-                )
-            )
+            why = f"python is the range {env.python!r}: add `python: X.Y` here, the Python of its images"
+            problems.append((("environments", env_name, "docker"), why))
     for prof_name, prof in m.profiles.items():
         for i, model in enumerate(prof.models_only or []):
             if model not in m.models:
-                problems.append(
-                    (
-                        ("profiles", prof_name, "models_only", i),
-                        f"unknown model {model!r}" + _suggest(model, list(m.models)),
-                    )
-                )
+                why = f"unknown model {model!r}" + _suggest(model, list(m.models))
+                problems.append((("profiles", prof_name, "models_only", i), why))
         for model in prof.models:
             if model not in m.models:
                 problems.append(

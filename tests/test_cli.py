@@ -82,7 +82,7 @@ def test_the_bench_profile_plans_what_it_says_it_runs(tmp_path, matrix):
     proc = runner("--dry-run", "--profile", "bench", "--results", str(tmp_path / "results"))
     assert proc.returncode == 0, proc.stderr
     backends = {b for e in matrix.defaults.environments for b in matrix.environments[e].backends}
-    assert f"{len(backends)} cells (real data, bench profile" in proc.stdout, proc.stdout
+    assert f"{len(backends)} cells (real data, " in proc.stdout and "bench profile" in proc.stdout, proc.stdout
     rows = [r for r in map(str.split, proc.stdout.splitlines()) if len(r) == 8 and r[0].isdigit()]
     assert [row[1] for row in rows] == ["mlp"] * len(backends)  # the MLP, on each default backend
     proc = runner("--dry-run", "--profile", "bench", "--model", "cnn")
@@ -114,7 +114,7 @@ def interrupted_run(tmp_path) -> tuple[str, ...]:
 def test_resume_replans_from_the_runs_own_options(tmp_path):
     proc = runner(*interrupted_run(tmp_path), "--dry-run")
     assert proc.returncode == 0, proc.stderr
-    assert "1 cells (synthetic data, smoke profile" in proc.stdout, proc.stdout
+    assert "1 cells (synthetic data, " in proc.stdout and "smoke profile" in proc.stdout, proc.stdout
     assert " mlp " in proc.stdout and " keras3-jax " in proc.stdout
     proc = runner(*interrupted_run(tmp_path), "--dry-run", "--timeout", "900")  # more time: the same experiment
     assert proc.returncode == 0 and "timeout 900 s" in proc.stdout, proc.stderr
