@@ -430,6 +430,29 @@ def test_an_api_server_answering_500_once_does_not_fail_the_cell(fake_cluster, t
 
 
 @pytest.mark.venv
+def test_a_job_the_api_server_keeps_failing_to_report_is_failed_and_deleted(fake_cluster, tmp_path):
+    """Job status answered with 500 past the tolerance: the cell fails with the API's words and its Job, which may
+    still be running, is deleted rather than left to run unwatched."""
+    cluster, env = fake_cluster
+    faulty = {**env, "KBM_TESTING": "1", "KBM_FAULT": "hang@mlp"}
+    proc = runner(["--results", str(tmp_path / "results"), "--model", "mlp"], faulty)
+    deadline = time.monotonic() + 120
+    while not any(j["pod"]["phase"] == "Running" for j in list(cluster.jobs.values())):
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            pytest.fail(f"the Job never ran: {proc.communicate()[0][-2000:]}")
+        time.sleep(0.2)
+    (name,) = cluster.jobs
+    cluster.fail_next = {"job-status": 1000}
+    output, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 1, output[-3000:]
+    assert not cluster.jobs and ("DELETE", f"/apis/batch/v1/namespaces/bench/jobs/{name}") in cluster.requests
+    (run,) = [p for p in (tmp_path / "results").iterdir() if p.is_dir() and not p.is_symlink()]
+    ((path, result),) = iter_results(run)
+    assert result.status.value == "failed" and "reads of Job" in result.error and "500" in result.error
+
+
+@pytest.mark.venv
 def test_a_runner_killed_with_sigkill_leaves_no_job_behind(fake_cluster, tmp_path):
     """SIGKILL reaches no handler: the run's watchdog sees the runner gone and deletes its Job through the API."""
     cluster, env = fake_cluster

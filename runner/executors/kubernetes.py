@@ -264,6 +264,10 @@ class KubeJobHandle(PolledHandle):
                 what = f"{exc.status} {exc.reason}" if isinstance(exc, ApiException) else f"{type(exc).__name__}"
                 self.code, self.state = 1, "Unknown"
                 self.reason = f"the API server failed {self.misses} reads of Job {self.name} in a row ({what})"
+                try:  # should it still run, it must not run on unwatched (as Slurm's lost jobs are scancelled)
+                    self.kill()
+                except (ApiException, HTTPError, OSError) as gone:
+                    self.reason += f"; deleting it failed too ({type(gone).__name__}), delete Job {self.name} by hand"
             return
         self.misses = 0
         terminated = None
