@@ -74,6 +74,17 @@ def _pyenv_candidates() -> list[str]:
     return [str(Path(root, "versions", v, "bin", "python")) for v in versions]
 
 
+def pyenv_interpreter(wanted: str) -> Interpreter | None:
+    """pyenv's newest interpreter satisfying `wanted`, or None: a Python whose whole prefix can be copied (the
+    local Python base image of runner/pybase.py), which a distribution's python3 is not."""
+    spec = specifier(wanted)
+    for exe in _pyenv_candidates():
+        version = _version_of(exe)
+        if version is not None and spec.contains(version, prereleases=True):
+            return Interpreter(exe, version)
+    return None
+
+
 def _candidates(wanted: str) -> list[str]:
     """Where to look, in order of preference: the host's interpreter first."""
     names = [f"python{'.'.join(wanted.split('.')[:2])}"] if PLAIN.match(wanted) else []

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from runner.interpreters import _pyenv_candidates, _version_of
+from runner.interpreters import pyenv_interpreter
 
 LABEL = "org.keras-backend-matrix"
 REPO = "kbm/python"
@@ -46,11 +46,8 @@ def replaceable(image: str) -> str | None:
 
 def pyenv_prefix(version: str) -> tuple[Path, str] | None:
     """(prefix, full version) of pyenv's newest X.Y.*, or None."""
-    for exe in _pyenv_candidates(version):
-        full = _version_of(exe)
-        if full:
-            return Path(exe).parent.parent, full
-    return None
+    found = pyenv_interpreter(version)
+    return (Path(found.path).parent.parent, found.version) if found else None
 
 
 def debian_base(client: Any) -> str | None:
