@@ -193,10 +193,10 @@ class ImageStore:
         default = env.docker.base_images.get(recipe.flavour) if env.docker else None  # type: ignore[call-overload]
         log_path = None
         if on_status is not None:
-            log_path = paths.cache_dir() / "docker" / "build-logs" / f"python-base-{env.python}.log"
+            log_path = paths.cache_dir() / "docker" / "build-logs" / f"python-base-{recipe.python}.log"
             log_path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            base = pybase.resolve_base(self.client, recipe.base_image, default, env.python, log_path, on_status)
+            base = pybase.resolve_base(self.client, recipe.base_image, default, recipe.python, log_path, on_status)
         except pybase.PythonBaseError as exc:
             raise EnvironmentBuildError(f"{name}: {exc}; see {log_path}", log_path) from None
         return dataclasses.replace(recipe, base_image=base)
@@ -210,7 +210,7 @@ class ImageStore:
             "environment": name,
             "location": f"{recipe.tag} (on {recipe.base_image})",
             "cached": self._reusable(recipe) is not None,
-            "python": env.python,
+            "python": recipe.python,
             "installs": list(recipe.requirements) + [f"{w} (wheel fetched on the host)" for w in recipe.wheels],
         }
 
