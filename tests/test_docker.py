@@ -201,6 +201,32 @@ def test_a_hung_cell_is_killed_and_its_container_removed(jax_image, docker_env, 
     assert connect().containers.list(all=True, filters={"label": f"{LABEL}.cell={r['cell_id']}"}) == []
 
 
+def test_a_runner_killed_with_sigkill_leaves_no_container_behind(jax_image, docker_env, keras_home, tmp_path):
+    """A container outlives the process that started it: the run's watchdog removes it when the runner is killed."""
+    env = {**os.environ, **docker_env, "KERAS_HOME": str(keras_home), "KBM_TESTING": "1", "KBM_FAULT": "hang@mlp@train"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runner", "--executor", "docker", "--env", ENV, "--model", "mlp", "--profile", "smoke",
+         "--results", str(tmp_path / "results"), "--no-report"],
+        cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    ours = {"label": LABEL}
+    deadline = time.monotonic() + 180
+    running: list = []
+    while not running:
+        running = [c for c in connect().containers.list(filters=ours)  # this run's: its cell folder is mounted
+                   if any(str(tmp_path) in m.get("Source", "") for m in c.attrs.get("Mounts", []))]
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            pytest.fail("the cell's container never started")
+        time.sleep(0.5)
+    proc.kill()  # SIGKILL: no handler, no finally
+    proc.wait(timeout=10)
+    deadline = time.monotonic() + 30
+    while connect().containers.list(all=True, filters={"id": running[0].id}):
+        assert time.monotonic() < deadline, "the container outlived its runner by 30 s"
+        time.sleep(0.5)
+
+
 def test_auto_picks_docker_when_an_engine_answers_and_venv_when_none_does(docker_env, monkeypatch):
     executor, why = choose("auto")
     assert isinstance(executor, DockerExecutor) and "engine answered" in why and docker_env["DOCKER_HOST"] in why
