@@ -20,10 +20,13 @@ pytestmark = pytest.mark.venv
 def test_pins_are_keyed_as_the_worker_records_versions(matrix):
     env = matrix.environments["keras3-tensorflow"]
     pins = pinned_versions(env, ["tensorflow"])
-    assert pins == {"python": "3.11", "keras": "3.15.1", "tensorflow": "2.21.0", "numpy": "2.4.6"}
+    assert pins == {"python": ">=3.11,<3.14", "keras": "3.15.1", "tensorflow": "2.21.0", "numpy": "2.4.6"}
     actual = {"python": "3.12.3", "keras": "3.15.1", "tensorflow": "2.21.0+cuda", "numpy": "2.4.6"}
-    (warning,) = version_warnings("keras3-tensorflow", pins, actual)
-    assert warning.startswith("python 3.12.3 differs from the environment's pin 3.11 (keras3-tensorflow)")
+    assert version_warnings("keras3-tensorflow", pins, actual) == []  # inside the range; a local build is its release
+    (warning,) = version_warnings("keras3-tensorflow", pins, {**actual, "python": "3.10.14", "numpy": "2.4.6.1"})
+    assert warning.startswith("python 3.10.14 differs from the environment's pin >=3.11,<3.14 (keras3-tensorflow)")
+    (warning,) = version_warnings("keras2017-theano", {"python": "3.6"}, {"python": "3.7.16"})
+    assert warning.startswith("python 3.7.16 differs from the environment's pin 3.6 ")
 
 
 def test_a_smoke_cell_runs_in_an_existing_interpreter_and_a_differing_pin_is_a_warning(

@@ -21,6 +21,7 @@ from typing import Any
 
 from runner.executors.base import CellHandle, CellJob, Executor, PreparedEnv
 from runner.executors.venv import launch_worker
+from runner.interpreters import specifier
 from runner.matrix import Environment, Matrix, expand_env_dir
 
 PROBE_TIMEOUT_S = 300
@@ -68,6 +69,8 @@ def pinned_versions(env: Environment, frameworks: list[str]) -> dict[str, str]:
 
 
 def _same(actual: str, pinned: str) -> bool:
+    if pinned[:1] in "<>=!~":  # a range (an environment's python: ">=3.11,<3.14"): any version inside it
+        return specifier(pinned).contains(actual, prereleases=True)
     actual, pinned = actual.split("+")[0], pinned.split("+")[0]  # a local build (2.13.0+cpu) is its release
     return actual == pinned or actual.startswith(pinned + ".")
 
