@@ -21,11 +21,15 @@ def _num(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-def _notes(result: dict[str, Any], footnotes: Footnotes) -> str:
-    """Short notes for the row; the error or skip reason (often long, often shared) as a footnote reference."""
+def _synthetic(result: dict[str, Any]) -> bool:
+    return (result.get("data") or {}).get("source") == "synthetic"
+
+
+def _notes(result: dict[str, Any], footnotes: Footnotes, said_above: bool = False) -> str:
+    """Short notes for the row; the error or skip reason (often long, often shared) as a footnote reference.
+    `said_above`: every row trained on synthetic data, which the title says once instead."""
     notes = []
-    data = result.get("data") or {}
-    if data.get("source") == "synthetic":
+    if _synthetic(result) and not said_above:
         notes.append("synthetic data")
     if (result.get("host") or {}).get("load", {}).get("busy"):
         notes.append(f"busy: {result['host']['load']['other_cpu_share']:.0%} other CPU")
@@ -57,12 +61,17 @@ def table(results: list[dict[str, Any]], title: str, width: int = 100) -> tuple[
     ambiguous = any(len(envs) > 1 for envs in per_backend.values())
     variants = len({r["cell"].get("variant", "default") for r in results}) > 1
     repeats = len({r["cell"].get("repeat", 0) for r in results}) > 1
+    # what every row shares is said once in the title, so the notes keep their width for what differs
+    shared = [] if variants or not results else [f"variant {results[0]['cell'].get('variant', 'default')}"]
+    all_synthetic = bool(results) and all(_synthetic(r) for r in results)
+    shared += ["synthetic data"] if all_synthetic else []
+    title += f" ({', '.join(shared)})" if shared else ""
     columns = [
         Column("model"),
         Column("backend"),
         Column("environment", priority=0 if ambiguous else 2),
-        Column("variant", priority=0 if variants else 5),
-        Column("rep", "right", priority=1 if repeats else 5),
+        Column("variant"),
+        Column("rep", "right", priority=1),
         Column("status"),
         Column("params", "right", priority=4),
         Column("1st epoch", "right", priority=1),
@@ -86,9 +95,14 @@ def table(results: list[dict[str, Any]], title: str, width: int = 100) -> tuple[
             _num(r.get("steady_epoch_s"), ".3f"),
             _num(samples_per_s(r), ",.0f"),
             _num((r.get("test") or {}).get("accuracy"), ".4f"),
-            _notes(r, footnotes),
+            _notes(r, footnotes, all_synthetic),
         ])
         styles.append(STATUS_STYLE.get(r["status"]) if r["status"] != "ok" else None)
+    # one variant (said in the title) or one repeat: those columns would repeat one value on every line
+    drop = {i for i, c in enumerate(columns) if (c.name == "variant" and not variants) or (c.name == "rep" and not
+                                                                                          repeats)}
+    columns = [c for i, c in enumerate(columns) if i not in drop]
+    rows = [[v for i, v in enumerate(row) if i not in drop] for row in rows]
     return fit(columns, rows, width, title, styles), footnotes.lines()
 
 
