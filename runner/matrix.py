@@ -135,6 +135,11 @@ class Environment(_Strict):
         specifier(value)  # ValueError names the problem
         return value
 
+    @property
+    def image_python(self) -> str:
+        """The X.Y its images are built with: `docker.python` where `python` is a range (validated), else `python`."""
+        return (self.docker.python if self.docker is not None else None) or self.python
+
     def fingerprint(self) -> str:
         """Hash of everything that decides what gets installed: the venv cache key (a 3.12 and a 3.11 build of
         one range are two environments)."""
@@ -291,6 +296,10 @@ def _fmt_loc(loc: tuple) -> str:
     return ".".join(str(p) for p in loc) or "(top level)"
 
 
+def _unknown(kind: str, name: str, known: Any) -> str:
+    return f"unknown {kind} {name!r}" + _suggest(name, list(known))
+
+
 def _suggest(name: str, choices: list[str]) -> str:
     close = difflib.get_close_matches(name, choices, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
@@ -302,23 +311,16 @@ def _cross_check(m: Matrix) -> list[tuple[tuple, str]]:
     for env_name, env in m.environments.items():
         for i, backend in enumerate(env.backends):
             if backend not in m.backends:
-                problems.append(
-                    (
-                        ("environments", env_name, "backends", i),
-                        f"unknown backend {backend!r}" + _suggest(backend, list(m.backends)),
-                    )
-                )
+                problems.append((("environments", env_name, "backends", i), _unknown("backend", backend, m.backends)))
     for b_name, backend in m.backends.items():
         for i, issue in enumerate(backend.known_issues):
             loc = ("backends", b_name, "known_issues", i)
             for model in issue.models:
                 if model not in m.models:
-                    problems.append((loc + ("models",), f"unknown model {model!r}" + _suggest(model, list(m.models))))
+                    problems.append((loc + ("models",), _unknown("model", model, m.models)))
             for prof in issue.profiles or []:
                 if prof not in m.profiles:
-                    problems.append(
-                        (loc + ("profiles",), f"unknown profile {prof!r}" + _suggest(prof, list(m.profiles)))
-                    )
+                    problems.append((loc + ("profiles",), _unknown("profile", prof, m.profiles)))
     for section, name, variables in [*(("backends", b, v.env) for b, v in m.backends.items()),
                                      *(("environments", e, v.env) for e, v in m.environments.items())]:
         for key in variables:
@@ -361,24 +363,19 @@ def _cross_check(m: Matrix) -> list[tuple[tuple, str]]:
     for prof_name, prof in m.profiles.items():
         for i, model in enumerate(prof.models_only or []):
             if model not in m.models:
-                why = f"unknown model {model!r}" + _suggest(model, list(m.models))
+                why = _unknown("model", model, m.models)
                 problems.append((("profiles", prof_name, "models_only", i), why))
         for model in prof.models:
             if model not in m.models:
-                problems.append(
-                    (
-                        ("profiles", prof_name, "models", model),
-                        f"unknown model {model!r}" + _suggest(model, list(m.models)),
-                    )
-                )
+                problems.append((("profiles", prof_name, "models", model), _unknown("model", model, m.models)))
         for backend, limits in prof.backends.items():
             if backend not in m.backends:
                 loc = ("profiles", prof_name, "backends", backend)
-                problems.append((loc, f"unknown backend {backend!r}" + _suggest(backend, list(m.backends))))
+                problems.append((loc, _unknown("backend", backend, m.backends)))
             for model in limits.models:
                 if model not in m.models:
                     loc = ("profiles", prof_name, "backends", backend, "models", model)
-                    problems.append((loc, f"unknown model {model!r}" + _suggest(model, list(m.models))))
+                    problems.append((loc, _unknown("model", model, m.models)))
     for b_name, backend in m.backends.items():
         family = backend.family
         if family and family in m.backends and m.backends[family].family not in (None, family):
@@ -387,19 +384,9 @@ def _cross_check(m: Matrix) -> list[tuple[tuple, str]]:
             )
     for i, env_name in enumerate(m.defaults.environments or []):
         if env_name not in m.environments:
-            problems.append(
-                (
-                    ("defaults", "environments", i),
-                    f"unknown environment {env_name!r}" + _suggest(env_name, list(m.environments)),
-                )
-            )
+            problems.append((("defaults", "environments", i), _unknown("environment", env_name, m.environments)))
     if m.defaults.profile not in m.profiles:
-        problems.append(
-            (
-                ("defaults", "profile"),
-                f"unknown profile {m.defaults.profile!r}" + _suggest(m.defaults.profile, list(m.profiles)),
-            )
-        )
+        problems.append((("defaults", "profile"), _unknown("profile", m.defaults.profile, m.profiles)))
     problems += _check_variants(m)
     for backend in m.backends:
         if not m.environments_for(backend):
@@ -421,11 +408,11 @@ def _check_variants(m: Matrix) -> list[tuple[tuple, str]]:
         for i, backend in enumerate(scope.backends):
             if backend not in m.backends:
                 problems.append((loc + ("applies_to", "backends", i),
-                                 f"unknown backend {backend!r}" + _suggest(backend, list(m.backends))))
+                                 _unknown("backend", backend, m.backends)))
         for i, env_name in enumerate(scope.environments or []):
             if env_name not in m.environments:
                 problems.append((loc + ("applies_to", "environments", i),
-                                 f"unknown environment {env_name!r}" + _suggest(env_name, list(m.environments))))
+                                 _unknown("environment", env_name, m.environments)))
         for key in variant.env:
             if not re.match(ENV_NAME_RE, key):
                 problems.append((loc + ("env", key), f"{key!r} is not an environment variable name "
@@ -457,7 +444,7 @@ def _check_variants(m: Matrix) -> list[tuple[tuple, str]]:
         name = m.default_variant(env_name)
         if name not in m.variants:
             if env.default_variant:
-                problems.append((loc, f"unknown variant {name!r}" + _suggest(name, list(m.variants))))
+                problems.append((loc, _unknown("variant", name, m.variants)))
             continue
         for backend in env.backends:
             if backend in m.backends and (why := m.variant_misfit(name, backend, env_name)):

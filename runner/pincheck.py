@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     names = args.environments or [n for n, e in matrix.environments.items() if e.docker and e.keras.startswith("3")]
     index, failed = _Index(), 0
     for name in names:
-        outcome = check(image_requirements(matrix, name, flavour), matrix.environments[name].python, index)
+        outcome = check(image_requirements(matrix, name, flavour), matrix.environments[name].image_python, index)
         failed += bool(outcome.problems)
         state = "ok" if not outcome.problems else "BROKEN"
         print(f"{name} ({flavour}): {state}, {len(outcome.chosen)} projects resolve")

@@ -17,7 +17,7 @@ def test_every_keras3_gpu_image_resolves_its_pins_from_metadata_alone():
     index, started = _Index(), time.perf_counter()
     for name in names:
         requirements = image_requirements(matrix, name, "gpu")
-        outcome = check(requirements, matrix.environments[name].python, index)
+        outcome = check(requirements, matrix.environments[name].image_python, index)
         assert outcome.problems == [], f"{name}: {outcome.problems}"
         assert any(p.startswith("nvidia-cudnn") for p in outcome.chosen), outcome.chosen  # CUDA comes as wheels
     assert time.perf_counter() - started < 120

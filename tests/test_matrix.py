@@ -25,7 +25,9 @@ def test_real_matrix_declares_the_five_models_on_three_keras3_backends(matrix):
     for name in keras3:
         env = matrix.environments[name]
         assert env.python == ">=3.11,<3.14" and env.docker.python == "3.11" and env.keras.startswith("3.15")
+        assert env.image_python == "3.11"  # what images, the pin check and the GPU recipes build with
         assert len(env.backends) == 1  # one environment per Keras 3 backend: their dependencies never fight
+    assert matrix.environments["keras2017-theano"].image_python == "3.6"  # a plain version serves both
     torch_env = matrix.environments[matrix.environments_for("torch")[0]]
     assert "torch==2.13.0+cpu" in torch_env.requirements  # the CPU build, never PyPI's CUDA one
     assert torch_env.extra_index_urls == ["https://download.pytorch.org/whl/cpu"]

@@ -108,7 +108,7 @@ def resolve_recipe(name: str, env: Environment, flavour: str) -> Recipe:
         requirements=tuple(recipe.requirements.get(flavour) or env.requirements),  # type: ignore[call-overload]
         wheels=tuple(recipe.wheels.get(flavour, [])),  # type: ignore[call-overload]
         build_args=dict(recipe.build_args),
-        python=recipe.python or env.python,
+        python=env.image_python,
         declared_base=declared,
         index_url=recipe.index_url[flavour] if flavour in recipe.index_url else env.index_url,  # type: ignore[index]
         extra_index_urls=tuple(recipe.extra_index_urls[flavour]  # type: ignore[index]
@@ -192,7 +192,8 @@ class ImageStore:
         try:
             recipe = self._recipe(name, env, flavour)
         except EnvironmentBuildError as exc:
-            return {"environment": name, "location": str(exc), "cached": False, "python": env.python, "installs": []}
+            return {"environment": name, "location": str(exc), "cached": False, "python": env.image_python,
+                    "installs": []}
         return {
             "environment": name,
             "location": f"{recipe.tag} (on {recipe.base_image})",
