@@ -393,9 +393,8 @@ def test_jobs_are_submitted_watched_and_collected_through_the_client(fake_cluste
                for p in posts)
 
 
-@pytest.mark.venv
-def test_ctrl_c_deletes_the_runs_jobs(fake_cluster, tmp_path):
-    cluster, env = fake_cluster
+def start_a_hung_job(cluster: FakeCluster, env: dict[str, str], tmp_path: Path) -> subprocess.Popen:
+    """A run of one MLP cell that hangs in training, returned once its Job's pod is running."""
     proc = runner(["--results", str(tmp_path / "results"), "--model", "mlp"],
                   {**env, "KBM_TESTING": "1", "KBM_FAULT": "hang@mlp"})
     deadline = time.monotonic() + 120
@@ -404,6 +403,13 @@ def test_ctrl_c_deletes_the_runs_jobs(fake_cluster, tmp_path):
             proc.kill()
             pytest.fail(f"the Job never ran: {proc.communicate()[0][-2000:]}")
         time.sleep(0.2)
+    return proc
+
+
+@pytest.mark.venv
+def test_ctrl_c_deletes_the_runs_jobs(fake_cluster, tmp_path):
+    cluster, env = fake_cluster
+    proc = start_a_hung_job(cluster, env, tmp_path)
     (job,) = cluster.jobs.values()
     pod_proc = job["pod"]["proc"]
     proc.send_signal(signal.SIGINT)
@@ -434,14 +440,7 @@ def test_a_job_the_api_server_keeps_failing_to_report_is_failed_and_deleted(fake
     """Job status answered with 500 past the tolerance: the cell fails with the API's words and its Job, which may
     still be running, is deleted rather than left to run unwatched."""
     cluster, env = fake_cluster
-    faulty = {**env, "KBM_TESTING": "1", "KBM_FAULT": "hang@mlp"}
-    proc = runner(["--results", str(tmp_path / "results"), "--model", "mlp"], faulty)
-    deadline = time.monotonic() + 120
-    while not any(j["pod"]["phase"] == "Running" for j in list(cluster.jobs.values())):
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            pytest.fail(f"the Job never ran: {proc.communicate()[0][-2000:]}")
-        time.sleep(0.2)
+    proc = start_a_hung_job(cluster, env, tmp_path)
     (name,) = cluster.jobs
     cluster.fail_next = {"job-status": 1000}
     output, _ = proc.communicate(timeout=300)
@@ -456,14 +455,7 @@ def test_a_job_the_api_server_keeps_failing_to_report_is_failed_and_deleted(fake
 def test_a_runner_killed_with_sigkill_leaves_no_job_behind(fake_cluster, tmp_path):
     """SIGKILL reaches no handler: the run's watchdog sees the runner gone and deletes its Job through the API."""
     cluster, env = fake_cluster
-    faulty = {**env, "KBM_TESTING": "1", "KBM_FAULT": "hang@mlp"}
-    proc = runner(["--results", str(tmp_path / "results"), "--model", "mlp"], faulty)
-    deadline = time.monotonic() + 120
-    while not any(j["pod"]["phase"] == "Running" for j in list(cluster.jobs.values())):
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            pytest.fail(f"the Job never ran: {proc.communicate()[0][-2000:]}")
-        time.sleep(0.2)
+    proc = start_a_hung_job(cluster, env, tmp_path)
     (job,) = cluster.jobs.values()
     proc.kill()
     proc.communicate(timeout=30)
