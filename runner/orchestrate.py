@@ -431,10 +431,10 @@ def _poll_one(
     warnings = run.executor_info.get("version_warnings")  # an existing interpreter's versions vs the pins
     if warnings:
         result["warnings"] = [*(result.get("warnings") or []), *warnings]
-        write_json_atomic(run.cell_dir / RESULT_FILE, result)
     reason = run.executor_info.get("reason")
     if reason and result["status"] != "ok":  # what the scheduler said (out of memory, node failure, ...)
         result["error"] = f"{result['error']}; {reason}"
+    if warnings or (reason and result["status"] != "ok"):  # finalize wrote it without these: once more, whole
         write_json_atomic(run.cell_dir / RESULT_FILE, result)
     outcome.results.append(result)
     display.cell_finished(result)
