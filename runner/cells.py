@@ -226,6 +226,8 @@ def worker_spec(matrix: Matrix, cell: Cell, data_source: str, timeout_s: float |
         "cell_id": cell.id,
         "backend": matrix.backends[cell.backend].model_dump(),
         "variant": variant_settings(matrix, cell),
+        # what cell_variables sets in the process (unexpanded): the worker records these, not a rebuild of them
+        "variables": cell_variables(matrix, cell),
         "model": model.model_dump(),
         "run": {
             "epochs": limits.epochs or model.epochs,

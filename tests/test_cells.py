@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runner.cells import Cell, Selection, SelectionError, expand, plan, repeat_seed, worker_spec
+from runner.cells import Cell, Selection, SelectionError, cell_variables, expand, plan, repeat_seed, worker_spec
 
 
 def test_default_plan_is_five_models_on_all_seven_backends(matrix):
@@ -158,3 +158,20 @@ def test_a_longer_time_limit_is_the_same_experiment(matrix):
     assert (short["timeout_s"], long["timeout_s"]) == (60, 3600)
     assert short["spec_hash"] == long["spec_hash"]
     assert worker_spec(matrix, cell, "synthetic", 60)["spec_hash"] != short["spec_hash"]  # what is measured counts
+
+
+def test_the_worker_records_every_variable_the_cell_runs_with(matrix, monkeypatch):
+    """The environment's own variables (CNTK's library path) are recorded too, read back from the process."""
+    from models.worker import record_settings
+
+    cell = expand(matrix, Selection(models=("mlp",), backends=("cntk@keras2",),
+                                    environments=("keras2017-tf-cntk",)))[0]
+    spec = worker_spec(matrix, cell, "real")
+    assert spec["variables"] == cell_variables(matrix, cell) and "OPAL_PREFIX" in spec["variables"]
+    monkeypatch.setenv("OPAL_PREFIX", "/cache/env/debian/usr")  # what an executor sets, {env_dir} expanded
+    monkeypatch.setenv("KERAS_BACKEND", "cntk")
+    result = {"settings": {}}
+    record_settings(spec, result)
+    assert result["settings"]["env"]["OPAL_PREFIX"] == "{env_dir}/debian/usr"
+    assert result["settings"]["env_applied"]["OPAL_PREFIX"] == "/cache/env/debian/usr"
+    assert result["settings"]["env_applied"]["KERAS_BACKEND"] == "cntk"
