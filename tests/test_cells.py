@@ -67,7 +67,7 @@ def test_bad_selections_say_what_to_fix(matrix, sel, words):
 def test_cell_round_trips_and_its_id_is_derived(matrix):
     cell = expand(matrix, Selection(models=("hrnn",), backends=("jax",)))[0]
     assert Cell.from_dict(cell.to_dict()) == cell
-    assert cell.id == "hrnn.jax.keras3-jax.quick.default.r0"
+    assert cell.id == "hrnn.jax.keras3-jax.quick.jax-ynn-no-conv.r0"
 
 
 def test_spec_resolves_profile_limits_and_hashes_the_experiment(matrix):

@@ -106,7 +106,7 @@ def interrupted_run(tmp_path) -> tuple[str, ...]:
     selection = {"only": ["jax"], "model": ["mlp"], "env": [], "profile": "smoke", "repeats": 1, "seed": 1337,
                  "data": "synthetic", "matrix": str(REPO_ROOT / "matrix.yaml"), "executor": "venv", "gpus": None,
                  "parallel": 1, "timeout": None}
-    (run / "run.json").write_text(json.dumps({"argv": [], "cells": ["mlp.jax.keras3-jax.smoke.default.r0"],
+    (run / "run.json").write_text(json.dumps({"argv": [], "cells": ["mlp.jax.keras3-jax.smoke.jax-ynn-no-conv.r0"],
                                               "selection": selection}))
     return ("--resume", str(run))
 

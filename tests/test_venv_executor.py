@@ -191,7 +191,7 @@ def test_two_runs_started_together_on_an_empty_cache_build_the_environment_once(
     assert (folder / MARKER).exists()
     for i in range(2):
         (run,) = [p for p in (tmp_path / f"results{i}").iterdir() if p.is_dir() and not p.is_symlink()]
-        result = json.loads((run / "mlp.jax.keras3-jax.smoke.default.r0" / "result.json").read_text())
+        result = json.loads((run / "mlp.jax.keras3-jax.smoke.jax-ynn-no-conv.r0" / "result.json").read_text())
         assert result["status"] == "ok" and result["executor"]["location"] == str(folder)
 
 
