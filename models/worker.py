@@ -122,11 +122,8 @@ def record_settings(spec, result):
         mixed_precision=variant.get("mixed_precision"),
         jax_config=variant.get("jax_config") or {},
     )
-    env = spec.get("variables")
-    if env is None:  # specs from before `variables`: the backend's and the variant's, as they were then
-        env = dict(spec["backend"].get("env") or {})
-        env.update(variant.get("env") or {})
-    settings["env"] = dict(env)
+    env = spec["variables"]  # every variable the runner set (runner.cells.cell_variables), not a rebuild of them
+    settings["env"] = env
     settings["variant_env"] = dict(variant.get("env") or {})
     # read back, not assumed: what the runner set before this interpreter started
     settings["env_applied"] = dict((k, os.environ.get(k)) for k in sorted(env))
