@@ -102,16 +102,9 @@ def first_line(exc, limit=500):
 GATE_PROBE = [-3.0, -2.5, -1.0, -0.2, 0.0, 0.4, 1.0, 2.5, 3.0]  # where the sigmoids and hard sigmoids differ
 
 
-def variant_of(spec):
-    """The cell's resolved variant (specs from before variants: the backend's own settings)."""
-    backend = spec["backend"]
-    return spec.get("variant") or {"name": "default", "data_format": backend["data_format"],
-                                   "jit_compile": backend["jit_compile"], "env": {}}
-
-
 def record_settings(spec, result):
     """The settings the cell runs under, resolved, plus the variables as this process really sees them."""
-    variant = variant_of(spec)
+    variant = spec["variant"]  # runner/cells.py worker_spec, always
     settings = result["settings"]
     settings.update(
         variant=variant["name"],

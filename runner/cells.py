@@ -10,7 +10,7 @@ import difflib
 import hashlib
 import json
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from runner.matrix import Matrix
@@ -54,6 +54,9 @@ class Selection:
     seed: int | None = None
     variants: tuple[str, ...] = ()  # empty: each environment's default; "all": every variant that applies
     gpus: int | None = None  # --gpus: decides which variants apply (device: gpu/cpu)
+    # --python: environment -> the package versions its interpreter imports (variants' `versions` are checked
+    # against them, not against the pins); None: the environments are built from their pins
+    found: dict[str, dict[str, str]] | None = field(default=None, compare=False, hash=False)
 
 
 ALL_VARIANTS = "all"
@@ -108,11 +111,36 @@ def _environments(matrix: Matrix, sel: Selection, only: list[tuple[set[str], str
     return set(matrix.defaults.environments or matrix.environments)
 
 
-def _variants_for(matrix: Matrix, sel: Selection, backend: str, env_name: str, gpus: bool) -> list[str]:
+def _found(sel: Selection, env_name: str) -> dict[str, str] | None:
+    return None if sel.found is None else sel.found.get(env_name, {})
+
+
+def _default_variant(matrix: Matrix, sel: Selection, backend: str, env_name: str, gpus: bool,
+                     notes: list[str]) -> str:
+    """The environment's default variant, or the matrix's plain default where `--python`'s interpreter has
+    versions that variant was not verified with (XLA would abort on a flag its jaxlib lacks)."""
+    name = matrix.default_variant(env_name)
+    why = matrix.variant_misfit(name, backend, env_name, gpus, _found(sel, env_name))
+    if why is None:
+        return name
+    note = f"{why}: {backend}'s cells run variant {matrix.defaults.variant} instead"
+    if note not in notes:
+        notes.append(note)
+    return matrix.defaults.variant
+
+
+def _variants_for(matrix: Matrix, sel: Selection, backend: str, env_name: str, gpus: bool,
+                  notes: list[str]) -> list[str]:
     if not sel.variants:
-        return [matrix.default_variant(env_name)]
+        return [_default_variant(matrix, sel, backend, env_name, gpus, notes)]
     names = list(matrix.variants) if ALL_VARIANTS in sel.variants else list(sel.variants)
-    return [v for v in names if matrix.variant_misfit(v, backend, env_name, gpus) is None]
+    fits = [v for v in names if matrix.variant_misfit(v, backend, env_name, gpus, _found(sel, env_name)) is None]
+    if ALL_VARIANTS not in sel.variants:
+        for v in names:
+            why = matrix.variant_misfit(v, backend, env_name, gpus, _found(sel, env_name))
+            if why and why not in notes:
+                notes.append(why)
+    return fits
 
 
 def plan(matrix: Matrix, sel: Selection) -> tuple[list[Cell], list[str]]:
@@ -155,12 +183,8 @@ def plan(matrix: Matrix, sel: Selection) -> tuple[list[Cell], list[str]]:
             for backend in env.backends:
                 if not wanted(backend, env_name):
                     continue
-                combos += [(model, backend, env_name, v) for v in _variants_for(matrix, sel, backend, env_name, gpus)]
-                if ALL_VARIANTS not in sel.variants:
-                    for v in sel.variants:
-                        why = matrix.variant_misfit(v, backend, env_name, gpus)
-                        if why and why not in notes:
-                            notes.append(why)
+                combos += [(model, backend, env_name, v)
+                           for v in _variants_for(matrix, sel, backend, env_name, gpus, notes)]
     cells = [Cell(model, backend, env_name, profile, repeat, repeat_seed(base_seed, repeat), variant)
              for repeat in range(repeats) for model, backend, env_name, variant in combos]
     if not cells:

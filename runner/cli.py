@@ -12,6 +12,7 @@ import json
 import shlex
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -333,14 +334,18 @@ def run_main(argv: list[str], sweep: bool = False) -> int:
         matrix = load_matrix(args.matrix)
         sel = Selection(tuple(args.only), tuple(args.model), tuple(args.env), args.profile, args.repeats, args.seed,
                         tuple(args.variant), args.gpus)
+        if args.python:
+            # the environments the selection touches (each default variant fits its own pins), then the variants
+            # checked against what that interpreter really imports (XLA aborts on flags its jaxlib lacks)
+            touched = plan(matrix, replace(sel, variants=()))[0]
+            executor, why = existing_interpreter(args, matrix, touched)
+            sel = replace(sel, found=executor.found_versions(list(dict.fromkeys(c.environment for c in touched))))
         cells, notes = plan(matrix, sel)
         for note in notes:
             console.print(f"[yellow]not planned:[/] {note}", highlight=False)
         if planned is not None:
             check_resumed_cells(cells, planned, recorded)
-        if args.python:
-            executor, why = existing_interpreter(args, matrix, cells)
-        else:
+        if not args.python:
             executor, why = choose(args.executor, gpus=args.gpus)
     except (MatrixError, SelectionError, ResumeError, ValueError) as exc:
         console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)

@@ -162,8 +162,6 @@ def main(argv: list[str] | None = None) -> int:
            "--results", str(results_root), "--matrix", str(args.matrix.resolve()),
            *(a for b in backends for a in ("--only", f"{b}@keras3")),
            *(a for m in args.model or MODELS for a in ("--model", m)),
-           # the backends as they ship: a machine's own jaxlib may not know the XLA CPU flag of JAX's CPU default
-           "--variant", "default",
            *(["--data", args.data] if args.data else [])]  # fmt: skip
     code = subprocess.run(cmd, env={**os.environ, "PYTHONPATH": pythonpath}, cwd=paths.REPO_ROOT).returncode
     if code in (2, 130):

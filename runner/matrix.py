@@ -156,6 +156,23 @@ class Environment(_Strict):
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
+def requirement_name(requirement: str) -> tuple[str, str | None]:
+    """('tensorflow-cpu', '2.21.0') from 'tensorflow-cpu==2.21.0'; extras and markers dropped, names normalised."""
+    name, _, version = requirement.partition("==")
+    name = re.split(r"[\[ ;<>=!~@]", name.strip(), maxsplit=1)[0].lower().replace("_", "-")
+    return name, (version.split(";")[0].strip() or None)
+
+
+def pinned_packages(env: Environment) -> dict[str, str]:
+    """Every package the environment pins exactly (name -> version), and keras."""
+    pins = {"keras": env.keras}
+    for requirement in env.requirements:
+        name, version = requirement_name(requirement)
+        if version is not None:
+            pins[name] = version
+    return pins
+
+
 def expand_env_dir(variables: dict[str, str], env_dir: str) -> dict[str, str]:
     """A cell's variables with {env_dir} replaced by where the executor built (or mounted) its environment."""
     return {key: value.replace(ENV_DIR, env_dir) for key, value in variables.items()}
@@ -251,8 +268,11 @@ class Matrix(_Strict):
     def default_variant(self, environment: str) -> str:
         return self.environments[environment].default_variant or self.defaults.variant
 
-    def variant_misfit(self, variant: str, backend: str, environment: str, gpus: bool = False) -> str | None:
-        """Why `variant` does not apply to this backend in this environment (None: it applies)."""
+    def variant_misfit(self, variant: str, backend: str, environment: str, gpus: bool = False,
+                       found: dict[str, str] | None = None) -> str | None:
+        """Why `variant` does not apply to this backend in this environment (None: it applies).
+
+        `found`: the package versions the cell's interpreter really has (`--python`); else the environment's pins."""
         scope = self.variants[variant].applies_to
         keras = self.environments[environment].keras
         if backend not in scope.backends:
@@ -265,6 +285,13 @@ class Matrix(_Strict):
             return f"variant {variant} applies to cells with GPUs (a profile with gpus, or --gpus)"
         if scope.device == "cpu" and gpus:
             return f"variant {variant} applies to CPU-only cells"
+        have = pinned_packages(self.environments[environment]) if found is None else found
+        where = environment if found is None else f"the interpreter of {environment}"
+        for package, wanted in scope.versions.items():
+            version = have.get(package)
+            if version is None or not specifier(wanted).contains(version.split("+")[0], prereleases=True):
+                return (f"variant {variant} was verified with {package} {wanted}; {where} has "
+                        f"{package} {version or '(none)'}")
         return None
 
 
@@ -426,6 +453,14 @@ def _check_variants(m: Matrix) -> list[tuple[tuple, str]]:
         if any(b not in m.backends for b in scope.backends) or any(
                 e not in m.environments for e in scope.environments or []):
             continue
+        for package in scope.versions:
+            unpinned = sorted({e for b in scope.backends for e in m.environments_for(b)
+                               if (scope.environments is None or e in scope.environments)
+                               and package not in pinned_packages(m.environments[e])})
+            if unpinned:
+                problems.append((loc + ("applies_to", "versions", package),
+                                 f"{package} has no exact pin (==) in {', '.join(unpinned)}, so its version cannot be "
+                                 f"checked; pin it there or narrow applies_to.environments"))
         fits = [(b, e) for b in scope.backends for e in m.environments_for(b)
                 if m.variant_misfit(name, b, e, gpus=scope.device == "gpu") is None]
         if not fits:

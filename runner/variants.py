@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from runner.interpreters import specifier
 
 
 class _Strict(BaseModel):
@@ -17,12 +19,26 @@ class _Strict(BaseModel):
 
 class VariantScope(_Strict):
     """Where a variant may run: these backends, optionally only these environments, Keras versions starting with
-    one of `keras`, and cells with (`gpu`) or without (`cpu`) GPUs."""
+    one of `keras`, cells with (`gpu`) or without (`cpu`) GPUs, and package versions inside `versions`.
+
+    `versions` (package -> PEP 440 range, e.g. {jaxlib: ">=0.10.2,<0.11"}) is where a setting was verified to
+    exist: XLA aborts on a flag its jaxlib does not know, so a variant of flags must not reach another jaxlib. It
+    is checked against an environment's pins and, under `--python`, against what that interpreter imports."""
 
     backends: list[str] = Field(min_length=1)
     environments: list[str] | None = None
     keras: list[str] | None = None
     device: Literal["any", "cpu", "gpu"] = "any"
+    versions: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("versions")
+    @classmethod
+    def _ranges(cls, value: dict[str, str]) -> dict[str, str]:
+        for package, wanted in value.items():
+            if not wanted.strip() or wanted.strip()[0].isdigit():
+                raise ValueError(f"{package}: {wanted!r} is not a version range; write one like '>=0.10.2,<0.11'")
+            specifier(wanted)  # ValueError names the problem
+        return value
 
 
 class Variant(_Strict):

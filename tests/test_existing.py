@@ -34,15 +34,23 @@ def test_a_smoke_cell_runs_in_an_existing_interpreter_and_a_differing_pin_is_a_w
 ):
     python = Path(prepared("keras3-jax").location) / "bin" / "python"
     doc = yaml.safe_load((REPO_ROOT / "matrix.yaml").read_text())
-    doc["environments"]["keras3-jax"]["requirements"] = ["keras==3.15.1", "jax==0.4.0", "numpy==2.4.6"]
+    doc["environments"]["keras3-jax"]["requirements"] = ["keras==3.15.1", "jax==0.4.0", "jaxlib==0.4.0",
+                                                         "numpy==2.4.6"]
+    # JAX's flag variants (the environment's default among them) fit these pins, not this interpreter's jaxlib 0.10.2
+    for variant in doc["variants"].values():
+        if "jaxlib" in variant["applies_to"].get("versions", {}):
+            variant["applies_to"]["versions"] = {"jaxlib": "<0.5"}
     (tmp_path / "matrix.yaml").write_text(yaml.safe_dump(doc))
     proc = run_runner(["--python", str(python), "--matrix", str(tmp_path / "matrix.yaml"), "--only", "jax",
                        "--model", "mlp", "--profile", "smoke"], keras_home, tmp_path)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"executor existing: --python {python}" in proc.stderr
     assert "warning: jax 0.10.2 differs from the environment's pin 0.4.0" in proc.stderr
+    assert ("variant jax-ynn-no-conv was verified with jaxlib <0.5; the interpreter of keras3-jax has jaxlib 0.10.2: "
+            "jax's cells run variant default instead") in " ".join(proc.stderr.split())
     (r,) = run_results(tmp_path)
     assert r["status"] == "ok" and r["params"] == matrix.models["mlp"].expected_params
+    assert r["cell"]["variant"] == "default" and "XLA_FLAGS" not in r["settings"]["env_applied"]
     ex = r["executor"]
     assert ex["name"] == "existing" and ex["python"] == str(python) and ex["location"] == str(python)
     assert ex["versions"]["jax"] == r["versions"]["jax"] == "0.10.2" and ex["versions"]["keras"] == "3.15.1"

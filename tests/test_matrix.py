@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from runner.cells import Selection, SelectionError, plan
 from runner.matrix import MatrixError, load_matrix
 from runner.paths import REPO_ROOT
 
@@ -80,6 +81,9 @@ def _line_of(text: str, needle: str) -> int:
          "environments.keras2017-tf-cntk.default_variant", "did you mean 'faithful-2017'"),
         ("    recurrent_activation: hard_sigmoid_keras2\n", "    recurrent_activation: hard_sigmoid\n",
          "variants.faithful-2017.recurrent_activation", "hard_sigmoid_keras2"),
+        ('    applies_to: {backends: [jax], keras: ["3."], versions: {jaxlib: ">=0.10.2,<0.11"}}\n',
+         '    applies_to: {backends: [jax], keras: ["3."], versions: {jaxlib: "0.10.2"}}\n',
+         "variants.jax-ynn-no-conv.applies_to.versions", "not a version range"),
     ],
 )
 def test_mistakes_name_file_line_and_key(tmp_path, old, new, key, words):
@@ -117,6 +121,32 @@ def test_keras3_only_settings_need_a_keras3_scope(tmp_path):
     line = _line_of(REAL, old) + 1
     assert f"matrix.yaml:{line}: variants.steps-8.steps_per_execution: steps_per_execution needs Keras 3" in message
     assert "keras2017-tf-cntk" in message and 'keras: ["3."]' in message
+
+
+def test_a_variant_stays_on_the_versions_it_was_verified_with(tmp_path, matrix):
+    """A jaxlib bump must not carry XLA flags to a jaxlib that may abort on them: the environment's default
+    variant stops fitting its pins (an error at default_variant), and an unpinned package cannot be checked."""
+    message = _broken(tmp_path, "      - jaxlib==0.10.2\n", "      - jaxlib==0.11.0\n")
+    assert f"matrix.yaml:{_line_of(REAL, '    default_variant: jax-ynn-no-conv')}: " \
+           "environments.keras3-jax.default_variant: " in message
+    assert "variant jax-ynn-no-conv was verified with jaxlib >=0.10.2,<0.11; keras3-jax has jaxlib 0.11.0" in message
+    message = _broken(tmp_path, "      - jaxlib==0.10.2\n", "")
+    line = _line_of(REAL, "  jax-ynn-no-conv:") + 6 - 1  # its applies_to, one line up without the pin
+    assert f"matrix.yaml:{line}: variants.jax-ynn-no-conv.applies_to.versions.jaxlib: jaxlib has no exact pin (==) " \
+           "in keras3-jax" in message
+    # the pins decide for a built environment; an interpreter's own versions (`--python`) decide for it
+    assert matrix.variant_misfit("jax-ynn-no-conv", "jax", "keras3-jax") is None
+    assert matrix.variant_misfit("jax-ynn-no-conv", "jax", "keras3-jax", found={"jaxlib": "0.10.2+cuda12"}) is None
+    assert "the interpreter of keras3-jax has jaxlib 0.4.30" in matrix.variant_misfit(
+        "jax-ynn-no-conv", "jax", "keras3-jax", found={"jaxlib": "0.4.30"})
+    # such an interpreter runs the plain default instead of the environment's, and is told why
+    old_jaxlib = {"keras3-jax": {"jaxlib": "0.4.30"}}
+    cells, notes = plan(matrix, Selection(backends=("jax",), models=("mlp",), found=old_jaxlib))
+    assert [c.variant for c in cells] == ["default"]
+    assert notes == ["variant jax-ynn-no-conv was verified with jaxlib >=0.10.2,<0.11; the interpreter of keras3-jax "
+                     "has jaxlib 0.4.30: jax's cells run variant default instead"]
+    with pytest.raises(SelectionError, match="the interpreter of keras3-jax has jaxlib 0.4.30"):
+        plan(matrix, Selection(backends=("jax",), variants=("jax-no-ynn",), found=old_jaxlib))
 
 
 def test_real_variants_cover_the_keras3_backends_and_the_2017_defaults(matrix):

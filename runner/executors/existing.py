@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -22,7 +21,7 @@ from typing import Any
 from runner.executors.base import CellHandle, CellJob, Executor, PreparedEnv
 from runner.executors.venv import launch_worker
 from runner.interpreters import specifier
-from runner.matrix import Environment, Matrix, expand_env_dir
+from runner.matrix import Environment, Matrix, expand_env_dir, requirement_name
 
 PROBE_TIMEOUT_S = 300
 # Runs in the user's interpreter, which may be as old as the 2017 environments' Python 3.6: no f-strings.
@@ -45,19 +44,12 @@ class InterpreterError(ValueError):
     """--python names an interpreter that cannot serve the selected cells; nothing runs (exit status 2)."""
 
 
-def _base_name(requirement: str) -> tuple[str, str | None]:
-    """('tensorflow-cpu', '2.21.0') from 'tensorflow-cpu==2.21.0'; extras and markers dropped."""
-    name, _, version = requirement.partition("==")
-    name = re.split(r"[\[ ;<>=!~@]", name.strip(), maxsplit=1)[0].lower().replace("_", "-")
-    return name, (version.split(";")[0].strip() or None)
-
-
 def pinned_versions(env: Environment, frameworks: list[str]) -> dict[str, str]:
     """What the matrix pins, keyed as the worker's `versions` are: python, keras, numpy and each framework
     (a pin named like the framework or the framework plus a suffix: tensorflow-cpu, mxnet-cu80)."""
     pins = {"python": env.python, "keras": env.keras}
     for requirement in env.requirements:
-        name, version = _base_name(requirement)
+        name, version = requirement_name(requirement)
         if version is None:
             continue
         if name == "numpy":
@@ -106,7 +98,9 @@ class ExistingExecutor(Executor):
         if name in self._probes:
             return self._probes[name]
         frameworks = self._frameworks(env)
-        modules = list(dict.fromkeys([fw for _, fw, _ in frameworks] + ["numpy"]))
+        checked = [p for v in self.matrix.variants.values() for p in v.applies_to.versions
+                   if set(v.applies_to.backends) & set(env.backends)]  # what variants' `versions` name
+        modules = list(dict.fromkeys([fw for _, fw, _ in frameworks] + ["numpy", *checked]))
         variables = dict(os.environ)
         variables.pop("VIRTUAL_ENV", None)
         variables.update(expand_env_dir(env.env, self._env_dir()))
@@ -142,7 +136,7 @@ class ExistingExecutor(Executor):
             error = found.get(module, {}).get("error")
             if not error:
                 continue
-            pin = next((r for r in env.requirements if _base_name(r)[0] in (module, f"{module}-cpu")), module)
+            pin = next((r for r in env.requirements if requirement_name(r)[0] in (module, f"{module}-cpu")), module)
             if module == "keras":
                 pin = f"keras=={env.keras}" if env.keras[0].isdigit() else pin
                 needed_by = f"environment {name}"
@@ -163,6 +157,11 @@ class ExistingExecutor(Executor):
         issues = [p for name in environments for p in self.problems(name, self.matrix.environments[name])]
         if issues:
             raise InterpreterError(f"--python {self.python}: " + "\n  ".join(issues))
+
+    def found_versions(self, environments: list[str]) -> dict[str, dict[str, str]]:
+        """environment -> what the interpreter imports for it (python, keras, numpy, frameworks, the packages
+        variants' `versions` name): the planner checks variants against these instead of the pins."""
+        return {name: self._versions(name, self.matrix.environments[name]) for name in environments}
 
     def _versions(self, name: str, env: Environment) -> dict[str, str]:
         found = self.probe(name, env)
