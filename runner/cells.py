@@ -210,7 +210,7 @@ def variant_settings(matrix: Matrix, cell: Cell) -> dict[str, Any]:
     variant = matrix.variants[cell.variant]
     return {
         "name": cell.variant,
-        "changes_numerics": variant.changes_numerics,
+        "changes_numerics": variant.changes_numerics_on(matrix.environments[cell.environment].keras),
         "data_format": variant.data_format or backend.data_format,
         "jit_compile": backend.jit_compile if variant.jit_compile is None else variant.jit_compile,
         "recurrent_activation": variant.recurrent_activation,

@@ -174,7 +174,7 @@ def variant_table(matrix, cells) -> Table:
                 if getattr(v, k) is not None]
         sets += [f"{k}={val}" for k, val in {**v.env, **v.jax_config}.items()]
         table.add_row(*(Text(t) for t in (name, str(n), "\n".join(sets) or "(the backend's own settings)",
-                                          "yes" if v.changes_numerics else "")))
+                                          _numerics(v.changes_numerics))))
     return table
 
 
@@ -211,6 +211,12 @@ def dry_run(console: Console, matrix, cells, executor, data: str, timeout: float
     table = fit([columns[i] for i in shown], [[row[i] for i in shown] for row in rows], min(console.width, 120),
                 f"{len(cells)} cells ({', '.join(said)})")
     console.print(table)
+
+
+def _numerics(scope: bool | list[str]) -> str:
+    if isinstance(scope, bool):
+        return "yes" if scope else ""
+    return "on Keras " + ", ".join(f"{p}*" for p in scope)
 
 
 def existing_interpreter(args: argparse.Namespace, matrix, cells) -> tuple[ExistingExecutor, str]:

@@ -48,7 +48,9 @@ class Variant(_Strict):
 
     description: str = Field(min_length=10)
     applies_to: VariantScope
-    changes_numerics: bool = False  # may not be a default without saying so: it trains a different function
+    # trains a different function, so it may not be a default without saying so: true, or the Keras version
+    # prefixes where it does (faithful-2017's gates are new on Keras 3 only; 2.0.8 and 1.2.2 train them anyway)
+    changes_numerics: bool | list[str] = False
     data_format: Literal["channels_last", "channels_first"] | None = None
     jit_compile: bool | Literal["auto"] | None = None
     # the LSTM gate activation; `hard_sigmoid_keras2` is Keras 2's clip(0.2x + 0.5, 0, 1) (not Keras 3's
@@ -59,6 +61,12 @@ class Variant(_Strict):
     env: dict[str, str] = Field(default_factory=dict)
     # options with no environment variable: jax.config.update(name, value) before the first computation (JAX only)
     jax_config: dict[str, bool | int | float | str] = Field(default_factory=dict)
+
+
+    def changes_numerics_on(self, keras: str) -> bool:
+        """Whether the variant trains a different function under this Keras version."""
+        scope = self.changes_numerics
+        return scope if isinstance(scope, bool) else any(keras.startswith(p) for p in scope)
 
 
 KERAS3_ONLY = ("jit_compile", "steps_per_execution", "mixed_precision")  # settings older Keras does not have
