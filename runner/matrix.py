@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from runner.interpreters import PLAIN, built_version, specifier
+from runner.pins import pinned_packages
 from runner.variants import KERAS3_ONLY, Variant
 
 NAME_RE = r"^[a-z0-9][a-z0-9_.-]*$"
@@ -136,6 +137,11 @@ class Environment(_Strict):
         return value
 
     @property
+    def pins(self) -> dict[str, str]:
+        """Every package it pins exactly (name -> version), and keras."""
+        return pinned_packages(self.keras, self.requirements)
+
+    @property
     def image_python(self) -> str:
         """The X.Y its images are built with: `docker.python` where `python` is a range (validated), else `python`."""
         return (self.docker.python if self.docker is not None else None) or self.python
@@ -154,23 +160,6 @@ class Environment(_Strict):
             inputs.update(index_url=self.index_url, extra_index_urls=self.extra_index_urls)
         payload = json.dumps(inputs, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
-
-
-def requirement_name(requirement: str) -> tuple[str, str | None]:
-    """('tensorflow-cpu', '2.21.0') from 'tensorflow-cpu==2.21.0'; extras and markers dropped, names normalised."""
-    name, _, version = requirement.partition("==")
-    name = re.split(r"[\[ ;<>=!~@]", name.strip(), maxsplit=1)[0].lower().replace("_", "-")
-    return name, (version.split(";")[0].strip() or None)
-
-
-def pinned_packages(env: Environment) -> dict[str, str]:
-    """Every package the environment pins exactly (name -> version), and keras."""
-    pins = {"keras": env.keras}
-    for requirement in env.requirements:
-        name, version = requirement_name(requirement)
-        if version is not None:
-            pins[name] = version
-    return pins
 
 
 def expand_env_dir(variables: dict[str, str], env_dir: str) -> dict[str, str]:
@@ -273,26 +262,10 @@ class Matrix(_Strict):
         """Why `variant` does not apply to this backend in this environment (None: it applies).
 
         `found`: the package versions the cell's interpreter really has (`--python`); else the environment's pins."""
-        scope = self.variants[variant].applies_to
-        keras = self.environments[environment].keras
-        if backend not in scope.backends:
-            return f"variant {variant} applies to {', '.join(scope.backends)}, not {backend}"
-        if scope.environments is not None and environment not in scope.environments:
-            return f"variant {variant} applies to environments {', '.join(scope.environments)}, not {environment}"
-        if scope.keras is not None and not any(keras.startswith(p) for p in scope.keras):
-            return f"variant {variant} needs Keras {' or '.join(scope.keras)}*, {environment} has {keras}"
-        if scope.device == "gpu" and not gpus:
-            return f"variant {variant} applies to cells with GPUs (a profile with gpus, or --gpus)"
-        if scope.device == "cpu" and gpus:
-            return f"variant {variant} applies to CPU-only cells"
-        have = pinned_packages(self.environments[environment]) if found is None else found
+        env = self.environments[environment]
         where = environment if found is None else f"the interpreter of {environment}"
-        for package, wanted in scope.versions.items():
-            version = have.get(package)
-            if version is None or not specifier(wanted).contains(version.split("+")[0], prereleases=True):
-                return (f"variant {variant} was verified with {package} {wanted}; {where} has "
-                        f"{package} {version or '(none)'}")
-        return None
+        return self.variants[variant].applies_to.misfit(variant, backend, environment, env.keras, gpus,
+                                                       env.pins if found is None else found, where)
 
 
 def _line_index(node: yaml.Node, path: tuple = (), out: dict | None = None) -> dict[tuple, int]:
@@ -456,7 +429,7 @@ def _check_variants(m: Matrix) -> list[tuple[tuple, str]]:
         for package in scope.versions:
             unpinned = sorted({e for b in scope.backends for e in m.environments_for(b)
                                if (scope.environments is None or e in scope.environments)
-                               and package not in pinned_packages(m.environments[e])})
+                               and package not in m.environments[e].pins})
             if unpinned:
                 problems.append((loc + ("applies_to", "versions", package),
                                  f"{package} has no exact pin (==) in {', '.join(unpinned)}, so its version cannot be "

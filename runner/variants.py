@@ -1,4 +1,5 @@
-"""The shape of a variant in matrix.yaml: a named set of settings a cell runs under, and where it may run.
+"""The shape of a variant in matrix.yaml: a named set of settings a cell runs under, and where it may run
+(`VariantScope.misfit` says why a cell is outside it).
 
 Cross-checks against the rest of the matrix (known backends and environments, Keras 3-only settings, each
 environment's default) live in runner/matrix.py, which reports them with FILE:LINE like every other problem.
@@ -30,6 +31,27 @@ class VariantScope(_Strict):
     keras: list[str] | None = None
     device: Literal["any", "cpu", "gpu"] = "any"
     versions: dict[str, str] = Field(default_factory=dict)
+
+    def misfit(self, variant: str, backend: str, environment: str, keras: str, gpus: bool, have: dict[str, str],
+               where: str) -> str | None:
+        """Why the variant called `variant` does not apply to this cell (None: it applies); `have` holds the
+        package versions to check `versions` against, found in `where` (an environment's pins, an interpreter)."""
+        if backend not in self.backends:
+            return f"variant {variant} applies to {', '.join(self.backends)}, not {backend}"
+        if self.environments is not None and environment not in self.environments:
+            return f"variant {variant} applies to environments {', '.join(self.environments)}, not {environment}"
+        if self.keras is not None and not any(keras.startswith(p) for p in self.keras):
+            return f"variant {variant} needs Keras {' or '.join(self.keras)}*, {environment} has {keras}"
+        if self.device == "gpu" and not gpus:
+            return f"variant {variant} applies to cells with GPUs (a profile with gpus, or --gpus)"
+        if self.device == "cpu" and gpus:
+            return f"variant {variant} applies to CPU-only cells"
+        for package, wanted in self.versions.items():
+            version = have.get(package)
+            if version is None or not specifier(wanted).contains(version.split("+")[0], prereleases=True):
+                return (f"variant {variant} was verified with {package} {wanted}; {where} has "
+                        f"{package} {version or '(none)'}")
+        return None
 
     @field_validator("versions")
     @classmethod

@@ -18,7 +18,7 @@ from rich.console import Console
 
 from reports.cli import compare_table
 from runner.cells import Selection, expand
-from runner.cli import dry_run
+from runner.dryrun import dry_run
 from runner.executors.venv import VenvExecutor
 from runner.paths import REPO_ROOT
 from runner.summary import print_summary
@@ -134,7 +134,8 @@ def test_a_path_with_markup_characters_survives_a_real_run(prepared, tmp_path):
 def test_requirements_with_extras_print_whole_in_the_dry_run(tmp_path):
     """`jax[cpu]` is a requirement, not rich markup: the dry-run's environment table shows it as written."""
     data = yaml.safe_load((REPO_ROOT / "matrix.yaml").read_text())
-    data["environments"]["keras3-jax"]["requirements"] = ["keras==3.15.1", "jax[cpu]==0.10.2", "numpy==2.4.6"]
+    data["environments"]["keras3-jax"]["requirements"] = ["keras==3.15.1", "jax[cpu]==0.10.2", "jaxlib==0.10.2",
+                                                          "numpy==2.4.6"]
     (tmp_path / "m.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
     proc = subprocess.run([sys.executable, "-m", "runner", "--matrix", str(tmp_path / "m.yaml"), "--env", "keras3-jax",
                            "--dry-run", "--executor", "venv"], cwd=REPO_ROOT, capture_output=True, text=True,

@@ -21,7 +21,8 @@ from typing import Any
 from runner.executors.base import CellHandle, CellJob, Executor, PreparedEnv
 from runner.executors.venv import launch_worker
 from runner.interpreters import specifier
-from runner.matrix import Environment, Matrix, expand_env_dir, requirement_name
+from runner.matrix import Environment, Matrix, expand_env_dir
+from runner.pins import requirement_name
 
 PROBE_TIMEOUT_S = 300
 # Runs in the user's interpreter, which may be as old as the 2017 environments' Python 3.6: no f-strings.
