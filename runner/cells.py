@@ -134,13 +134,10 @@ def _variants_for(matrix: Matrix, sel: Selection, backend: str, env_name: str, g
     if not sel.variants:
         return [_default_variant(matrix, sel, backend, env_name, gpus, notes)]
     names = list(matrix.variants) if ALL_VARIANTS in sel.variants else list(sel.variants)
-    fits = [v for v in names if matrix.variant_misfit(v, backend, env_name, gpus, _found(sel, env_name)) is None]
-    if ALL_VARIANTS not in sel.variants:
-        for v in names:
-            why = matrix.variant_misfit(v, backend, env_name, gpus, _found(sel, env_name))
-            if why and why not in notes:
-                notes.append(why)
-    return fits
+    whys = {v: matrix.variant_misfit(v, backend, env_name, gpus, _found(sel, env_name)) for v in names}
+    if ALL_VARIANTS not in sel.variants:  # a variant named on the command line and left out is said
+        notes += [why for why in dict.fromkeys(whys.values()) if why and why not in notes]
+    return [v for v, why in whys.items() if why is None]
 
 
 def plan(matrix: Matrix, sel: Selection) -> tuple[list[Cell], list[str]]:

@@ -84,7 +84,6 @@ class Variant(_Strict):
     # options with no environment variable: jax.config.update(name, value) before the first computation (JAX only)
     jax_config: dict[str, bool | int | float | str] = Field(default_factory=dict)
 
-
     def changes_numerics_on(self, keras: str) -> bool:
         """Whether the variant trains a different function under this Keras version."""
         scope = self.changes_numerics

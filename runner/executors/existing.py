@@ -49,10 +49,7 @@ def pinned_versions(env: Environment, frameworks: list[str]) -> dict[str, str]:
     """What the matrix pins, keyed as the worker's `versions` are: python, keras, numpy and each framework
     (a pin named like the framework or the framework plus a suffix: tensorflow-cpu, mxnet-cu80)."""
     pins = {"python": env.python, "keras": env.keras}
-    for requirement in env.requirements:
-        name, version = requirement_name(requirement)
-        if version is None:
-            continue
+    for name, version in env.pins.items():
         if name == "numpy":
             pins["numpy"] = version
         for framework in frameworks:
