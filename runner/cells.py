@@ -115,18 +115,23 @@ def _found(sel: Selection, env_name: str) -> dict[str, str] | None:
     return None if sel.found is None else sel.found.get(env_name, {})
 
 
+def plain_variant(matrix: Matrix, backend: str, env_name: str, gpus: bool,
+                  found: dict[str, str] | None = None) -> tuple[str, str | None]:
+    """The variant a run without --variant gives this backend in this environment, and why that is not the
+    environment's own default (None: it is). The default falls back to the matrix's plain one where `--python`'s
+    interpreter has versions it was not verified with (XLA would abort on a flag its jaxlib lacks)."""
+    name = matrix.default_variant(env_name)
+    why = matrix.variant_misfit(name, backend, env_name, gpus, found)
+    return (name, None) if why is None else (matrix.defaults.variant, why)
+
+
 def _default_variant(matrix: Matrix, sel: Selection, backend: str, env_name: str, gpus: bool,
                      notes: list[str]) -> str:
-    """The environment's default variant, or the matrix's plain default where `--python`'s interpreter has
-    versions that variant was not verified with (XLA would abort on a flag its jaxlib lacks)."""
-    name = matrix.default_variant(env_name)
-    why = matrix.variant_misfit(name, backend, env_name, gpus, _found(sel, env_name))
-    if why is None:
-        return name
-    note = f"{why}: {backend}'s cells run variant {matrix.defaults.variant} instead"
-    if note not in notes:
+    name, why = plain_variant(matrix, backend, env_name, gpus, _found(sel, env_name))
+    note = f"{why}: {backend}'s cells run variant {name} instead"
+    if why is not None and note not in notes:
         notes.append(note)
-    return matrix.defaults.variant
+    return name
 
 
 def _variants_for(matrix: Matrix, sel: Selection, backend: str, env_name: str, gpus: bool,
@@ -233,7 +238,8 @@ def cell_variables(matrix: Matrix, cell: Cell) -> dict[str, str]:
     }
 
 
-def worker_spec(matrix: Matrix, cell: Cell, data_source: str, timeout_s: float | None = None) -> dict[str, Any]:
+def worker_spec(matrix: Matrix, cell: Cell, data_source: str, timeout_s: float | None = None,
+                found: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
     """Everything the worker needs, resolved on the host so the worker never reads YAML.
 
     `spec_hash` covers what decides the measurement (not paths, not the time limit: a longer `--timeout` is the
@@ -268,6 +274,9 @@ def worker_spec(matrix: Matrix, cell: Cell, data_source: str, timeout_s: float |
     }
     hashed = {k: v for k, v in spec.items() if k != "timeout_s"}
     spec["spec_hash"] = hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()[:16]
-    # a fact about the matrix of the day, not the experiment (kept out of the hash): reports find the default
-    spec["variant"]["is_default"] = cell.variant == matrix.default_variant(cell.environment)
+    # a fact about the matrix of the day, not the experiment (kept out of the hash): reports find the default.
+    # `found` (`--python`: environment -> the versions its interpreter imports) can make it the plain default.
+    plain, _ = plain_variant(matrix, cell.backend, cell.environment, bool(limits.gpus),
+                             None if found is None else found.get(cell.environment, {}))
+    spec["variant"]["is_default"] = cell.variant == plain
     return spec

@@ -29,7 +29,8 @@ def variant_table(matrix, cells) -> Table:
     return table
 
 
-def dry_run(console: Console, matrix, cells, executor, data: str, timeout: float | None) -> None:
+def dry_run(console: Console, matrix, cells, executor, data: str, timeout: float | None,
+            found: dict[str, dict[str, str]] | None = None) -> None:
     """The environments (what installs where) and the cells; key columns whole at any terminal width."""
     envs = Table(title="environments", title_justify="left")
     for col in ("environment", "python", "location", "state", "installs"):
@@ -41,7 +42,7 @@ def dry_run(console: Console, matrix, cells, executor, data: str, timeout: float
         envs.add_row(*(Text(v) for v in (name, plan["python"], plan["location"], state, installs)))
     console.print(envs)
     console.print(variant_table(matrix, cells))
-    specs = [worker_spec(matrix, cell, data, timeout) for cell in cells]
+    specs = [worker_spec(matrix, cell, data, timeout, found) for cell in cells]
     columns = [Column("#", "right"), Column("model"), Column("backend"), Column("environment"),
                Column("variant"), Column("seed", "right", priority=2),
                Column("profile", priority=2), Column("rep", "right", priority=3), Column("epochs", "right"),

@@ -4,6 +4,7 @@ anything runs."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import yaml
 
 from runner.executors.existing import ExistingExecutor, pinned_versions, version_warnings
 from runner.paths import REPO_ROOT
+from tests.fixtures import the_run
 from tests.test_end_to_end import run_results, run_runner
 
 pytestmark = pytest.mark.venv
@@ -51,6 +53,9 @@ def test_a_smoke_cell_runs_in_an_existing_interpreter_and_a_differing_pin_is_a_w
     (r,) = run_results(tmp_path)
     assert r["status"] == "ok" and r["params"] == matrix.models["mlp"].expected_params
     assert r["cell"]["variant"] == "default" and "XLA_FLAGS" not in r["settings"]["env_applied"]
+    # what a plain run of this interpreter trains is its default, though not the matrix's for keras3-jax
+    (spec,) = [json.loads(p.read_text()) for p in the_run(tmp_path / "results").glob("*/spec.json")]
+    assert spec["variant"]["is_default"] is True
     ex = r["executor"]
     assert ex["name"] == "existing" and ex["python"] == str(python) and ex["location"] == str(python)
     assert ex["versions"]["jax"] == r["versions"]["jax"] == "0.10.2" and ex["versions"]["keras"] == "3.15.1"
