@@ -115,6 +115,11 @@ def _found(sel: Selection, env_name: str) -> dict[str, str] | None:
     return None if sel.found is None else sel.found.get(env_name, {})
 
 
+def _gpus(matrix: Matrix, sel: Selection, profile: str) -> bool:
+    """Whether the cells have GPUs, which decides the variants that apply (device: gpu/cpu)."""
+    return bool(sel.gpus or matrix.profiles[profile].gpus)
+
+
 def plain_variant(matrix: Matrix, backend: str, env_name: str, gpus: bool,
                   found: dict[str, str] | None = None) -> tuple[str, str | None]:
     """The variant a run without --variant gives this backend in this environment, and why that is not the
@@ -168,7 +173,7 @@ def plan(matrix: Matrix, sel: Selection) -> tuple[list[Cell], list[str]]:
             )
     repeats = sel.repeats or matrix.defaults.repeats
     base_seed = matrix.defaults.seed if sel.seed is None else sel.seed
-    gpus = bool(sel.gpus or matrix.profiles[profile].gpus)
+    gpus = _gpus(matrix, sel, profile)
     envs = _environments(matrix, sel, only)
 
     def wanted(backend: str, env_name: str) -> bool:
@@ -239,7 +244,7 @@ def cell_variables(matrix: Matrix, cell: Cell) -> dict[str, str]:
 
 
 def worker_spec(matrix: Matrix, cell: Cell, data_source: str, timeout_s: float | None = None,
-                found: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
+                sel: Selection | None = None) -> dict[str, Any]:
     """Everything the worker needs, resolved on the host so the worker never reads YAML.
 
     `spec_hash` covers what decides the measurement (not paths, not the time limit: a longer `--timeout` is the
@@ -275,8 +280,9 @@ def worker_spec(matrix: Matrix, cell: Cell, data_source: str, timeout_s: float |
     hashed = {k: v for k, v in spec.items() if k != "timeout_s"}
     spec["spec_hash"] = hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()[:16]
     # a fact about the matrix of the day, not the experiment (kept out of the hash): reports find the default.
-    # `found` (`--python`: environment -> the versions its interpreter imports) can make it the plain default.
-    plain, _ = plain_variant(matrix, cell.backend, cell.environment, bool(limits.gpus),
-                             None if found is None else found.get(cell.environment, {}))
+    # `sel`, the selection the cell was planned from, decides it as `plan` did (--gpus; --python's versions).
+    sel = sel or Selection()
+    plain, _ = plain_variant(matrix, cell.backend, cell.environment, _gpus(matrix, sel, cell.profile),
+                             _found(sel, cell.environment))
     spec["variant"]["is_default"] = cell.variant == plain
     return spec

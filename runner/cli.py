@@ -296,7 +296,7 @@ def run_main(argv: list[str], sweep: bool = False) -> int:
         return EXIT_USAGE
     data = args.data or matrix.defaults.data
     if args.dry_run:
-        dry_run(make_console(), matrix, cells, executor, data, args.timeout, sel.found)
+        dry_run(make_console(), matrix, cells, executor, data, args.timeout, sel)
         folder = executor.write_manifests(matrix, cells, data, args.timeout, args.results)  # a scheduler's jobs
         if folder is not None:
             console.print(f"manifests: {folder}", highlight=False)
@@ -317,7 +317,7 @@ def run_main(argv: list[str], sweep: bool = False) -> int:
                 resume=args.resume,
                 parallel=args.parallel,
                 selection=selection_of(args, matrix),
-                found=sel.found,
+                sel=sel,
             )
     except ResumeError as exc:
         console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)

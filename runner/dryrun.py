@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from runner.cells import worker_spec
+from runner.cells import Selection, worker_spec
 from runner.termtable import Column, fit
 
 
@@ -30,7 +30,7 @@ def variant_table(matrix, cells) -> Table:
 
 
 def dry_run(console: Console, matrix, cells, executor, data: str, timeout: float | None,
-            found: dict[str, dict[str, str]] | None = None) -> None:
+            sel: Selection | None = None) -> None:
     """The environments (what installs where) and the cells; key columns whole at any terminal width."""
     envs = Table(title="environments", title_justify="left")
     for col in ("environment", "python", "location", "state", "installs"):
@@ -42,7 +42,7 @@ def dry_run(console: Console, matrix, cells, executor, data: str, timeout: float
         envs.add_row(*(Text(v) for v in (name, plan["python"], plan["location"], state, installs)))
     console.print(envs)
     console.print(variant_table(matrix, cells))
-    specs = [worker_spec(matrix, cell, data, timeout, found) for cell in cells]
+    specs = [worker_spec(matrix, cell, data, timeout, sel) for cell in cells]
     columns = [Column("#", "right"), Column("model"), Column("backend"), Column("environment"),
                Column("variant"), Column("seed", "right", priority=2),
                Column("profile", priority=2), Column("rep", "right", priority=3), Column("epochs", "right"),
@@ -52,7 +52,7 @@ def dry_run(console: Console, matrix, cells, executor, data: str, timeout: float
              str(s["run"]["epochs"]), str(s["run"]["train_samples"] or "all"), str(s["run"]["test_samples"] or "all"),
              f"{s['timeout_s']:.0f}", s["spec_hash"]] for i, (c, s) in enumerate(zip(cells, specs, strict=True), 1)]
     said = [f"{data} data"]
-    if all(c.variant == matrix.default_variant(c.environment) for c in cells):  # no --variant: nothing to say
+    if all(s["variant"]["is_default"] for s in specs):  # no --variant: nothing to say
         columns[4] = Column("variant", priority=99)
     for index, what in ((4, "variant {}"), (5, "seed {}"), (6, "{} profile"), (7, "repeat {}"), (11, "timeout {} s")):
         values = {row[index] for row in rows}

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from runner import paths
-from runner.cells import Cell, cell_variables, worker_spec
+from runner.cells import Cell, Selection, cell_variables, worker_spec
 from runner.datafetch import data_cache, missing_datasets, offline_mnist_wheel
 from runner.executors import EnvironmentBuildError, Executor, PreparedEnv
 from runner.executors.base import CellHandle, CellJob, EnvironmentUnavailable
@@ -185,11 +185,11 @@ def run_cells(
     resume: Path | None = None,
     parallel: int = 1,
     selection: dict[str, Any] | None = None,
-    found: dict[str, dict[str, str]] | None = None,
+    sel: Selection | None = None,
 ) -> RunOutcome:
     """Run the cells, at most `parallel` at a time (1: one after another, the default and the way to time).
-    `selection` (the resolved options) goes into run.json, where `--resume` takes it from; `found` is what
-    `--python`'s interpreter imports (`Selection.found`), which decides each result's `variant.is_default`."""
+    `selection` (the resolved options) goes into run.json, where `--resume` takes it from; `sel` is the
+    Selection the cells were planned from, which decides each result's `variant.is_default` as the plan did."""
     run_dir = _open_run(results_root, resume)
     provenance = paths.git_state()
     outcome = RunOutcome(run_dir)
@@ -210,7 +210,7 @@ def run_cells(
     manifest_path = run_dir / ("run.json" if resume is None else f"run.resume-{time.strftime('%Y%m%d-%H%M%S')}.json")
     write_json_atomic(manifest_path, manifest)
 
-    specs = {c: worker_spec(matrix, c, data_source, timeout_s, found) for c in cells}
+    specs = {c: worker_spec(matrix, c, data_source, timeout_s, sel) for c in cells}
     done = {c: r for c in cells if (r := _previous(run_dir / c.id, specs[c]["spec_hash"])) is not None}
     if done:
         display.note(
