@@ -19,14 +19,14 @@ def main(argv):
     from models import compat, data
 
     model_spec, run_spec = spec["model"], spec["run"]
-    api = compat.KerasAPI(keras, data_format=spec["backend"]["data_format"])
+    api = compat.KerasAPI(keras, data_format=spec["variant"]["data_format"])  # the cell's own settings
     api.set_seed(spec["cell"]["seed"])
     module = importlib.import_module("models." + spec["cell"]["model"])
     ds = data.load(keras, model_spec["dataset"], module.INPUT_LAYOUT, api.data_format, spec["data"]["source"],
                    run_spec["train_samples"], run_spec["test_samples"], spec["cell"]["seed"],
                    offline_wheel=spec["data"].get("offline_wheel"), cache_dir=spec["data"].get("cache_dir"))
     model = module.build(api, ds)
-    api.compile(model, api.optimizer(model_spec["optimizer"]), module.LOSS, spec["backend"]["jit_compile"])
+    api.compile(model, api.optimizer(model_spec["optimizer"]), module.LOSS, spec["variant"]["jit_compile"])
     epochs = run_spec["epochs"] - 1
     kwargs = dict(batch_size=model_spec["batch_size"], validation_data=(ds.x_test, ds.y_test), verbose=0)
 

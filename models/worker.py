@@ -1,11 +1,15 @@
 """Run one cell: `python -m models.worker SPEC.json`.
 
-Reads the cell spec the runner wrote, imports the backend chosen by KERAS_BACKEND (set by the runner before this
-process started), loads data, builds and compiles the model, trains it with the timing callback, evaluates it
-and writes one result JSON atomically to the path in the spec. Nothing is printed on stdout that the runner
-relies on: frameworks print there, so the result goes to a file. Exit status: 0 ok or skipped, 1 failed.
-Python 3.6 compatible.
+Reads the cell spec the runner wrote and fills the result skeleton it carries (`result_template`, made by the
+host's one result constructor) stage by stage: import, data, build, train, evaluate, inference, record. Each stage
+is one function, entered the same way (the stage is recorded, an event emitted, a test's fault injected) and
+timed the same way (perf_counter around it, `timeline.<stage>_s`). What a stage asks of the model's trainer goes
+through a driver: Keras (models/keras_driver.py) or a framework's native twin (models/native/). The result is
+written atomically to the path in the spec, never to stdout (frameworks print there); the host validates it.
+Exit status: 0 ok or skipped, 1 failed. Python 3.6 compatible.
 """
+import contextlib
+import copy
 import importlib
 import json
 import os
@@ -14,27 +18,14 @@ import time
 import traceback
 
 from models.errors import DataUnavailable
+from models.util import first_line, median, write_json_atomic
 
-SCHEMA_VERSION = 1
 WALL0 = time.time()  # as early as this module allows: the worker's own start
+GATE_PROBE = [-3.0, -2.5, -1.0, -0.2, 0.0, 0.4, 1.0, 2.5, 3.0]  # where the sigmoids and hard sigmoids differ
 
 
-def median(values):
-    values = sorted(values)
-    n = len(values)
-    if not n:
-        return None
-    mid = n // 2
-    return values[mid] if n % 2 else (values[mid - 1] + values[mid]) / 2.0
-
-
-def write_json_atomic(path, payload):
-    tmp = "%s.tmp.%d" % (path, os.getpid())
-    with open(tmp, "w") as handle:
-        json.dump(payload, handle, indent=1, sort_keys=True)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+class CellSkipped(RuntimeError):
+    """The matrix says this cell cannot run faithfully here (a `skip` known issue): skipped, with the reason."""
 
 
 def epoch_summary(epochs):
@@ -68,58 +59,30 @@ def samples_in_whole_batches(n, batch_size):
     return (n // batch_size) * batch_size or n
 
 
-class CellSkipped(RuntimeError):
-    """The matrix says this cell cannot run faithfully here (a `skip` known issue): skipped, with the reason."""
-
-
-def known_issue(spec, keras_version):
-    """The backend's known issue that matches this cell's model, profile and the installed Keras, or None."""
-    cell = spec["cell"]
-    for issue in spec["backend"].get("known_issues") or []:
-        if cell["model"] not in issue["models"]:
-            continue
-        if issue.get("keras") and not keras_version.startswith(issue["keras"]):
-            continue
-        if issue.get("profiles") and cell["profile"] not in issue["profiles"]:
-            continue
-        return issue
-    return None
-
-
 def explain(issue, versions):
     """The issue's reason with the versions it was seen with, for the result's error."""
     what = ", ".join("%s %s" % (k, v) for k, v in sorted(versions.items()) if k not in ("numpy", "keras_backend"))
     return "known issue (%s): %s" % (what, " ".join(issue["reason"].split()))
 
 
-def first_line(exc, limit=500):
-    """One line of an exception for the result (CNTK's messages run to pages; worker.log keeps them whole)."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    text = lines[0] if lines else ""
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
-GATE_PROBE = [-3.0, -2.5, -1.0, -0.2, 0.0, 0.4, 1.0, 2.5, 3.0]  # where the sigmoids and hard sigmoids differ
-
-
 def record_settings(spec, result):
     """The settings the cell runs under, resolved, plus the variables as this process really sees them."""
     variant = spec["variant"]  # runner/cells.py worker_spec, always
-    settings = result["settings"]
-    settings.update(
-        variant=variant["name"],
-        variant_changes_numerics=bool(variant.get("changes_numerics")),
-        data_format=variant["data_format"],
-        jit_compile=variant["jit_compile"],
-        steps_per_execution=variant.get("steps_per_execution"),
-        mixed_precision=variant.get("mixed_precision"),
-        jax_config=variant.get("jax_config") or {},
-    )
     env = spec["variables"]  # every variable the runner set (runner.cells.cell_variables), not a rebuild of them
-    settings["env"] = env
-    settings["variant_env"] = dict(variant.get("env") or {})
-    # read back, not assumed: what the runner set before this interpreter started
-    settings["env_applied"] = dict((k, os.environ.get(k)) for k in sorted(env))
+    result["settings"] = {
+        "variant": variant["name"],
+        "variant_changes_numerics": bool(variant.get("changes_numerics")),
+        "data_format": variant["data_format"],
+        "jit_compile": variant["jit_compile"],
+        "steps_per_execution": variant.get("steps_per_execution"),
+        "mixed_precision": variant.get("mixed_precision"),
+        "jax_config": variant.get("jax_config") or {},
+        "env": env,
+        "variant_env": dict(variant.get("env") or {}),
+        # read back, not assumed: what the runner set before this interpreter started
+        "env_applied": dict((k, os.environ.get(k)) for k in sorted(env)),
+        "limits": dict((k, spec["run"][k]) for k in ("epochs", "train_samples", "test_samples")),
+    }
     return variant
 
 
@@ -150,25 +113,197 @@ def apply_jax_config(options):
     return dict((name, jax.config.read(name)) for name in options)
 
 
+def make_driver(spec, variant):
+    """The trainer the stages drive: Keras, or the framework's native twin (backend `driver: native`)."""
+    def gpus(gpu):  # GPUs the cell was given, or that the framework sees (a GPU image run without a scheduler)
+        return (spec.get("resources") or {}).get("gpus") or (1 if gpu.get("available") else 0)
+
+    if spec["backend"].get("driver", "keras") == "native":
+        from models import native
+
+        return native.driver(spec, variant, gpus)
+    from models.keras_driver import KerasDriver
+
+    return KerasDriver(spec, variant, gpus)
+
+
+def model_module(spec):
+    """The model's definition: one of models/<name>.py, or a user's file (`model.module`, models/user_model.py)."""
+    if spec["model"].get("module"):
+        from models import user_model
+
+        return user_model.load(spec["model"]["module"])
+    return importlib.import_module("models." + spec["cell"]["model"])
+
+
+class CellRun(object):
+    """One cell in progress: its spec, the result being filled, the event log and what the stages pass on."""
+
+    def __init__(self, spec, result, events):
+        from models import provenance
+        from models.faults import maybe_inject
+
+        self.spec, self.result, self.events = spec, result, events
+        self.timeline = result["timeline"]
+        self.launched_at = float(os.environ.get("KBM_LAUNCHED_AT", WALL0))
+        self.timeline["worker_start_s"] = WALL0 - self.launched_at
+        self.load_at_start = provenance.loadavg()
+        self.probed = {"threads": {}, "gpu": {"available": None}}  # what the framework said, for a later failure
+        self.driver = self.module = self.ds = self.variant = self.issue = None
+        self._inject = maybe_inject
+
+    def enter(self, stage, **extra):
+        self.result["stage"] = stage
+        self.events.emit(kind="stage", stage=stage, **extra)
+        self._inject(stage, self.spec["cell"]["model"])
+
+    @contextlib.contextmanager
+    def stage(self, name, **extra):
+        """Enter `name` and time it: `timeline.<name>_s` is perf_counter around the stage, for every stage."""
+        self.enter(name, **extra)
+        t = time.perf_counter()
+        yield
+        self.timeline[name + "_s"] = time.perf_counter() - t
+
+
+def stage_import(cell):
+    spec, result = cell.spec, cell.result
+    cell.variant = variant = record_settings(spec, result)
+    if variant.get("jax_config"):
+        result["settings"]["jax_config_applied"] = apply_jax_config(variant["jax_config"])
+    cell.driver = make_driver(spec, variant)
+    result["versions"] = cell.driver.import_framework()
+    cell.probed.update(threads=cell.driver.threads, gpu=cell.driver.gpu)
+    result["settings"]["recurrent_activation"] = cell.driver.recurrent_activation
+    issue = cell.driver.known_issue(spec)
+    if issue is not None:
+        cell.issue = result["known_issue"] = dict(issue, explained=explain(issue, result["versions"]))
+        if issue["action"] == "skip":
+            raise CellSkipped(result["known_issue"]["explained"])
+
+
+def stage_data(cell):
+    cell.module = model_module(cell.spec)
+    cell.driver.seed(cell.spec["cell"]["seed"])
+    cell.ds = cell.driver.load_data(cell.spec, cell.module.INPUT_LAYOUT)
+    cell.result["data"] = cell.ds.info
+
+
+def stage_build(cell):
+    from models import memory
+
+    result, driver = cell.result, cell.driver
+    result["memory"] = {"rss_before_build_mb": memory.current_rss_mb(), "rss_scope": memory.RSS_SCOPE}
+    result["params"] = driver.build(cell.module, cell.ds)
+    try:  # what the built LSTM's gates compute, for the record (and the tests); never fails the cell
+        probe = driver.gate_probe(GATE_PROBE)
+    except Exception as exc:  # noqa: BLE001 - an old backend's eval quirk must not cost the measurement
+        probe = None
+        result["warnings"].append("the LSTM gate probe failed: %s" % first_line(exc))
+    if probe is not None:
+        result["settings"]["recurrent_activation_probe"] = {"x": GATE_PROBE, "y": probe}
+    result["settings"]["jit_compile_resolved"] = driver.jit_resolved
+    if driver.compile_context is not None:
+        result["settings"]["compile_context"] = driver.compile_context
+    expected = cell.spec["model"].get("expected_params")
+    if expected and result["params"] != expected:  # bAbI's count follows the data's vocabulary
+        result["warnings"].append("parameter count %d differs from the example's %d" % (result["params"], expected))
+
+
+def fit_plan(model_spec, ds):
+    """What fit is told besides the callback, the samples each epoch trains and those it validates."""
+    kwargs = {"batch_size": model_spec["batch_size"]}
+    if model_spec.get("validation_split"):
+        kwargs["validation_split"] = model_spec["validation_split"]
+        n_fit = int(len(ds.y_train) * (1 - model_spec["validation_split"]))
+        n_val = len(ds.y_train) - n_fit
+    else:
+        kwargs["validation_data"] = (ds.x_test, ds.y_test)
+        n_fit, n_val = len(ds.y_train), len(ds.y_test)
+    if model_spec.get("whole_batches"):  # the example's fit_generator: steps_per_epoch = n // batch_size
+        n_fit = samples_in_whole_batches(n_fit, model_spec["batch_size"])
+        kwargs["samples_per_epoch"] = n_fit
+    return kwargs, n_fit, n_val
+
+
+def work_of(spec, variant, n_fit, n_val, ds):
+    """What each epoch trained and validated: figures compare only for the same work (common/work.py)."""
+    source = ds.info["source"]
+    data = "synthetic" if source == "synthetic" else ("file:" + ds.info["sha256"][:12] if source == "file" else "real")
+    return {"train_samples": n_fit, "val_samples": n_val, "batch_size": spec["model"]["batch_size"],
+            "epochs": spec["run"]["epochs"], "steps_per_execution": variant.get("steps_per_execution") or 1,
+            "data": data, "model_hash": spec["model"].get("module_sha256")}
+
+
+def stage_train(cell):
+    from models.timing import EpochClock
+
+    spec, result, timeline = cell.spec, cell.result, cell.timeline
+    fit_kwargs, n_fit, n_val = fit_plan(spec["model"], cell.ds)
+    fit_kwargs["epochs"] = spec["run"]["epochs"]
+    clock = EpochClock(cell.events, spec["run"]["epochs"])
+    t = time.perf_counter()
+    fit_params = cell.driver.fit(cell.ds, clock, fit_kwargs)
+    timeline["fit_s"] = time.perf_counter() - t
+    timeline["first_batch_s"] = clock.train_started_at - cell.launched_at
+    # process start to first batch, less the framework's own import: what the harness adds per cell
+    timeline["fixed_overhead_s"] = timeline["first_batch_s"] - timeline["import_s"]
+    for record in clock.epochs:
+        record["samples"] = n_fit
+    result["epochs"] = clock.epochs
+    result.update(epoch_summary(clock.epochs))
+    result.update(fit_summary(timeline["fit_s"], len(clock.epochs), clock.train_begin_perf - t))
+    result["fit_params"] = fit_params
+    result["work"] = work_of(spec, cell.variant, n_fit, n_val, cell.ds)
+    result["settings"]["process_threads"] = thread_names()  # after training, the framework's pools are up
+
+
+def stage_evaluate(cell):
+    from models import memory
+
+    ds = cell.ds
+    loss, accuracy = cell.driver.evaluate(ds.x_test, ds.y_test, cell.spec["model"]["batch_size"])
+    cell.result["test"] = {"loss": loss, "accuracy": accuracy, "samples": len(ds.y_test)}
+    cell.result["memory"]["peak_rss_after_train_mb"] = memory.peak_rss_mb()
+
+
+def stage_inference(cell):
+    from models import inference
+
+    ds, result = cell.ds, cell.result
+    measured = inference.measure(cell.driver, ds.x_test, len(ds.y_test), cell.spec["inference"],
+                                 cell.spec["model"]["batch_size"])
+    result["inference"] = measured
+    if measured["error"]:
+        result["warnings"].append("inference: " + measured["error"])
+
+
+def stage_record(cell):
+    from models import memory, provenance
+
+    result, driver = cell.result, cell.driver
+    gpu = cell.probed["gpu"]
+    device = driver.weight_device(gpu.get("available"))
+    result["host"] = provenance.host_info(cell.probed["threads"], gpu, device, cell.load_at_start)
+    peak, method, note = driver.gpu_peak()
+    result["memory"].update(peak_rss_mb=memory.peak_rss_mb(), gpu_peak_mb=peak, gpu_method=method, gpu_note=note,
+                            gpu_preallocate=memory.preallocation(cell.spec["backend"]["framework"]))
+    result["status"] = "ok"
+    if cell.issue is not None:
+        result["warnings"].append("the known issue did not occur: " + cell.issue["explained"])
+
+
+STAGES = [("import", stage_import), ("data", stage_data), ("build", stage_build), ("train", stage_train),
+          ("evaluate", stage_evaluate), ("inference", stage_inference), ("record", stage_record)]
+
+
 def run(spec, result):
     """Fill `result` stage by stage; an exception leaves `result['stage']` at the stage that failed."""
     from models import provenance
-    from models.faults import maybe_inject
     from models.timing import EventLog
 
     events = EventLog(spec["paths"].get("events"))
-    model_name = spec["cell"]["model"]
-
-    def enter(stage, **extra):
-        result["stage"] = stage
-        events.emit(kind="stage", stage=stage, **extra)
-        maybe_inject(stage, model_name)
-
-    launched_at = float(os.environ.get("KBM_LAUNCHED_AT", WALL0))
-    timeline = result["timeline"]
-    timeline["worker_start_s"] = WALL0 - launched_at
-    load_at_start = provenance.loadavg()
-    probed = {"threads": {}, "gpu": {"available": None}}  # what the framework said, for a cell that fails later
+    cell = CellRun(spec, result, events)
     limit_gb = spec.get("memory_limit_gb")
     if limit_gb:  # heap + private mappings (RLIMIT_AS would count the address space TF and XLA reserve)
         import resource
@@ -176,118 +311,18 @@ def run(spec, result):
         limit = int(limit_gb * (1 << 30))
         resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
     try:
-        enter("start")
-        variant = record_settings(spec, result)
-        enter("import")
-        t = time.perf_counter()
-        if variant.get("jax_config"):
-            result["settings"]["jax_config_applied"] = apply_jax_config(variant["jax_config"])
-        keras = importlib.import_module("keras")
-        framework = spec["backend"]["framework"]
-        fw_version, threads, gpu = provenance.framework_info(framework)
-        probed.update(threads=threads, gpu=gpu)
-        timeline["import_s"] = time.perf_counter() - t
-        from models import compat, data
-
-        # GPUs the cell was given, or that the framework sees (a GPU image run without a scheduler)
-        gpus = (spec.get("resources") or {}).get("gpus") or (1 if gpu.get("available") else 0)
-        api = compat.KerasAPI(keras, data_format=variant["data_format"], gpus=gpus,
-                              recurrent_activation=variant.get("recurrent_activation"))
-        result["settings"]["recurrent_activation"] = api.recurrent_activation
-        if variant.get("mixed_precision"):
-            api.set_mixed_precision(variant["mixed_precision"])
-        result["versions"] = {
-            "python": provenance.python_version(),
-            "keras": keras.__version__,
-            "keras_backend": api.backend_name(),
-            framework: fw_version,
-            "numpy": importlib.import_module("numpy").__version__,
-        }
-        if api.backend_name() != spec["backend"]["keras_backend"]:
-            raise RuntimeError("KERAS_BACKEND asked for %r but Keras loaded %r"
-                               % (spec["backend"]["keras_backend"], api.backend_name()))
-        issue = known_issue(spec, keras.__version__)
-        if issue is not None:
-            result["known_issue"] = dict(issue, explained=explain(issue, result["versions"]))
-            if issue["action"] == "skip":
-                raise CellSkipped(result["known_issue"]["explained"])
-
-        enter("data")
-        t = time.perf_counter()
-        model_spec, run_spec = spec["model"], spec["run"]
-        module = importlib.import_module("models." + spec["cell"]["model"])
-        api.set_seed(spec["cell"]["seed"])
-        ds = data.load(
-            keras, model_spec["dataset"], module.INPUT_LAYOUT, api.data_format, spec["data"]["source"],
-            run_spec["train_samples"], run_spec["test_samples"], spec["cell"]["seed"],
-            offline_wheel=spec["data"].get("offline_wheel"), cache_dir=spec["data"].get("cache_dir"),
-        )
-        result["data"] = ds.info
-        timeline["data_s"] = time.perf_counter() - t
-
-        enter("build")
-        t = time.perf_counter()
-        model = module.build(api, ds)
-        jit = api.compile(model, api.optimizer(model_spec["optimizer"]), module.LOSS, variant["jit_compile"],
-                          variant.get("steps_per_execution"))
-        result["params"] = api.count_params(model)
-        try:  # what the built LSTM's gates compute, for the record (and the tests); never fails the cell
-            probe = api.gate_probe(model, GATE_PROBE)
-        except Exception as exc:  # noqa: BLE001 - an old backend's eval quirk must not cost the measurement
-            probe = None
-            result["warnings"].append("the LSTM gate probe failed: %s" % first_line(exc))
-        if probe is not None:
-            result["settings"]["recurrent_activation_probe"] = {"x": GATE_PROBE, "y": probe}
-        result["settings"]["jit_compile_resolved"] = jit
-        if api.compile_context is not None:
-            result["settings"]["compile_context"] = api.compile_context
-        timeline["build_s"] = time.perf_counter() - t
-        if result["params"] != model_spec["expected_params"]:  # bAbI's count follows the data's vocabulary
-            result["warnings"].append("parameter count %d differs from the example's %d"
-                                      % (result["params"], model_spec["expected_params"]))
-
-        enter("train", epochs=run_spec["epochs"])
-        from models.timing import make_epoch_timer
-
-        timer = make_epoch_timer(keras, events, api.metric_name)
-        fit_kwargs = {"batch_size": model_spec["batch_size"], "epochs": run_spec["epochs"], "callbacks": [timer]}
-        if model_spec.get("validation_split"):
-            fit_kwargs["validation_split"] = model_spec["validation_split"]
-            n_fit = int(len(ds.y_train) * (1 - model_spec["validation_split"]))
-        else:
-            fit_kwargs["validation_data"] = (ds.x_test, ds.y_test)
-            n_fit = len(ds.y_train)
-        if model_spec.get("whole_batches"):  # the example's fit_generator: steps_per_epoch = n // batch_size
-            n_fit = samples_in_whole_batches(n_fit, model_spec["batch_size"])
-            fit_kwargs["samples_per_epoch"] = n_fit
-        t = time.perf_counter()
-        api.fit(model, ds.x_train, ds.y_train, **fit_kwargs)
-        timeline["fit_s"] = time.perf_counter() - t
-        timeline["first_batch_s"] = timer.train_started_at - launched_at
-        # process start to first batch, less the framework's own import: what the harness adds per cell
-        timeline["fixed_overhead_s"] = timeline["first_batch_s"] - timeline["import_s"]
-        for record in timer.epochs:
-            record["samples"] = n_fit
-        result["epochs"] = timer.epochs
-        result.update(epoch_summary(timer.epochs))
-        result.update(fit_summary(timeline["fit_s"], len(timer.epochs), timer.train_begin_perf - t))
-        result["fit_params"] = timer.fit_params
-
-        result["settings"]["process_threads"] = thread_names()  # after training, the framework's pools are up
-        enter("evaluate")
-        t = time.perf_counter()
-        scores = model.evaluate(ds.x_test, ds.y_test, batch_size=model_spec["batch_size"], verbose=0)
-        timeline["evaluate_s"] = time.perf_counter() - t
-        result["test"] = {"loss": float(scores[0]), "accuracy": float(scores[1]), "samples": len(ds.y_test)}
-        device = provenance.weight_device(model, framework, gpu.get("available"))
-        result["host"] = provenance.host_info(threads, gpu, device, load_at_start)
-        result["status"] = "ok"
+        cell.enter("start")
+        for name, stage in STAGES:
+            if name == "inference" and not spec.get("inference"):
+                continue  # --no-inference, or a profile without it: nothing measured, nothing claimed
+            extra = {"epochs": spec["run"]["epochs"]} if name == "train" else {}
+            with cell.stage(name, **extra):
+                stage(cell)
         result["stage"] = "done"
-        if issue is not None:
-            result["warnings"].append("the known issue did not occur: " + result["known_issue"]["explained"])
     finally:
-        if "host" not in result:  # stopped before the model was placed: GPU use known only where there is none
-            result["host"] = provenance.host_info(probed["threads"], probed["gpu"], None, load_at_start)
+        if not result.get("host"):  # stopped before the model was placed: GPU use known only where there is none
+            result["host"] = provenance.host_info(cell.probed["threads"], cell.probed["gpu"], None,
+                                                  cell.load_at_start)
         events.emit(kind="stage", stage=result["stage"])
         events.close()
 
@@ -299,6 +334,10 @@ def process_cpu_s():
     return sum(u.ru_utime + u.ru_stime for u in usage)
 
 
+def utc_stamp(epoch_s=None):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if epoch_s is None else epoch_s))
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
@@ -306,21 +345,8 @@ def main(argv=None):
         return 2
     with open(argv[0]) as handle:
         spec = json.load(handle)
-    result = {
-        "schema_version": SCHEMA_VERSION,
-        "status": "failed",
-        "error": None,
-        "stage": "start",
-        "cell": spec["cell"],
-        "cell_id": spec["cell_id"],
-        "spec_hash": spec["spec_hash"],
-        "params": None,
-        "epochs": [],
-        "settings": dict(spec["backend"], profile=spec["run"], data=spec["data"]["source"]),
-        "timeline": {},
-        "warnings": [],
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(WALL0)),
-    }
+    result = copy.deepcopy(spec["result_template"])  # the host's one result constructor made it
+    result["started_at"] = utc_stamp(WALL0)
     code = 0
     try:
         run(spec, result)
@@ -333,7 +359,7 @@ def main(argv=None):
         if result.get("known_issue") and result["status"] == "failed":  # say why first, the raw error after
             result["error"] = "%s; error: %s" % (result["known_issue"]["explained"], result["error"])
         code = 0 if result["status"] == "skipped" else 1
-    result["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    result["finished_at"] = utc_stamp()
     result["timeline"]["process_cpu_s"] = process_cpu_s()  # lets the runner tell its own load from others'
     write_json_atomic(spec["paths"]["result"], result)
     sys.stdout.flush()

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from common.results import BUSY_THRESHOLD
+from common.stats import NOISY_CV
 from reports.article import Article
-from reports.stats import NOISY_CV
-from runner.hostload import BUSY_THRESHOLD
 
 REAL_SOURCES = {"keras-cache", "download", "offline-wheel"}
 

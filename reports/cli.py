@@ -70,7 +70,7 @@ def compare_table(rows: list[list[str]], title: str, width: int) -> Table:
     """The comparison at any terminal width: the cell, B/A, the accuracy delta and the verdict always whole.
     Parts of the cell's name shared by every row (profile, data source; the environment where each backend has
     one) are said once in the title."""
-    from runner.termtable import Column, fit
+    from common.termtable import Column, fit
 
     parts = [row[0].split(" ") for row in rows]
     if parts:

@@ -29,11 +29,11 @@ from typing import Any
 
 import pandas as pd
 
+from common.stats import between_run_cv
 from reports import fmt
 from reports.article import load_article
 from reports.load import CELL_KEYS, load_runs
 from reports.markdown import md_table
-from reports.stats import between_run_cv
 from reports.tables import summary_table
 
 EXIT_OK, EXIT_REGRESSION, EXIT_BAD_INPUT = 0, 1, 2

@@ -10,11 +10,11 @@ from typing import Any
 
 import pandas as pd
 
+from common.ranking import Place
 from reports import plots
 from reports.article import Article, Figure
 from reports.caveats import Caveat, article_caveats, comparable_to_article, mixed, report_caveats
 from reports.load import Loaded
-from reports.ranking import Place
 from reports.sweep import sweep_rows
 from reports.tables import comparison_rows, model_order, ranking_now, summary_table
 

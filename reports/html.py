@@ -8,13 +8,13 @@ from html import escape
 
 import pandas as pd
 
+from common.ranking import ranking_text
 from reports import fmt
 from reports.article import Article
 from reports.caveats import Caveat
 from reports.content import Report, Section
 from reports.plots import color
 from reports.provenance import load_facts, raw_copy_name
-from reports.ranking import ranking_text
 from reports.sweep import HEADER as SWEEP_HEADER
 from reports.sweep import SLOWER_THAN_BEST, table_cells
 from reports.tables import overview

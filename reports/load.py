@@ -1,22 +1,25 @@
 """Read run folders into two tidy pandas frames: one row per cell result, one row per epoch of every cell.
 
-Results are read through runner.results, so the contract is checked on the way in; a corrupt or foreign file is
-listed as a problem and left out, never fatal. Each result is joined with its spec.json (what the worker was told:
-batch size, FLOP per sample, validation split), so the report needs no matrix.yaml of the day it was run.
+Results are read through common.results (typed; schema 1 files migrated), so the contract is checked on the way
+in; a corrupt or foreign file is listed as a problem and left out, never fatal. Each result is joined with its
+spec.json (what the worker was told: batch size, FLOP per sample, validation split), so the report needs no
+matrix.yaml of the day it was run. Each row carries its work (common/work.py): comparisons group by it.
 """
 
 from __future__ import annotations
 
-import json
 import math
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from reports.hardware import cpu_peak_method, describe
-from runner.results import ResultError, Status, iter_results
+from common.results import STOCK_VARIANT, CellResult, ResultError, Status, iter_results, read_json
+from common.work import describe, train_us_per_sample, work_key
+from reports.hardware import cpu_peak_method
+from reports.hardware import describe as describe_host
 
 CELL_KEYS = ["model", "backend", "environment", "variant", "profile", "data_source"]
 
@@ -36,14 +39,6 @@ def run_id_of(run_dir: Path) -> str:
     return Path(run_dir).resolve().name
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def _framework_version(versions: dict[str, str]) -> str:
     for name in ("tensorflow", "jax", "torch", "cntk", "theano", "mxnet"):
         if name in versions:
@@ -51,104 +46,135 @@ def _framework_version(versions: dict[str, str]) -> str:
     return ""
 
 
-def article_epoch_s(result: dict[str, Any]) -> float | None:
-    """Wall time around the whole fit call / epochs (2017's way). Results written before the field existed
-    carry the same measurement as timeline.fit_s."""
-    if result.get("article_epoch_s") is not None:
-        return float(result["article_epoch_s"])
-    fit_s, epochs = (result.get("timeline") or {}).get("fit_s"), result.get("epochs") or []
-    return fit_s / len(epochs) if fit_s and epochs else None
+def _inference_columns(result: CellResult) -> dict[str, Any]:
+    """The batch-1 latency percentiles of predict_on_batch (and predict), throughput per batch size."""
+    out: dict[str, Any] = {"latency_p50_ms": None, "latency_p90_ms": None, "latency_p99_ms": None,
+                           "latency_first_ms": None, "predict_p50_ms": None, "throughput": {},
+                           "inference_error": None, "latency_samples_ms": []}
+    inference = result.inference
+    if inference is None:
+        return out
+    primary, predict = inference.latency_of("predict_on_batch"), inference.latency_of("predict")
+    if primary is not None:
+        out.update(latency_p50_ms=primary.p50_ms, latency_p90_ms=primary.p90_ms, latency_p99_ms=primary.p99_ms,
+                   latency_first_ms=primary.first_call_ms, latency_samples_ms=list(primary.samples_ms))
+    if predict is not None:
+        out["predict_p50_ms"] = predict.p50_ms
+    out["throughput"] = {t.batch_size: t.samples_per_s for t in inference.throughput}
+    out["inference_error"] = inference.error
+    return out
 
 
-def cell_row(run_id: str, result: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
-    """One result as a flat row: identity, how it ran, the headline figures and the work per epoch."""
-    cell = result["cell"]
-    data = result.get("data") or {}
-    host = result.get("host") or {}
-    model_spec = spec.get("model") or {}
-    versions = result.get("versions") or {}
-    epochs = result.get("epochs") or []
-    kind, device, peak = describe(host) if host else ("", "", None)
-    n_fit = epochs[-1]["samples"] if epochs else None
-    split = model_spec.get("validation_split")
-    if n_fit is None or not data:
-        n_val = None
-    elif split:
-        n_val = int(data["train_samples"]) - int(n_fit)
-    else:
-        n_val = int(data["test_samples"])
-    flop = model_spec.get("flop_per_sample")
-    flop_epoch = 3 * flop * n_fit + flop * n_val if flop and n_fit is not None and n_val is not None else None
-    batch = model_spec.get("batch_size")
-    settings = result.get("settings") or {}
-    backend_title = settings.get("title") or (spec.get("backend") or {}).get("title") or cell["backend"]
-    load = host.get("load") or {}
+def _memory_columns(result: CellResult) -> dict[str, Any]:
+    memory = result.memory
     return {
-        "run_id": run_id,
-        "cell_id": result["cell_id"],
-        "result_key": f"{run_id}/{result['cell_id']}",
-        "model": cell["model"],
-        "model_title": model_spec.get("title") or cell["model"],
-        "backend": cell["backend"],
-        "backend_title": backend_title,
-        "environment": cell["environment"],
-        "variant": cell.get("variant", "default"),
-        # whether this was its environment's default variant when it ran (results before variants: it was)
-        "variant_default": bool((spec.get("variant") or {}).get("is_default", cell.get("variant", "default")
-                                                                == "default")),
-        "changes_numerics": bool(settings.get("variant_changes_numerics")),
-        "profile": cell["profile"],
-        "repeat": cell["repeat"],
-        "seed": cell["seed"],
-        "status": result["status"],
-        "error": result.get("error"),
-        "data_source": data.get("source") or (spec.get("data") or {}).get("source") or "unknown",
-        "executor": (result.get("executor") or {}).get("name", ""),
-        "device_kind": kind,
-        "device": device,
-        "peak_tflops": peak,
-        "keras": versions.get("keras", ""),
-        "framework": _framework_version(versions),
-        "params": result.get("params"),
-        "first_epoch_s": result.get("first_epoch_s"),
-        "compile_s": result.get("compile_s"),
-        "steady_epoch_s": result.get("steady_epoch_s"),
-        "article_epoch_s": article_epoch_s(result),
-        "build_fn_s": result.get("build_fn_s"),
-        "cpu_peak_method": cpu_peak_method(host) if kind == "cpu" else None,
-        "test_accuracy": (result.get("test") or {}).get("accuracy"),
+        "rss_before_build_mb": memory.rss_before_build_mb if memory else None,
+        "peak_rss_train_mb": memory.peak_rss_after_train_mb if memory else None,
+        "peak_rss_mb": memory.peak_rss_mb if memory else None,
+        "gpu_peak_mb": memory.gpu_peak_mb if memory else None,
+        "gpu_memory_note": (memory.gpu_note or memory.gpu_method) if memory else None,
+    }
+
+
+def _work_columns(result: CellResult, spec: dict[str, Any]) -> dict[str, Any]:
+    """The work behind the figures: what an epoch trained and validated (common/work.py)."""
+    work = result.work.model_dump() if result.work else None
+    batch = (spec.get("model") or {}).get("batch_size") or (work or {}).get("batch_size")
+    n_fit = result.epochs[-1].samples if result.epochs else (work or {}).get("train_samples")
+    n_val = (work or {}).get("val_samples")
+    flop = (spec.get("model") or {}).get("flop_per_sample")
+    steady_val = [e.val_s for e in result.epochs[1:] if e.val_s is not None]
+    val_s = statistics.median(steady_val) if steady_val else None
+    return {
+        "work": work,
+        "work_key": work_key(work),
+        "work_text": describe(work),
         "batch_size": batch,
         "train_samples": n_fit,
         "val_samples": n_val,
         "steps_per_epoch": math.ceil(n_fit / batch) if batch and n_fit else None,
-        "flop_per_epoch": flop_epoch,
-        "busy": bool(load.get("busy")),
-        "version_warnings": "; ".join((result.get("executor") or {}).get("version_warnings") or []),
-        "other_cpu_share": load.get("other_cpu_share"),
-        "git_commit": result.get("git_commit"),
-        "git_dirty": result.get("git_dirty"),
-        "started_at": result.get("started_at"),
+        "flop_per_epoch": 3 * flop * n_fit + flop * n_val if flop and n_fit is not None and n_val is not None
+        else None,
+        "val_s": val_s,
+        "train_us_per_sample": train_us_per_sample(result.steady_epoch_s, val_s, work),
     }
 
 
-def epoch_rows(row: dict[str, Any], result: dict[str, Any]) -> list[dict[str, Any]]:
+def cell_row(run_id: str, result: CellResult, spec: dict[str, Any]) -> dict[str, Any]:
+    """One result as a flat row: identity, how it ran, the headline figures and the work per epoch."""
+    cell, data, host = result.cell, result.data, result.host.model_dump()
+    model_spec = spec.get("model") or {}
+    kind, device, peak = describe_host(host)
+    backend_title = (result.backend.title if result.backend else None) or (spec.get("backend") or {}).get(
+        "title") or cell.backend
+    load = result.host.load
+    return {
+        "run_id": run_id,
+        "cell_id": result.cell_id,
+        "result_key": f"{run_id}/{result.cell_id}",
+        "spec_hash": result.spec_hash,
+        "model": cell.model,
+        "model_title": model_spec.get("title") or cell.model,
+        "backend": cell.backend,
+        "backend_title": backend_title,
+        "family": (result.backend.family if result.backend else None) or cell.backend,
+        "driver": result.backend.driver if result.backend else "keras",
+        "environment": cell.environment,
+        "variant": cell.variant,
+        # whether this was its environment's default variant when it ran (results before variants: it was)
+        "variant_default": bool((spec.get("variant") or {}).get("is_default", cell.variant == STOCK_VARIANT)),
+        "changes_numerics": bool(result.settings and result.settings.variant_changes_numerics),
+        "jit_compile": result.settings.jit_compile_resolved if result.settings else None,
+        "profile": cell.profile,
+        "repeat": cell.repeat,
+        "seed": cell.seed,
+        "status": result.status.value,
+        "error": result.error,
+        "data_source": (data.source if data else None) or (spec.get("data") or {}).get("source") or "unknown",
+        "executor": result.executor.name,
+        "device_kind": kind,
+        "device": device,
+        "peak_tflops": peak,
+        "keras": result.versions.get("keras", ""),
+        "framework": _framework_version(result.versions),
+        "params": result.params,
+        "first_epoch_s": result.first_epoch_s,
+        "compile_s": result.compile_s,
+        "steady_epoch_s": result.steady_epoch_s,
+        "article_epoch_s": result.article_epoch_s,
+        "build_fn_s": result.build_fn_s,
+        "cpu_peak_method": cpu_peak_method(host) if kind == "cpu" else None,
+        "test_accuracy": result.test.accuracy if result.test else None,
+        **_work_columns(result, spec),
+        **_inference_columns(result),
+        **_memory_columns(result),
+        "busy": result.busy,
+        "version_warnings": "; ".join(result.executor.version_warnings or []),
+        "other_cpu_share": load.other_cpu_share if load else None,
+        "git_commit": result.git_commit,
+        "git_dirty": result.git_dirty,
+        "started_at": result.started_at,
+    }
+
+
+def epoch_rows(row: dict[str, Any], result: CellResult) -> list[dict[str, Any]]:
     ident = {k: row[k] for k in ("run_id", "cell_id", "repeat", "seed", *CELL_KEYS)}
     out, total = [], 0.0
-    for e in result.get("epochs") or []:
-        total += e["wall_s"]
+    for e in result.epochs:
+        total += e.wall_s
         out.append({
             **ident,
-            "epoch": e["epoch"],
-            "steady": e["epoch"] > 1,
-            "wall_s": e["wall_s"],
+            "epoch": e.epoch,
+            "steady": e.epoch > 1,
+            "wall_s": e.wall_s,
             "cum_wall_s": total,
-            "cpu_s": e["cpu_s"],
-            "val_s": e.get("val_s"),
-            "samples": e["samples"],
-            "loss": e.get("loss"),
-            "accuracy": e.get("accuracy"),
-            "val_loss": e.get("val_loss"),
-            "val_accuracy": e.get("val_accuracy"),
+            "cpu_s": e.cpu_s,
+            "val_s": e.val_s,
+            "samples": e.samples,
+            "loss": e.loss,
+            "accuracy": e.accuracy,
+            "val_loss": e.val_loss,
+            "val_accuracy": e.val_accuracy,
         })
     return out
 
@@ -166,20 +192,19 @@ def load_runs(run_dirs: list[Path]) -> Loaded:
             continue
         run_id = run_id_of(run_dir)
         run_ids.append(run_id)
-        runs[run_id] = _read_json(run_dir / "run.json")
+        runs[run_id] = read_json(run_dir / "run.json")
         for path, outcome in iter_results(run_dir):
             if isinstance(outcome, ResultError):
                 problems.append(str(outcome))
                 continue
-            result = outcome.model_dump(mode="json")
-            row = cell_row(run_id, result, _read_json(path.parent / "spec.json"))
+            row = cell_row(run_id, outcome, read_json(path.parent / "spec.json"))
             rows.append(row)
             raw[row["result_key"]] = path
             if outcome.status is Status.ok:
-                epochs.extend(epoch_rows(row, result))
+                epochs.extend(epoch_rows(row, outcome))
     cells = pd.DataFrame(rows)
     return Loaded(run_ids, runs, cells, pd.DataFrame(epochs, columns=EPOCH_COLUMNS), raw, problems)
 
 
 def load_raw(path: Path) -> dict[str, Any]:
-    return _read_json(path)
+    return read_json(path)

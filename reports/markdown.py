@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from common.ranking import ranking_text
 from reports import fmt
 from reports.caveats import Caveat
 from reports.content import Report, Section
-from reports.ranking import ranking_text
 from reports.sweep import HEADER as SWEEP_HEADER
 from reports.sweep import SLOWER_THAN_BEST, table_cells
 from reports.tables import overview

@@ -13,8 +13,8 @@ from typing import Any
 
 import pandas as pd
 
+from common.ranking import overlap
 from reports import fmt
-from reports.ranking import overlap
 from reports.tables import entry
 
 SLOWER_THAN_BEST = 0.10  # a default more than this much slower than its best variant is flagged

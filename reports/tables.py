@@ -12,10 +12,10 @@ from typing import Any
 
 import pandas as pd
 
+from common.ranking import Entry, Place, rank
+from common.stats import spread, time_to_target
 from reports.article import Article
 from reports.load import CELL_KEYS, Loaded
-from reports.ranking import Entry, Place, rank
-from reports.stats import spread, time_to_target
 
 BACKEND_ORDER = ["tensorflow", "jax", "torch", "cntk", "theano", "mxnet", "openvino", "numpy"]
 TERMINAL = ("failed", "timeout", "skipped")

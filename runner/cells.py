@@ -13,10 +13,12 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from common.errors import BadInput
+from common.results import STOCK_VARIANT, skeleton
 from runner.matrix import Matrix
 
 
-class SelectionError(ValueError):
+class SelectionError(BadInput):
     """A name on the command line that the matrix does not have, or a selection that leaves nothing to run."""
 
 
@@ -30,7 +32,7 @@ class Cell:
     profile: str
     repeat: int
     seed: int
-    variant: str = "default"
+    variant: str = STOCK_VARIANT
 
     @property
     def id(self) -> str:
@@ -54,6 +56,7 @@ class Selection:
     seed: int | None = None
     variants: tuple[str, ...] = ()  # empty: each environment's default; "all": every variant that applies
     gpus: int | None = None  # --gpus: decides which variants apply (device: gpu/cpu)
+    inference: bool = True  # --no-inference: time no inference whatever the profile says
     # --python: environment -> the package versions its interpreter imports (variants' `versions` are checked
     # against them, not against the pins); None: the environments are built from their pins
     found: dict[str, dict[str, str]] | None = field(default=None, compare=False, hash=False)
@@ -120,29 +123,25 @@ def _gpus(matrix: Matrix, sel: Selection, profile: str) -> bool:
     return bool(sel.gpus or matrix.profiles[profile].gpus)
 
 
-def plain_variant(matrix: Matrix, backend: str, env_name: str, gpus: bool,
-                  found: dict[str, str] | None = None) -> tuple[str, str | None]:
+def default_variant(matrix: Matrix, backend: str, env_name: str, gpus: bool,
+                    found: dict[str, str] | None = None) -> tuple[str, str | None]:
     """The variant a run without --variant gives this backend in this environment, and why that is not the
-    environment's own default (None: it is). The default falls back to the matrix's plain one where `--python`'s
-    interpreter has versions it was not verified with (XLA would abort on a flag its jaxlib lacks)."""
+    environment's default variant (None: it is). The environment's default falls back to `defaults.default_variant`
+    where `--python`'s interpreter has versions it was not verified with (XLA would abort on a flag its jaxlib
+    lacks)."""
     name = matrix.default_variant(env_name)
     why = matrix.variant_misfit(name, backend, env_name, gpus, found)
-    return (name, None) if why is None else (matrix.defaults.variant, why)
-
-
-def _default_variant(matrix: Matrix, sel: Selection, backend: str, env_name: str, gpus: bool,
-                     notes: list[str]) -> str:
-    name, why = plain_variant(matrix, backend, env_name, gpus, _found(sel, env_name))
-    note = f"{why}: {backend}'s cells run variant {name} instead"
-    if why is not None and note not in notes:
-        notes.append(note)
-    return name
+    return (name, None) if why is None else (matrix.defaults.default_variant, why)
 
 
 def _variants_for(matrix: Matrix, sel: Selection, backend: str, env_name: str, gpus: bool,
                   notes: list[str]) -> list[str]:
     if not sel.variants:
-        return [_default_variant(matrix, sel, backend, env_name, gpus, notes)]
+        name, why = default_variant(matrix, backend, env_name, gpus, _found(sel, env_name))
+        note = f"{why}: {backend}'s cells run variant {name} instead"
+        if why is not None and note not in notes:
+            notes.append(note)
+        return [name]
     names = list(matrix.variants) if ALL_VARIANTS in sel.variants else list(sel.variants)
     whys = {v: matrix.variant_misfit(v, backend, env_name, gpus, _found(sel, env_name)) for v in names}
     if ALL_VARIANTS not in sel.variants:  # a variant named on the command line and left out is said
@@ -159,6 +158,9 @@ def plan(matrix: Matrix, sel: Selection) -> tuple[list[Cell], list[str]]:
     only = _only(matrix, sel.backends)
     _check_names("model", "--model", sel.models, matrix.models)
     _check_names("environment", "--env", sel.environments, matrix.environments)
+    if "default" in sel.variants and "default" not in matrix.variants:
+        raise SelectionError("--variant default: the variant that runs the backends as they ship is called `stock` "
+                             "now (each environment's own default is what a run without --variant gets)")
     _check_names("variant", "--variant", [v for v in sel.variants if v != ALL_VARIANTS],
                  [*matrix.variants, ALL_VARIANTS])
     profile = sel.profile or matrix.defaults.profile
@@ -250,9 +252,12 @@ def worker_spec(matrix: Matrix, cell: Cell, data_source: str, timeout_s: float |
     `spec_hash` covers what decides the measurement (not paths, not the time limit: a longer `--timeout` is the
     same experiment given more time): equal hashes mean the same experiment.
     """
+    sel = sel or Selection()
     model = matrix.models[cell.model]
-    limits = matrix.profiles[cell.profile].limits_for(cell.model, cell.backend)
+    profile = matrix.profiles[cell.profile]
+    limits = profile.limits_for(cell.model, cell.backend)
     env = matrix.environments[cell.environment]
+    inference = profile.inference.model_dump() if profile.inference is not None and sel.inference else None
     spec = {
         "cell": cell.to_dict(),
         "cell_id": cell.id,
@@ -276,13 +281,16 @@ def worker_spec(matrix: Matrix, cell: Cell, data_source: str, timeout_s: float |
         "timeout_s": timeout_s if timeout_s is not None else limits.timeout_s,
         "memory_limit_gb": limits.memory_limit_gb,
         "resources": {"cpus": limits.cpus, "gpus": limits.gpus, "shm_gb": limits.shm_gb},
+        # timed after training and evaluation (models/inference.py); None: no inference in this cell
+        "inference": inference,
     }
     hashed = {k: v for k, v in spec.items() if k != "timeout_s"}
     spec["spec_hash"] = hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()[:16]
     # a fact about the matrix of the day, not the experiment (kept out of the hash): reports find the default.
     # `sel`, the selection the cell was planned from, decides it as `plan` did (--gpus; --python's versions).
-    sel = sel or Selection()
-    plain, _ = plain_variant(matrix, cell.backend, cell.environment, _gpus(matrix, sel, cell.profile),
-                             _found(sel, cell.environment))
-    spec["variant"]["is_default"] = cell.variant == plain
+    planned, _ = default_variant(matrix, cell.backend, cell.environment, _gpus(matrix, sel, cell.profile),
+                                 _found(sel, cell.environment))
+    spec["variant"]["is_default"] = cell.variant == planned
+    # the one result constructor's skeleton, which the worker fills in (common/results.py)
+    spec["result_template"] = skeleton(spec)
     return spec

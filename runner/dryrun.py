@@ -6,8 +6,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from common.termtable import Column, fit
 from runner.cells import Selection, worker_spec
-from runner.termtable import Column, fit
 
 
 def variant_table(matrix, cells) -> Table:

@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from common.errors import BadInput
 from runner import paths
 from runner.matrix import MatrixError, load_matrix
 
@@ -34,7 +35,7 @@ print(json.dumps([m for m in sys.argv[1:] if importlib.util.find_spec(m) is not 
 """
 
 
-class CheckError(ValueError):
+class CheckError(BadInput):
     """Bad input: the message says what is missing and how to fix it (exit status 2)."""
 
 

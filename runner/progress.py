@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from common.results import CellResult, Status
 from runner.cells import Cell
 
 
@@ -72,18 +73,18 @@ class Display:
         elif event.get("kind") == "stage":
             self._show(f"{head}: {event['stage']}")
 
-    def cell_finished(self, result: dict[str, Any], reused: bool = False) -> None:
+    def cell_finished(self, result: CellResult, reused: bool = False) -> None:
         cell = self.cell
-        status = result["status"]
-        steady = result.get("steady_epoch_s")
-        detail = f"steady {steady:.3f} s/epoch" if steady is not None else (result.get("error") or "")
-        style = {"ok": "green", "skipped": "yellow"}.get(status, "red")
-        line = f"{cell.model} x {cell.backend} ({cell.environment}): [{style}]{status}[/] {escape(detail)}"
+        status = result.status
+        steady = result.steady_epoch_s
+        detail = f"steady {steady:.3f} s/epoch" if steady is not None else (result.error or "")
+        style = {Status.ok: "green", Status.skipped: "yellow"}.get(status, "red")
+        line = f"{cell.model} x {cell.backend} ({cell.environment}): [{style}]{status.value}[/] {escape(detail)}"
         if reused:
             line += " (kept from the earlier attempt)"
-        load = result.get("host", {}).get("load", {})
-        if load.get("busy"):
-            line += f" [yellow](machine busy: {load['other_cpu_share']:.0%} of CPU used by other processes)[/]"
+        if result.busy:
+            share = result.host.load.other_cpu_share or 0.0
+            line += f" [yellow](machine busy: {share:.0%} of CPU used by other processes)[/]"
         self.console.print(line, highlight=False)
         if self.progress is not None:
             self.progress.advance(self.task)

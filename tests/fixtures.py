@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from common.results import iter_results
 from runner.paths import REPO_ROOT
-from runner.results import iter_results
 
 # -- runs: start the runner, find the run folder it made, read its results ---------------------------------------
 

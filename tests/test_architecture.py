@@ -14,8 +14,19 @@ import pytest
 
 from runner.paths import REPO_ROOT
 
-PACKAGES = ("runner", "reports", "models", "tooling")
+PACKAGES = ("common", "runner", "reports", "models", "tooling")
 MAX_LINES = 500
+MAX_FUNCTION_LINES = 60
+# who may import whom, package by package (lazy imports included): `common` is the leaf every host package uses;
+# `runner` may call `reports` (the report a run ends with), never the other way round; `models` runs inside the
+# environments and imports no host package; `tooling` (tests, CI, measurement) may use all of them
+ALLOWED = {
+    "common": set(),
+    "models": set(),
+    "reports": {"common"},
+    "runner": {"common", "reports", "models"},  # models.sources: the data files both sides name
+    "tooling": {"common", "reports", "runner"},
+}
 
 
 def modules(root: Path, packages: tuple[str, ...]) -> dict[str, Path]:
@@ -149,13 +160,52 @@ def test_no_executor_reaches_the_orchestration_loop(edges):
         assert "runner.orchestrate" not in reachable(edges, name), name
 
 
+def package_of(module: str) -> str:
+    return module.split(".")[0]
+
+
+def test_packages_import_only_in_the_allowed_direction(edges):
+    """No package imports another that imports it back: the package graph, not only the module graph."""
+    found = {(package_of(a), package_of(b)) for a, targets in edges.items() for b in targets
+             if package_of(a) != package_of(b)}
+    wrong = sorted((a, b) for a, b in found if b not in ALLOWED[a])
+    assert wrong == [], f"imports against the direction: {wrong}"
+
+
+def test_the_package_check_catches_a_package_importing_back(tmp_path):
+    for pkg in ("low", "high"):
+        (tmp_path / pkg).mkdir()
+        (tmp_path / pkg / "__init__.py").write_text("")
+    (tmp_path / "low" / "base.py").write_text("def later():\n    import high.top\n")  # a lazy import counts
+    (tmp_path / "high" / "top.py").write_text("import low.base\n")
+    found = graph(tmp_path, ("low", "high"))
+    pairs = {(package_of(a), package_of(b)) for a, ts in found.items() for b in ts if package_of(a) != package_of(b)}
+    assert pairs == {("low", "high"), ("high", "low")}
+
+
+def long_functions(root: Path, folders: list[str], files: list[str]) -> dict[str, int]:
+    paths = [p for f in folders for p in (root / f).rglob("*.py")] + [root / f for f in files]
+    out = {}
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                n = node.end_lineno - node.lineno + 1
+                if n > MAX_FUNCTION_LINES:
+                    out[f"{path.relative_to(root)}:{node.lineno} {node.name}"] = n
+    return out
+
+
+def test_no_function_in_runner_or_the_worker_is_longer_than_60_lines():
+    assert long_functions(REPO_ROOT, ["runner", "common"], ["models/worker.py"]) == {}
+
+
 def test_no_file_in_runner_is_over_500_lines():
     long = {str(p.relative_to(REPO_ROOT)): n for p in (REPO_ROOT / "runner").rglob("*.py")
             if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert long == {}
 
 
-@pytest.mark.parametrize("package", ["runner", "runner/executors", "reports", "models", "tooling"])
+@pytest.mark.parametrize("package", ["common", "runner", "runner/executors", "reports", "models", "tooling"])
 def test_each_package_says_what_it_holds_and_what_it_never_imports(package):
     doc = ast.get_docstring(ast.parse((REPO_ROOT / package / "__init__.py").read_text()))
     assert doc and "never import" in " ".join(doc.split()).lower(), package

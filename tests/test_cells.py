@@ -84,7 +84,7 @@ def test_spec_resolves_profile_limits_and_hashes_the_experiment(matrix):
 
 def test_repeats_interleave_round_robin_with_a_seed_each(matrix):
     sel = Selection(models=("mlp", "cnn"), backends=("jax", "torch"), repeats=3, seed=7,
-                    variants=("default", "faithful-2017"))
+                    variants=("stock", "faithful-2017"))
     cells = expand(matrix, sel)
     per_repeat = len(cells) // 3
     assert per_repeat == 2 * 2 * 2  # models x backends x variants
@@ -103,14 +103,14 @@ def test_repeats_interleave_round_robin_with_a_seed_each(matrix):
 
 def test_variants_multiply_cells_and_enter_id_and_spec_hash(matrix):
     one = expand(matrix, Selection(models=("hrnn",), backends=("tensorflow@keras3",)))
-    assert [c.variant for c in one] == ["default"]  # no --variant: the environment's default
+    assert [c.variant for c in one] == ["stock"]  # no --variant: the environment's default
     two = expand(matrix, Selection(models=("hrnn",), backends=("tensorflow@keras3",),
-                                   variants=("default", "faithful-2017")))
-    assert [c.variant for c in two] == ["default", "faithful-2017"]
+                                   variants=("stock", "faithful-2017")))
+    assert [c.variant for c in two] == ["stock", "faithful-2017"]
     assert two[1].id == "hrnn.tensorflow.keras3-tensorflow.quick.faithful-2017.r0"
     specs = [worker_spec(matrix, c, "real") for c in two]
     assert specs[0]["spec_hash"] != specs[1]["spec_hash"]
-    assert specs[0]["cell"]["variant"] == "default" and specs[1]["cell"]["variant"] == "faithful-2017"
+    assert specs[0]["cell"]["variant"] == "stock" and specs[1]["cell"]["variant"] == "faithful-2017"
     assert specs[1]["variant"]["recurrent_activation"] == "hard_sigmoid_keras2"
     assert specs[1]["variant"]["data_format"] == "channels_last" and specs[1]["variant"]["changes_numerics"]
     assert specs[0]["variant"]["is_default"] and not specs[1]["variant"]["is_default"]
@@ -121,7 +121,7 @@ def test_variants_multiply_cells_and_enter_id_and_spec_hash(matrix):
 def test_all_plans_every_applicable_variant_and_nothing_else(matrix):
     cells = expand(matrix, Selection(models=("mlp",), backends=("jax",), variants=("all",)))
     names = [c.variant for c in cells]
-    assert "default" in names and "jax-onednn" in names and "faithful-2017" in names
+    assert "stock" in names and "jax-onednn" in names and "faithful-2017" in names
     assert not any(n.startswith(("tf-", "torch-")) for n in names)
     assert "mixed-float16" not in names  # GPU cells only
     assert "mixed-float16" in [c.variant for c in expand(

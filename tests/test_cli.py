@@ -47,7 +47,7 @@ def test_bad_input_exits_2_and_starts_nothing(tmp_path):
 
 
 def test_check_flags_a_corrupt_result(tmp_path):
-    cell = tmp_path / "run" / "mlp.tensorflow.keras3-tensorflow.smoke.default.r0"
+    cell = tmp_path / "run" / "mlp.tensorflow.keras3-tensorflow.smoke.stock.r0"
     cell.mkdir(parents=True)
     (cell / "result.json").write_text('{"schema_version": 1, "status": "ok", "cell": {')
     proc = runner("check", str(tmp_path / "run"))
@@ -92,7 +92,7 @@ def test_the_bench_profile_plans_what_it_says_it_runs(tmp_path, matrix):
 def test_check_counts_a_planned_cell_without_a_result_and_refuses_a_missing_folder(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    (run / "run.json").write_text('{"cells": ["mlp.tensorflow.keras3-tensorflow.smoke.default.r0"]}')
+    (run / "run.json").write_text('{"cells": ["mlp.tensorflow.keras3-tensorflow.smoke.stock.r0"]}')
     proc = runner("check", str(run))
     assert proc.returncode == 1 and "planned but has no result.json" in proc.stdout, proc.stdout
     proc = runner("check", str(tmp_path / "no-such-run"))

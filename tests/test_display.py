@@ -16,6 +16,7 @@ import pytest
 import yaml
 from rich.console import Console
 
+from common.results import CellResult
 from reports.cli import compare_table
 from runner.cells import Selection, expand
 from runner.dryrun import dry_run
@@ -23,6 +24,7 @@ from runner.executors.venv import VenvExecutor
 from runner.paths import REPO_ROOT
 from runner.summary import print_summary
 from tests.fixtures import populate_keras_home
+from tests.results_factory import make_result
 
 CIFAR_MISSING = ("cifar10: not in the Keras cache and not downloadable (www.cs.toronto.edu unreachable: [Errno -3] "
                  "Temporary failure in name resolution). Place cifar-10-python.tar.gz (from "
@@ -37,16 +39,13 @@ def render(width: int, draw) -> str:
 
 
 def result(model: str, backend: str, env: str, status: str = "ok", error: str | None = None,
-           busy: bool = False) -> dict:
-    ok = status == "ok"
-    return {"cell_id": f"{model}.{backend}.{env}.quick.r0", "cell": {"model": model, "backend": backend,
-            "environment": env}, "status": status, "error": error, "params": 669706 if ok else None,
-            "first_epoch_s": 3.21 if ok else None, "steady_epoch_s": 12.345 if ok else None,
-            "epochs": [{"samples": 60000}] if ok else [], "test": {"accuracy": 0.9712} if ok else None,
-            "host": {"load": {"busy": busy, "other_cpu_share": 0.35}}}
+           busy: bool = False) -> CellResult:
+    made = make_result(model, backend, env, profile="quick", status=status, error=error, busy=busy,
+                       steady=[12.345, 12.345], train_samples=60000, accuracy=0.9712)
+    return CellResult.model_validate(made)
 
 
-def matrix_run() -> list[dict]:
+def matrix_run() -> list[CellResult]:
     """The quick profile with CIFAR-10 and bAbI missing: six skipped cells, two reasons, one busy cell."""
     out = []
     for model in ("mlp", "cnn", "cifar10_cnn", "hrnn", "babi_rnn"):

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from common.results import iter_results
 from runner.executors import choose
 from runner.executors.base import CellJob
 from runner.executors.container import CELL_DIR
@@ -29,7 +30,6 @@ from runner.executors.docker.client import LABEL
 from runner.executors.docker.containers import Mounts
 from runner.executors.venv import VenvExecutor
 from runner.paths import REPO_ROOT
-from runner.results import iter_results
 from tests.ci import in_ci
 from tooling import engine
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from common.results import load_result
 from runner.paths import REPO_ROOT
-from runner.results import load_result
 from tests.fixtures import run_results, run_runner, the_run
 
 pytestmark = pytest.mark.venv

@@ -49,10 +49,10 @@ def test_a_smoke_cell_runs_in_an_existing_interpreter_and_a_differing_pin_is_a_w
     assert f"executor existing: --python {python}" in proc.stderr
     assert "warning: jax 0.10.2 differs from the environment's pin 0.4.0" in proc.stderr
     assert ("variant jax-ynn-no-conv was verified with jaxlib <0.5; the interpreter of keras3-jax has jaxlib 0.10.2: "
-            "jax's cells run variant default instead") in " ".join(proc.stderr.split())
+            "jax's cells run variant stock instead") in " ".join(proc.stderr.split())
     (r,) = run_results(tmp_path)
     assert r["status"] == "ok" and r["params"] == matrix.models["mlp"].expected_params
-    assert r["cell"]["variant"] == "default" and "XLA_FLAGS" not in r["settings"]["env_applied"]
+    assert r["cell"]["variant"] == "stock" and "XLA_FLAGS" not in r["settings"]["env_applied"]
     # what a plain run of this interpreter trains is its default, though not the matrix's for keras3-jax
     (spec,) = [json.loads(p.read_text()) for p in the_run(tmp_path / "results").glob("*/spec.json")]
     assert spec["variant"]["is_default"] is True

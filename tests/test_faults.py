@@ -119,9 +119,9 @@ def worker_pids(spec: Path) -> list[int]:
 def test_sigint_stops_the_cell_keeps_earlier_results_and_resume_finishes(keras_home, tmp_path):
     results = tmp_path / "results"
     proc = start_runner(["--model", "mlp", "--model", "cnn"], keras_home, results, "hang@cnn")
-    cnn_dir = wait_for_cell(proc, results, "cnn.tensorflow.keras3-tensorflow.smoke.default.r0")
+    cnn_dir = wait_for_cell(proc, results, "cnn.tensorflow.keras3-tensorflow.smoke.stock.r0")
     run = cnn_dir.parent
-    mlp_result = run / "mlp.tensorflow.keras3-tensorflow.smoke.default.r0" / "result.json"
+    mlp_result = run / "mlp.tensorflow.keras3-tensorflow.smoke.stock.r0" / "result.json"
     assert mlp_result.exists()
     before = mlp_result.read_bytes()
     proc.send_signal(signal.SIGINT)
@@ -154,7 +154,7 @@ def test_sighup_stops_a_run_as_sigterm_does(keras_home, tmp_path):
     """A closed terminal (SIGHUP) ends the run cleanly: the cell stopped, run.json finished, exit 130."""
     results = tmp_path / "results"
     proc = start_runner(["--model", "mlp"], keras_home, results, "hang@mlp")
-    cell = wait_for_cell(proc, results, "mlp.tensorflow.keras3-tensorflow.smoke.default.r0")
+    cell = wait_for_cell(proc, results, "mlp.tensorflow.keras3-tensorflow.smoke.stock.r0")
     proc.send_signal(signal.SIGHUP)
     code, output = finish(proc, timeout=60)
     assert code == 130, output[-3000:]
@@ -172,7 +172,7 @@ def test_a_runner_killed_with_sigkill_leaves_no_worker_and_honours_nohup(keras_h
 
     results = tmp_path / "results"
     proc = start_runner(["--model", "mlp"], keras_home, results, "hang@mlp", preexec=as_nohup)
-    cell = wait_for_cell(proc, results, "mlp.tensorflow.keras3-tensorflow.smoke.default.r0")
+    cell = wait_for_cell(proc, results, "mlp.tensorflow.keras3-tensorflow.smoke.stock.r0")
     (worker,) = worker_pids(cell / "spec.json")
     proc.send_signal(signal.SIGHUP)
     proc.send_signal(signal.SIGINT)
@@ -239,8 +239,8 @@ def test_a_truncated_result_is_reported_and_rerun_on_resume(keras_home, tmp_path
     code, output = finish(start_runner(["--model", "mlp", "--model", "babi_rnn"], keras_home, results))
     assert code == 0, output[-3000:]
     run = the_run(results)
-    babi = run / "babi_rnn.tensorflow.keras3-tensorflow.smoke.default.r0" / "result.json"
-    mlp = run / "mlp.tensorflow.keras3-tensorflow.smoke.default.r0" / "result.json"
+    babi = run / "babi_rnn.tensorflow.keras3-tensorflow.smoke.stock.r0" / "result.json"
+    mlp = run / "mlp.tensorflow.keras3-tensorflow.smoke.stock.r0" / "result.json"
     mlp_before = mlp.read_bytes()
     babi.write_bytes(babi.read_bytes()[:200])  # a disk that filled up, a copy cut short
     check = subprocess.run([sys.executable, "-m", "runner", "check", str(run)], cwd=REPO_ROOT, capture_output=True,

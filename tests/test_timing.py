@@ -13,9 +13,9 @@ import statistics
 
 import pytest
 
+from common.stats import between_run_cv, mean_interval, ratio_goal, t975
 from models import provenance
 from models.worker import fit_summary, samples_in_whole_batches
-from reports.stats import between_run_cv, mean_interval, ratio_goal, t975
 from tests.fixtures import run_results, run_runner
 
 # -- the CPU peak estimate -----------------------------------------------------------------------------------------

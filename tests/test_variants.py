@@ -16,10 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from reports.ranking import Entry, rank, ranking_text
+from common.ranking import Entry, rank, ranking_text
+from common.results import iter_results
 from runner.paths import REPO_ROOT
 from runner.summary import rankings
 from tests.fixtures import run_results, run_runner
+from tests.results_factory import make_result, make_spec, write_run
 
 
 def hard_sigmoid_keras2(x: float) -> float:
@@ -43,38 +45,8 @@ def test_separate_intervals_rank_in_order():
 def _result(model: str, backend: str, variant: str, repeat: int, steady: list[float], *, default: bool,
             numerics: bool = False, env: str | None = None) -> tuple[dict, dict]:
     """A format-exact ok result (and its spec) whose epochs after the first take `steady` seconds."""
-    env = env or f"keras3-{backend}"
-    cell = {"environment": env, "backend": backend, "model": model, "profile": "smoke", "repeat": repeat,
-            "seed": 1337 + repeat, "variant": variant}
-    cell_id = f"{model}.{backend}.{env}.smoke.{variant}.r{repeat}"
-    walls = [steady[0] * 3, *steady]
-    epochs = [{"epoch": i + 1, "wall_s": w, "cpu_s": w, "samples": 256, "loss": 1.0, "accuracy": 0.5,
-               "val_loss": 1.0, "val_accuracy": 0.5, "val_s": 0.01} for i, w in enumerate(walls)]
-    result = {
-        "schema_version": 1, "status": "ok", "error": None, "stage": "done", "cell": cell, "cell_id": cell_id,
-        "spec_hash": f"hash-{cell_id}", "executor": {"name": "venv"}, "params": 669706, "epochs": epochs,
-        "first_epoch_s": walls[0], "steady_epoch_s": sorted(steady)[len(steady) // 2], "compile_s": 0.1,
-        "data": {"source": "synthetic", "sha256": "0" * 64, "dataset": "mnist", "train_samples": 256,
-                 "test_samples": 128},
-        "test": {"loss": 1.0, "accuracy": 0.5}, "versions": {"keras": "3.15.1"},
-        "settings": {"title": backend.title(), "variant": variant, "variant_changes_numerics": numerics},
-        "host": {"cpu_model": "Test CPU", "cores": 2, "usable_cores": 2}, "git_commit": None,
-        "started_at": "2026-11-30T00:00:00Z", "finished_at": "2026-11-30T00:01:00Z",
-    }
-    spec = {"model": {"title": model.upper(), "batch_size": 128, "flop_per_sample": 1.0e6},
-            "variant": {"name": variant, "is_default": default}}
-    return result, spec
-
-
-def write_run(root: Path, cells: list[tuple[dict, dict]]) -> Path:
-    run = root / "20261130-000000-test"
-    for result, spec in cells:
-        folder = run / result["cell_id"]
-        folder.mkdir(parents=True)
-        (folder / "result.json").write_text(json.dumps(result))
-        (folder / "spec.json").write_text(json.dumps(spec))
-    (run / "run.json").write_text(json.dumps({"schema_version": 1, "argv": ["test"], "executor": "venv"}))
-    return run
+    result = make_result(model, backend, env, variant=variant, repeat=repeat, steady=steady, numerics=numerics)
+    return result, make_spec(result, default=default)
 
 
 def sweep_run(tmp_path: Path) -> Path:
@@ -82,11 +54,11 @@ def sweep_run(tmp_path: Path) -> Path:
     slower but the intervals overlap (a tie, no flag); TensorFlow MLP: the default is the fastest."""
     cells = []
     for r in range(3):
-        cells += [_result("mlp", "jax", "default", r, [1.20 + 0.01 * r, 1.21], default=True),
+        cells += [_result("mlp", "jax", "stock", r, [1.20 + 0.01 * r, 1.21], default=True),
                   _result("mlp", "jax", "jax-onednn", r, [1.00 + 0.01 * r, 1.01], default=False),
-                  _result("mlp", "torch", "default", r, [1.12, 0.9 + 0.3 * r], default=True),
+                  _result("mlp", "torch", "stock", r, [1.12, 0.9 + 0.3 * r], default=True),
                   _result("mlp", "torch", "torch-threads-1", r, [1.00, 0.95 + 0.1 * r], default=False),
-                  _result("mlp", "tensorflow", "default", r, [0.50, 0.51], default=True),
+                  _result("mlp", "tensorflow", "stock", r, [0.50, 0.51], default=True),
                   _result("mlp", "tensorflow", "faithful-2017", r, [0.60, 0.61], default=False, numerics=True)]
     return write_run(tmp_path, cells)
 
@@ -99,25 +71,27 @@ def test_sweep_report_flags_a_default_more_than_10_percent_slower(tmp_path):
     md = (tmp_path / "reports" / run.name / "summary.md").read_text()
     section = md[md.index("## Variants sweep"):]
     rows = {line.split(" | ")[1]: line for line in section.splitlines() if line.startswith("| MLP |")}
-    assert set(rows) == {"Jax", "Torch", "Tensorflow"}, section
-    assert "| jax-onednn | 1.01 | default | 1.21 | 1.20 |" in rows["Jax"]
-    assert "SLOWER: the default takes 20% longer" in rows["Jax"]
-    assert "tie: the default's interval overlaps torch-threads-1's" in rows["Torch"] and "SLOWER" not in rows["Torch"]
-    assert "the default is the fastest" in rows["Tensorflow"]
+    assert set(rows) == {"JAX", "PyTorch", "TensorFlow"}, section
+    assert "| jax-onednn | 1.01 | stock | 1.21 | 1.20 |" in rows["JAX"]
+    assert "SLOWER: the default takes 20% longer" in rows["JAX"]
+    assert "tie: the default's interval overlaps torch-threads-1's" in rows["PyTorch"]
+    assert "SLOWER" not in rows["PyTorch"]
+    assert "the default is the fastest" in rows["TensorFlow"]
     assert "(1 of 3)" in section
     html = (tmp_path / "reports" / run.name / "index.html").read_text()
     assert 'id="sweep"' in html and "SLOWER: the default takes 20% longer" in html
     # the per-test ranking says tie where the intervals overlap
     ranking = next(line for line in md.splitlines() if line.startswith("- **Ranking now"))
-    assert "tie: Torch (default)" in ranking or "tie: Torch (torch-threads-1)" in ranking, ranking
+    assert "tie: PyTorch (stock)" in ranking or "tie: PyTorch (torch-threads-1)" in ranking, ranking
 
 
 def test_run_summary_ranks_with_ties(tmp_path):
     run = sweep_run(tmp_path)
-    results = [json.loads(p.read_text()) for p in sorted(run.glob("*/result.json"))]
-    text = rankings(results)["mlp"]
-    assert text.startswith("1. tensorflow (keras3-tensorflow, default)")
-    assert "tie: torch (keras3-torch, torch-threads-1)" in text or "tie: torch (keras3-torch, default)" in text
+    results = [result for _, result in iter_results(run)]  # schema 1, as these were written: migrated on reading
+    (heading, text), = rankings(results)
+    assert heading == "mlp"
+    assert text.startswith("1. tensorflow (keras3-tensorflow, stock)")
+    assert "tie: torch (keras3-torch, torch-threads-1)" in text or "tie: torch (keras3-torch, stock)" in text
 
 
 def test_sweep_dry_run_plans_every_applicable_variant_of_the_mnist_tests(tmp_path):

@@ -76,8 +76,8 @@ def test_missing_interpreter_points_to_the_fix(cache):
 
 def test_worker_failure_becomes_a_failed_result_with_its_stage(cache, tmp_path, matrix):
     """A real worker in an environment without Keras: it fails at import, and says so in its result."""
+    from common.results import finalize, validate
     from runner.cells import Cell, worker_spec
-    from runner.results import finalize, validate
 
     executor = VenvExecutor()
     env = executor.prepare("tiny", TINY, lambda _: None)
@@ -132,10 +132,10 @@ def test_the_matrix_rejects_a_python_that_is_no_version(tmp_path):
 def test_keras3_jax_builds_and_trains_on_a_host_whose_python_is(version, matrix, keras_home, tmp_path, monkeypatch):
     """A host with only Python 3.12 or 3.13 (its runner's own interpreter): the JAX environment's range admits it,
     the venv is built with it (a folder of its own, beside the 3.11 one) and a smoke MLP cell trains there."""
+    from common.results import finalize
     from runner import interpreters
     from runner.cells import Cell, worker_spec
     from runner.orchestrate import add_runtime
-    from runner.results import finalize
 
     prefix = subprocess.run(["pyenv", "prefix", version], capture_output=True, text=True)
     if prefix.returncode != 0:
@@ -223,7 +223,7 @@ def test_a_cached_environment_whose_base_python_vanished_fails_its_cells_alone(c
     assert proc.returncode == 1, proc.stderr[-3000:]
     (run,) = [p for p in (tmp_path / "results").iterdir() if p.is_dir() and not p.is_symlink()]
     for model in ("mlp", "cnn"):
-        result = json.loads((run / f"{model}.tensorflow.tiny.smoke.default.r0" / "result.json").read_text())
+        result = json.loads((run / f"{model}.tensorflow.tiny.smoke.stock.r0" / "result.json").read_text())
         assert result["status"] == "failed" and result["stage"] == "launch"
         assert "no longer exists" in result["error"] and f"delete {where}" in result["error"]
     manifest = json.loads((run / "run.json").read_text())

@@ -4,7 +4,7 @@ In one run, for the MLP in the TensorFlow environment: a bare `model.fit` (model
 timed around the call) and the same cell through the runner, interleaved round by round so drift hits both.
 Each round gives one ratio of mean steady epoch times (harness / bare); after `--rounds` rounds it prints their
 mean with a 95 % t-interval and keeps adding rounds, up to `--max-rounds`, until the interval is within the 1 %
-goal (reports.stats.ratio_goal), then says whether the goal is met, not met, or cannot be shown on this machine.
+goal (common.stats.ratio_goal), then says whether the goal is met, not met, or cannot be shown on this machine.
 Also the warm per-cell fixed overhead (worker process start to first batch, less the framework's import; goal
 <= 2 s). The last line is `overhead_ratio=<x> ci=<lo>-<hi>`.
 """
@@ -16,38 +16,28 @@ import json
 import statistics
 import time
 from pathlib import Path
-from typing import Any
 
-from reports.stats import ratio_goal
+from common.results import CellResult, Status, new_run_dir
+from common.stats import ratio_goal
 from runner.cells import Cell, Selection, cell_variables, expand, worker_spec
 from runner.datafetch import offline_mnist_wheel
 from runner.executors.base import CellJob, Executor
 from runner.executors.venv import VenvExecutor
 from runner.matrix import Matrix, load_matrix
-from runner.orchestrate import add_runtime, run_cells
+from runner.orchestrate import RunOptions, add_runtime, run_cells
 from runner.paths import REPO_ROOT
 from runner.progress import Display, make_console
-from runner.results import new_run_dir
 
 GOAL = 0.01  # the harness may cost at most 1 % of a steady epoch
 
 
-def run_one_cell(matrix: Matrix, cell: Cell, executor: Executor, results: Path, data: str, why: str) -> dict[str, Any]:
+def run_one_cell(matrix: Matrix, cell: Cell, executor: Executor, results: Path, data: str, why: str) -> CellResult:
     """One cell through the real orchestrator (what users get), for benchmarks that compare it with something."""
     with Display(make_console(stderr=True)) as display:
-        outcome = run_cells(
-            matrix,
-            [cell],
-            executor,
-            results_root=results,
-            data_source=data,
-            timeout_s=None,
-            display=display,
-            executor_why=why,
-        )
+        outcome = run_cells(matrix, [cell], executor, RunOptions(results, data, executor_why=why), display)
     result = outcome.results[0]
-    if result["status"] != "ok":
-        raise RuntimeError(f"{executor.name} run failed: {result.get('error')}")
+    if result.status is not Status.ok:
+        raise RuntimeError(f"{executor.name} run failed: {result.error}")
     return result
 
 
@@ -119,12 +109,11 @@ def bench_main(argv: list[str] | None = None) -> int:
             console.print(f"[red]{exc}[/]")
             return 1
         # the bare figure is a mean over its steady epochs (differenced fit calls), so compare like with like
-        harness.append(statistics.mean(e["wall_s"] for e in result["epochs"][1:]))
-        fixed.append(result["timeline"]["fixed_overhead_s"])
+        harness.append(statistics.mean(e.wall_s for e in result.epochs[1:]))
+        fixed.append(result.timeline.fixed_overhead_s)
         console.print(
-            f"round {round_no}: harness steady {harness[-1]:.4f} s/epoch (mean; median {result['steady_epoch_s']:.4f}),"
-            f" fixed overhead {result['timeline']['fixed_overhead_s']:.2f} s "
-            f"(import {result['timeline']['import_s']:.2f} s)"
+            f"round {round_no}: harness steady {harness[-1]:.4f} s/epoch (mean; median {result.steady_epoch_s:.4f}),"
+            f" fixed overhead {result.timeline.fixed_overhead_s:.2f} s (import {result.timeline.import_s:.2f} s)"
         )
         if round_no >= args.rounds:
             check = ratio_goal([h / b for h, b in zip(harness, bare, strict=True)], GOAL)

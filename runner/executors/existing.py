@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from common.errors import BadInput
 from runner.executors.base import CellHandle, CellJob, Executor, PreparedEnv
 from runner.executors.venv import launch_worker
 from runner.interpreters import specifier
@@ -41,7 +42,7 @@ sys.stdout.write("\nKBM-PROBE " + json.dumps(out) + "\n")
 """
 
 
-class InterpreterError(ValueError):
+class InterpreterError(BadInput):
     """--python names an interpreter that cannot serve the selected cells; nothing runs (exit status 2)."""
 
 

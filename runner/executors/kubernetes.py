@@ -32,6 +32,7 @@ from typing import Any
 
 import yaml
 
+from common.errors import BadInput
 from runner import paths
 from runner.cells import Cell, cell_variables, worker_spec
 from runner.executors import k8s_pod
@@ -68,7 +69,7 @@ exit $code
 """
 
 
-class KubeUnavailable(ValueError):
+class KubeUnavailable(BadInput):
     """No cluster configuration could be loaded; the message says where it looked."""
 
 
@@ -133,6 +134,37 @@ def pod_spec_json(spec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _resources(spec: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+    """(limits, requests) of the cell's container, from the profile's resources."""
+    res = spec.get("resources") or {}
+    limits: dict[str, str] = {}
+    requests: dict[str, str] = {}
+    if res.get("gpus"):
+        limits["nvidia.com/gpu"] = str(int(res["gpus"]))
+    if res.get("cpus"):
+        millis = round(float(res["cpus"]) * 1000)  # Kubernetes quantities: "2", or "1500m"
+        requests["cpu"] = limits["cpu"] = str(millis // 1000) if millis % 1000 == 0 else f"{millis}m"
+    if spec.get("memory_limit_gb"):  # the worker's RLIMIT_DATA fails first, cleanly; this catches the rest
+        limits["memory"] = f"{math.ceil(spec['memory_limit_gb'] * 1.25 * 1024)}Mi"
+    return limits, requests
+
+
+def _volumes(client: Any, spec: dict[str, Any], options: KubeOptions, configmap: str) -> tuple[list, list]:
+    """(mounts, volumes): the code from its ConfigMap, the Keras cache's claim, a shared-memory folder."""
+    res = spec.get("resources") or {}
+    mounts = [client.V1VolumeMount(name="code", mount_path=f"{CODE_DIR}/models", read_only=True)]
+    volumes = [client.V1Volume(name="code", config_map=client.V1ConfigMapVolumeSource(name=configmap))]
+    if options.keras_pvc:
+        mounts.append(client.V1VolumeMount(name="keras-home", mount_path=KERAS_HOME, read_only=True))
+        claim = client.V1PersistentVolumeClaimVolumeSource(claim_name=options.keras_pvc, read_only=True)
+        volumes.append(client.V1Volume(name="keras-home", persistent_volume_claim=claim))
+    if res.get("shm_gb"):
+        mounts.append(client.V1VolumeMount(name="shm", mount_path="/dev/shm"))
+        volumes.append(client.V1Volume(name="shm", empty_dir=client.V1EmptyDirVolumeSource(
+            medium="Memory", size_limit=f"{math.ceil(res['shm_gb'] * 1024)}Mi")))
+    return mounts, volumes
+
+
 def job_manifest(
     spec: dict[str, Any],
     variables: dict[str, str],
@@ -145,28 +177,10 @@ def job_manifest(
     """The batch/v1 Job for one cell, built with the client's models (so field names are checked as built)."""
     from kubernetes import client
 
-    res = spec.get("resources") or {}
-    limits: dict[str, str] = {}
-    requests: dict[str, str] = {}
-    if res.get("gpus"):
-        limits["nvidia.com/gpu"] = str(int(res["gpus"]))
-    if res.get("cpus"):
-        millis = round(float(res["cpus"]) * 1000)  # Kubernetes quantities: "2", or "1500m"
-        requests["cpu"] = limits["cpu"] = str(millis // 1000) if millis % 1000 == 0 else f"{millis}m"
-    if spec.get("memory_limit_gb"):  # the worker's RLIMIT_DATA fails first, cleanly; this catches the rest
-        limits["memory"] = f"{math.ceil(spec['memory_limit_gb'] * 1.25 * 1024)}Mi"
+    limits, requests = _resources(spec)
     env = container_variables(variables, keras_home_mounted=bool(options.keras_pvc))
     env.update(KBM_MARK=mark, KBM_SPEC=json.dumps(pod_spec_json(spec), sort_keys=True))
-    mounts = [client.V1VolumeMount(name="code", mount_path=f"{CODE_DIR}/models", read_only=True)]
-    volumes = [client.V1Volume(name="code", config_map=client.V1ConfigMapVolumeSource(name=configmap))]
-    if options.keras_pvc:
-        mounts.append(client.V1VolumeMount(name="keras-home", mount_path=KERAS_HOME, read_only=True))
-        claim = client.V1PersistentVolumeClaimVolumeSource(claim_name=options.keras_pvc, read_only=True)
-        volumes.append(client.V1Volume(name="keras-home", persistent_volume_claim=claim))
-    if res.get("shm_gb"):
-        mounts.append(client.V1VolumeMount(name="shm", mount_path="/dev/shm"))
-        volumes.append(client.V1Volume(name="shm", empty_dir=client.V1EmptyDirVolumeSource(
-            medium="Memory", size_limit=f"{math.ceil(res['shm_gb'] * 1024)}Mi")))
+    mounts, volumes = _volumes(client, spec, options, configmap)
     cell_id = spec["cell_id"]
     labels = {
         "app.kubernetes.io/name": "keras-backend-matrix",

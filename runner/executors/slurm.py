@@ -28,6 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from common.errors import BadInput
 from runner import paths
 from runner.executors.base import CellHandle, CellJob, LaunchFailed, PolledHandle, PreparedEnv, signal_exit_status
 from runner.executors.venv import VenvExecutor
@@ -53,7 +54,7 @@ REASONS = {
 }
 
 
-class SlurmError(ValueError):
+class SlurmError(BadInput):
     """Slurm cannot be used from here; the message says what is missing and how to fix it."""
 
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from common.errors import BadInput
+
 IMAGE_REPO = "kbm"
 LABEL = "org.keras-backend-matrix"
 PING_TIMEOUT_S = 3.0
 
 
-class DockerUnavailable(ValueError):
+class DockerUnavailable(BadInput):
     """No engine answers, or it cannot give what was asked (a GPU): a usage error, nothing runs."""
 
 

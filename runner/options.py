@@ -1,0 +1,142 @@
+"""The run's command line: every option once, as data (flags and argparse settings), with the help a user reads.
+
+`build_parser` turns OPTIONS into the parser of `python -m runner` and of `python -m runner sweep`; `check_numbers`
+refuses nonsense numbers before anything is planned; `selection_of` is what run.json records (defaults resolved,
+so a later default change cannot alter what a run meant).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from runner.cells import SelectionError
+
+DESCRIPTION = """\
+Train the five classic Keras examples (or your own Keras 3 model, --model-file) on every backend of the matrix,
+each model x backend cell in its own process inside the environment that hosts its backend, and write one JSON
+result per cell: per-epoch training times, accuracy, inference latency and throughput, peak memory, provenance.
+
+subcommands:
+  python -m runner [options]            run the matrix (the default)
+  python -m runner check RUN_DIR        validate every result in a run folder (exit 1 on any problem)
+  python -m runner report [RUN...]      write results/<run-id>/report/ (HTML, Markdown, plots, CSV/Parquet)
+  python -m runner compare RUN_A RUN_B  per-cell ratio and accuracy delta; exit 1 on a regression beyond noise
+  python -m runner sweep [options]      every variant that applies, on the MNIST tests, 3 interleaved repeats;
+                                        the report shows each backend's best variant and the default's distance
+  python -m runner history [...]        the runs kept in the history database: trends, steps, `history check`
+
+tooling (tests, CI, measurement; the tooling/ package): make bench-overhead, make engine, make slurm-up
+"""
+
+EPILOG = """\
+examples:
+  python -m runner                          the default profile (quick) on every backend
+  python -m runner --only tensorflow        TensorFlow's cells, every generation (tensorflow@keras3: Keras 3's)
+  python -m runner --profile smoke --model mlp --model cnn
+  python -m runner --data synthetic --dry-run
+  python -m runner --python /opt/conda/bin/python --only jax     the cells in an interpreter you already have
+  python -m runner --only jax --variant stock --variant jax-onednn --repeats 3
+  python -m runner --model-file my_model.py --profile quick      your own Keras 3 model on every Keras 3 backend
+  python -m runner sweep --only torch --dry-run
+
+exit status: 0 every cell ok or skipped (at least one measured), 1 a cell failed or timed out (or none ran),
+2 bad input (nothing ran), 130 interrupted.
+"""
+
+SWEEP_MODELS = ("mlp", "cnn", "hrnn")  # the MNIST tests: what the sweep measures unless --model says otherwise
+SWEEP_REPEATS = 3
+EXECUTOR_CHOICES = ("auto", "venv", "docker", "slurm", "kubernetes", "existing")
+
+# (flags, argparse keywords): the order is the order of --help
+OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
+    (("--matrix",), dict(type=Path, help="the matrix file (default: ./matrix.yaml of this checkout)")),
+    (("--only",), dict(action="append", default=[], metavar="BACKEND",
+                       help="run only this backend's cells (repeatable): a backend (jax, tensorflow1), a framework "
+                       "family (tensorflow: every generation, and its native twin) or NAME@GENERATION "
+                       "(tensorflow@keras3)")),
+    (("--model",), dict(action="append", default=[], help="run only this model (repeatable)")),
+    (("--model-file",), dict(action="append", default=[], type=Path, metavar="PATH",
+                             help="your own Keras 3 model: a Python file with build() (README, \"Your own model\"); "
+                             "repeatable; runs on every Keras 3 backend unless --only says otherwise")),
+    (("--data-file",), dict(type=Path, metavar="FILE.npz",
+                            help="data for --model-file models: an .npz with x_train, y_train, x_test, y_test")),
+    (("--env",), dict(action="append", default=[], metavar="ENVIRONMENT",
+                      help="run only the cells of this environment (repeatable)")),
+    (("--profile",), dict(help="smoke, quick, bench or article (default: the matrix's defaults.profile)")),
+    (("--variant",), dict(action="append", default=[], metavar="NAME",
+                          help="run each cell under this variant of matrix.yaml's `variants` (repeatable; `all`: "
+                          "every variant that applies; default: each environment's default variant)")),
+    (("--repeats",), dict(type=int, help="run each cell N times, each in a fresh process, interleaved (repeat 1 of "
+                          "every cell, then repeat 2, ...), each repeat with its own seed derived from --seed")),
+    (("--seed",), dict(type=int, help="base random seed (default: the matrix's defaults.seed); repeat 1 uses it as "
+                       "is, later repeats a seed derived from it")),
+    (("--results",), dict(type=Path, default=Path("results"),
+                          help="folder that receives one new run folder per run (default: ./results)")),
+    (("--data",), dict(choices=["real", "synthetic"],
+                       help="real files (default) or synthetic arrays of the real shapes, for speed-only runs")),
+    (("--timeout",), dict(type=float, metavar="SECONDS", help="per-cell time limit (default: the profile's)")),
+    (("--executor",), dict(choices=EXECUTOR_CHOICES,
+                           help="where cells run: venv (cached virtualenvs), docker (a container per cell), slurm "
+                           "(one sbatch job per cell), kubernetes (one Job per cell), or auto (docker where an "
+                           "engine answers, else venv); `existing` is what --python uses")),
+    (("--python",), dict(metavar="PATH", help="run the selected cells in this existing interpreter (with its own "
+                         "Keras and frameworks, e.g. the machine's CUDA builds); builds nothing, records the "
+                         "versions it imported")),
+    (("--parallel",), dict(type=int, metavar="N", help="keep up to N cells in flight (default 1: one after "
+                           "another, as timing wants; a scheduler's slots)")),
+    (("--gpus",), dict(type=int, metavar="N", help="give each cell N GPUs (docker: a device request and the GPU "
+                       "image; an error where the engine has none)")),
+    (("--resume",), dict(type=Path, metavar="RUN", help="continue results/<run-id> with its own options (from its "
+                         "run.json): keep cells whose ok result matches the spec, run the rest")),
+    (("--no-inference",), dict(action="store_true", help="time no inference after training (the profile's "
+                               "`inference` settings otherwise; training figures are the same either way)")),
+    (("--dry-run",), dict(action="store_true", help="list the cells and what would be installed, run nothing")),
+    (("--no-report",), dict(action="store_true", help="do not write results/<run-id>/report/ at the end")),
+    (("--history",), dict(metavar="PATH|URL", help="the history database every finished run is added to "
+                          "(default: RESULTS/history.sqlite; postgresql://... for a shared one)")),
+    (("--no-history",), dict(action="store_true", help="do not add this run to the history database")),
+]
+
+
+def build_parser(prog: str = "python -m runner") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=DESCRIPTION, epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    for flags, kwargs in OPTIONS:
+        p.add_argument(*flags, **kwargs)
+    return p
+
+
+def check_numbers(args: argparse.Namespace) -> None:
+    if args.repeats is not None and args.repeats < 1:
+        raise SelectionError("--repeats must be at least 1")
+    if args.parallel is not None and args.parallel < 1:
+        raise SelectionError("--parallel must be at least 1 (1 runs the cells one after another)")
+    if args.timeout is not None and not args.timeout > 0:
+        raise SelectionError(f"--timeout {args.timeout:g}: a time limit must be more than 0 seconds")
+    if args.seed is not None and args.seed < 0:
+        raise SelectionError(f"--seed {args.seed}: seeds are 0 or more (numpy and the frameworks take unsigned seeds)")
+
+
+def selection_of(args: argparse.Namespace, matrix: Any) -> dict[str, Any]:
+    """The run's options as run.json records them, defaults resolved (a later default change cannot alter them)."""
+    return {
+        "only": list(args.only),
+        "model": list(args.model),
+        "model_file": [str(Path(p).resolve()) for p in args.model_file],
+        "data_file": str(Path(args.data_file).resolve()) if args.data_file else None,
+        "env": list(args.env),
+        "variant": list(args.variant),
+        "profile": args.profile or matrix.defaults.profile,
+        "repeats": args.repeats or matrix.defaults.repeats,
+        "seed": matrix.defaults.seed if args.seed is None else args.seed,
+        "data": args.data or matrix.defaults.data,
+        "inference": not args.no_inference,
+        "matrix": str(Path(args.matrix).resolve()),
+        "executor": args.executor,
+        "gpus": args.gpus,
+        "parallel": args.parallel,
+        "timeout": args.timeout,
+        "python": getattr(args, "python", None),
+    }

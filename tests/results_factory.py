@@ -1,0 +1,85 @@
+"""Format-exact schema 2 results for the tests of what reads them (rankings, tables, sweep, compare), built
+through the contract's own skeleton and validated as they are made, so a test can never feed the readers a shape
+the workers could not write. Training tests produce real results; these only save the training where the
+figures themselves are what a test is about."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from common.results import CellResult, Status, skeleton
+
+TITLES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch", "tensorflow1": "TensorFlow 1.x",
+          "cntk": "CNTK", "theano": "Theano", "mxnet": "MXNet"}
+
+
+def make_result(model: str, backend: str, env: str | None = None, *, variant: str = "stock", repeat: int = 0,
+                profile: str = "smoke", status: str = "ok", error: str | None = None, steady: list[float] | None = None,
+                train_samples: int = 256, val_samples: int = 128, batch_size: int = 128, busy: bool = False,
+                numerics: bool = False, data: str = "synthetic", accuracy: float = 0.5, val_s: float | None = 0.01,
+                cpu_ratio: float = 1.0, inference: dict[str, Any] | None = None,
+                memory: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A result whose epochs after the first take `steady` seconds (the first: 3x the first steady one)."""
+    env = env or f"keras3-{backend}"
+    cell = {"environment": env, "backend": backend, "model": model, "profile": profile, "repeat": repeat,
+            "seed": 1337 + repeat, "variant": variant}
+    spec = {"cell": cell, "cell_id": f"{model}.{backend}.{env}.{profile}.{variant}.r{repeat}",
+            "spec_hash": f"hash-{model}-{backend}-{env}-{variant}-{repeat}",
+            "backend": {"title": TITLES.get(backend, backend), "keras_backend": backend, "framework": backend}}
+    result = skeleton(spec, Status(status), "done" if status == "ok" else "train", error,
+                      {"name": "venv", "environment": env}, {"git_commit": None, "git_dirty": False})
+    result["host"] = {"cpu_model": "Test CPU", "cores": 2, "usable_cores": 2,
+                      "load": {"busy": busy, "other_cpu_share": 0.35 if busy else 0.01}}
+    if status != "ok":
+        return CellResult.model_validate(result).dump()
+    steady = steady or [1.0, 1.0]
+    walls = [steady[0] * 3, *steady]
+    source = "synthetic" if data == "synthetic" else "keras-cache"
+    result.update(
+        params=669706, first_epoch_s=walls[0], steady_epoch_s=sorted(steady)[len(steady) // 2], compile_s=0.1,
+        epochs=[{"epoch": i + 1, "wall_s": w, "cpu_s": w * cpu_ratio, "samples": train_samples, "loss": 1.0,
+                 "accuracy": 0.5, "val_loss": 1.0, "val_accuracy": 0.5, "val_s": val_s} for i, w in enumerate(walls)],
+        data={"source": source, "sha256": "0" * 64, "dataset": "mnist", "train_samples": train_samples,
+              "test_samples": val_samples},
+        work={"train_samples": train_samples, "val_samples": val_samples, "batch_size": batch_size,
+              "epochs": len(walls), "data": "synthetic" if data == "synthetic" else "real"},
+        test={"loss": 1.0, "accuracy": accuracy, "samples": val_samples}, versions={"keras": "3.15.1"},
+        settings={"variant": variant, "variant_changes_numerics": numerics, "data_format": "channels_last",
+                  "jit_compile": "auto"},
+        inference=inference, memory=memory,
+    )
+    return CellResult.model_validate(result).dump()
+
+
+def make_spec(result: dict[str, Any], *, default: bool = True, batch_size: int = 128,
+              flop_per_sample: float = 1.0e6) -> dict[str, Any]:
+    """The spec.json beside a made result: what reports read of the model and the variant."""
+    model = result["cell"]["model"]
+    return {"model": {"title": model.upper(), "batch_size": batch_size, "flop_per_sample": flop_per_sample},
+            "variant": {"name": result["cell"]["variant"], "is_default": default}}
+
+
+def write_run(root: Path, cells: list[tuple[dict, dict]], name: str = "20261130-000000-test") -> Path:
+    """A run folder holding each (result, spec) pair in its cell folder, and a run.json."""
+    run = root / name
+    for result, spec in cells:
+        folder = run / result["cell_id"]
+        folder.mkdir(parents=True)
+        (folder / "result.json").write_text(json.dumps(result))
+        (folder / "spec.json").write_text(json.dumps(spec))
+    (run / "run.json").write_text(json.dumps({"schema_version": 2, "argv": ["test"], "executor": "venv"}))
+    return run
+
+
+def latency(p50_ms: float, p90_ms: float | None = None) -> dict[str, Any]:
+    """An inference block whose batch-1 predict_on_batch latency has this median (and 90th percentile)."""
+    p90_ms = p90_ms or p50_ms * 1.2
+    samples = [p50_ms] * 5 + [p90_ms] * 2
+    return {"settings": {"warmup": 2, "calls": len(samples), "batch_sizes": [128], "passes": 1},
+            "latency": [{"method": "predict_on_batch", "batch_size": 1, "warmup": 2, "first_call_ms": p50_ms * 50,
+                         "p50_ms": p50_ms, "p90_ms": p90_ms, "p99_ms": p90_ms, "mean_ms": sum(samples) / len(samples),
+                         "samples_ms": samples}],
+            "throughput": [{"batch_size": 128, "samples": 128, "warmup_pass_s": 0.1, "pass_s": [0.01],
+                            "samples_per_s": 12800.0}]}
