@@ -2,7 +2,8 @@
 
 With KBM_TESTING=1 (the switch the tests set; a user's stray KBM_FAULT alone does nothing),
 KBM_FAULT="<kind>@<model>[@<stage>]" (several separated by commas) makes the worker for that model fail when
-it enters that stage (default: `start`, before any framework import). Kinds: raise (an exception), abort
+it enters that stage (default: `start`, before any framework import; `inference-call`: before each inference
+measurement, caught there as a backend that cannot predict would be). Kinds: raise (an exception), abort
 (SIGABRT, as a segfault would end it), exit (status 3 without a result), hang (sleeps past any timeout), oom
 (allocates until the memory limit stops it). Unset, this costs one dictionary lookup per stage. Python 3.6 compatible.
 """

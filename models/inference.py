@@ -54,21 +54,26 @@ def one_sample(x):
     return x[:1]
 
 
-def measure(driver, x, n, settings, model_batch):
-    """The whole inference section of a result; never raises (a failure is its `error`)."""
+def measure(driver, x, n, settings, model_batch, before_each=None):
+    """The whole inference section of a result; never raises (a failure is its `error`). `before_each` runs
+    before each measurement (the tests' fault injection: a backend that cannot predict)."""
     sizes = [model_batch if s == "model" else int(s) for s in settings["batch_sizes"]]
     out = {"settings": dict(settings, batch_sizes=sizes), "latency": [], "throughput": [], "error": None}
     step = "latency (predict_on_batch, batch 1)"
+    check = before_each or (lambda: None)
     try:
         x_one = one_sample(x)
+        check()
         out["latency"].append(latency(driver.predict_on_batch, x_one, settings["warmup"], settings["calls"],
                                       "predict_on_batch"))
         if settings.get("predict_latency", True):
             step = "latency (predict, batch 1)"
+            check()
             out["latency"].append(latency(lambda v: driver.predict(v, 1), x_one, settings["warmup"],
                                           settings["calls"], "predict"))
         for size in sizes:
             step = "throughput (predict, batch %d)" % size
+            check()
             out["throughput"].append(throughput(driver.predict, x, n, size, settings["passes"]))
     except Exception as exc:  # noqa: BLE001 - inference must never cost the training result
         out["error"] = "%s failed: %s: %s" % (step, type(exc).__name__, first_line(exc))

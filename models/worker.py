@@ -271,8 +271,9 @@ def stage_inference(cell):
     from models import inference
 
     ds, result = cell.ds, cell.result
+    model = cell.spec["cell"]["model"]
     measured = inference.measure(cell.driver, ds.x_test, len(ds.y_test), cell.spec["inference"],
-                                 cell.spec["model"]["batch_size"])
+                                 cell.spec["model"]["batch_size"], lambda: cell._inject("inference-call", model))
     result["inference"] = measured
     if measured["error"]:
         result["warnings"].append("inference: " + measured["error"])

@@ -13,7 +13,9 @@ import pandas as pd
 
 from common.results import BUSY_THRESHOLD
 from common.stats import NOISY_CV
+from common.work import describe_difference
 from reports.article import Article
+from reports.tables import CORES_SWING
 
 REAL_SOURCES = {"keras-cache", "download", "offline-wheel"}
 
@@ -52,10 +54,30 @@ def mixed(rows: pd.DataFrame, scope: str) -> list[Caveat]:
     return out
 
 
+def different_work(rows: pd.DataFrame, scope: str) -> list[Caveat]:
+    """A test whose backends did different work: its figures are ranked per work, never across."""
+    ok = rows[rows["repeats_ok"] > 0]
+    works = [group["work"].iloc[0] for _, group in ok.groupby("work_text", sort=False)]
+    if len(works) < 2:
+        return []
+    by_work = "; ".join(f"{', '.join(dict.fromkeys(g['label']))}: {w}" for w, g in ok.groupby("work_text", sort=False))
+    return [Caveat("warn", "DIFFERENT WORK", f"{scope} holds backends that trained and validated different amounts "
+                   f"per epoch ({describe_difference(works)}): {by_work}. Seconds per epoch, rankings and ties are "
+                   "given per work only; across works compare the training time per sample (validation excluded).")]
+
+
 def report_caveats(table: pd.DataFrame, problems: list[str], runs: dict[str, dict]) -> list[Caveat]:
     out = mixed(table, "This report") if not table.empty else []
     if table.empty:
         return [Caveat("danger", "NO RESULTS", "No readable result was found in the run folder(s).")]
+    several = [m for m, rows in table[table["repeats_ok"] > 0].groupby("model", sort=False)
+               if rows["work_text"].nunique() > 1]
+    if several:
+        names = ", ".join(dict.fromkeys(table.loc[table["model"].isin(several), "model_title"]))
+        out.append(Caveat("warn", "DIFFERENT WORK", f"In {len(several)} test(s) ({names}) the backends did not all "
+                          "train the same samples per epoch (a profile's per-backend slices): each work is its own row "
+                          "at a glance and its own ranking; the bold figure is the fastest of its row only. Across "
+                          "works, the per-sample table below compares training time per sample, validation excluded."))
     synthetic = table[table["data_source"] == "synthetic"]
     if len(synthetic):
         out.append(Caveat("danger", "SYNTHETIC DATA",
@@ -78,6 +100,16 @@ def report_caveats(table: pd.DataFrame, problems: list[str], runs: dict[str, dic
         out.append(Caveat("warn", "NOISY CELLS",
                           f"{len(noisy)} cell(s) have steady epochs varying more than {NOISY_CV:.0%} (coefficient of "
                           "variation): " + ", ".join(f"{r.model} x {r.label}" for r in noisy.itertuples()) + "."))
+    swung = table[table["cores_swing"]] if "cores_swing" in table else table.iloc[0:0]
+    if len(swung):
+        out.append(Caveat("warn", "CORES USED SWUNG BETWEEN EPOCHS",
+                          f"{len(swung)} cell(s) kept a different number of cores busy from one epoch to the next "
+                          f"(CPU seconds per wall second varied more than {CORES_SWING:.0%}): "
+                          + ", ".join(f"{r.model} x {r.label} ({r.cores_lo:.2f}-{r.cores_hi:.2f} cores)"
+                                      for r in swung.itertuples())
+                          + ". The same work ran on fewer cores in some epochs (threads starved, a core taken by the "
+                          "hypervisor or another process, a framework that serialised): their wall times moved for "
+                          "a reason outside the model. Rerun on a quiet machine, or with --repeats 3."))
     single = table[(table["repeats_ok"] > 0) & (table["n_steady"] < 2)]
     if len(single):
         out.append(Caveat("warn", "NO SPREAD",

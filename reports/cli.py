@@ -93,9 +93,10 @@ def compare_table(rows: list[list[str]], title: str, width: int) -> Table:
 def compare_main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(
         prog="python -m runner compare",
-        description="Per cell, B's steady s/epoch over A's and the test accuracy delta, judged against the spread "
-        "between runs (repeats), not between epochs. Exit status: 0 no conclusive regression, 1 a conclusive "
-        "regression, 2 bad input.",
+        description="Per cell, B's steady s/epoch over A's, the test accuracy delta, and the batch-1 latency, "
+        "throughput and peak memory ratios, each judged against the spread between runs (repeats), not between "
+        "epochs. Only cells of the same work are compared. Exit status: 0 no conclusive regression, 1 a conclusive "
+        "regression, 2 bad input (different hardware or work without --allow-mixed / --allow-different-work).",
     )
     p.add_argument("run_a", type=Path, metavar="RUN_A", help="the baseline run folder")
     p.add_argument("run_b", type=Path, metavar="RUN_B", help="the run to judge")
@@ -109,6 +110,9 @@ def compare_main(argv: list[str]) -> int:
                    "up to 27%% on a shared 2-core VM); with 2+ repeats on both sides the measured interval is used")
     p.add_argument("--allow-mixed", action="store_true",
                    help="compare runs made on different hardware anyway (labelled as such)")
+    p.add_argument("--allow-different-work", action="store_true",
+                   help="compare cells whose work differs (samples per epoch, batch, epochs, data) anyway "
+                   "(labelled); refused otherwise, exit 2")
     p.add_argument("--markdown", type=Path, metavar="FILE", help="also write the table as Markdown (PR comments)")
     args = p.parse_args(argv)
     from reports.compare import (
@@ -124,7 +128,7 @@ def compare_main(argv: list[str]) -> int:
     spread = DEFAULT_BETWEEN_RUN_SPREAD if args.between_run_spread is None else args.between_run_spread
     try:
         comparison = compare_runs([args.run_a], [args.run_b], args.threshold, args.acc_threshold, args.allow_mixed,
-                                  spread)
+                                  spread, args.allow_different_work)
     except CompareError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

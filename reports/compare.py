@@ -29,7 +29,9 @@ from typing import Any
 
 import pandas as pd
 
+from common.errors import BadInput
 from common.stats import between_run_cv
+from common.work import describe_difference
 from reports import fmt
 from reports.article import load_article
 from reports.load import CELL_KEYS, load_runs
@@ -39,7 +41,7 @@ from reports.tables import summary_table
 EXIT_OK, EXIT_REGRESSION, EXIT_BAD_INPUT = 0, 1, 2
 
 
-class CompareError(ValueError):
+class CompareError(BadInput):
     """Input that cannot be compared (missing folders, no results, mixed hardware without --allow-mixed)."""
 
 
@@ -87,14 +89,14 @@ def _noise(*values: Any) -> float:
     return max(vals) if vals else 0.0
 
 
-def judge_speed(a: pd.Series, b: pd.Series, threshold: float, between_run_spread: float) -> dict[str, Any]:
-    """B/A of steady s/epoch with the spread it is judged against; `verdict` is "", "slower", "faster" or
-    "inconclusive (...)"; `regression` only for a conclusive slowdown."""
-    ratio = b["steady_s"] / a["steady_s"]
+def judge_ratio(ratio: float, a_runs: list[float], b_runs: list[float], within_cv: list[Any], threshold: float,
+                between_run_spread: float, worse: str, better: str) -> dict[str, Any]:
+    """B/A of a figure where higher is worse, judged against the spread between runs: measured over the repeats
+    when both sides have 2 or more (the larger CV of per-repeat figures, or of the epochs, if larger), else assumed.
+    `verdict` is "", `worse`, `better` or "inconclusive (...)"; `regression` only for a conclusive `worse`."""
     out: dict[str, Any] = {"ratio": ratio, "noise": None, "noise_kind": "", "verdict": "", "regression": False}
-    direction = "slower" if ratio > 1 + threshold else "faster" if ratio < 1 / (1 + threshold) else ""
-    a_runs, b_runs = list(a["repeat_steady_s"]), list(b["repeat_steady_s"])
-    measured = _noise(a["cv"], b["cv"], between_run_cv(a_runs), between_run_cv(b_runs))
+    direction = worse if ratio > 1 + threshold else better if ratio < 1 / (1 + threshold) else ""
+    measured = _noise(*within_cv, between_run_cv(a_runs), between_run_cv(b_runs))
     if len(a_runs) >= 2 and len(b_runs) >= 2:
         noise, kind = measured, f"measured over {len(a_runs)}+{len(b_runs)} repeats"
     else:
@@ -105,7 +107,38 @@ def judge_speed(a: pd.Series, b: pd.Series, threshold: float, between_run_spread
     conclusive = ratio > 1 + band or ratio < 1 / (1 + band)
     if direction:
         out["verdict"] = direction if conclusive else f"inconclusive ({direction}, within the between-run spread)"
-        out["regression"] = direction == "slower" and conclusive
+        out["regression"] = direction == worse and conclusive
+    return out
+
+
+def judge_speed(a: pd.Series, b: pd.Series, threshold: float, between_run_spread: float) -> dict[str, Any]:
+    """B/A of steady s/epoch (see judge_ratio)."""
+    return judge_ratio(b["steady_s"] / a["steady_s"], list(a["repeat_steady_s"]), list(b["repeat_steady_s"]),
+                       [a["cv"], b["cv"]], threshold, between_run_spread, "slower", "faster")
+
+
+# the serving figures compare judges as it judges steady epochs: (column, higher is worse, worse, better)
+SERVING = (("latency_p50_ms", True, "latency up", "latency down"),
+           ("peak_rss_mb", True, "more memory", "less memory"),
+           ("gpu_peak_mb", True, "more GPU memory", "less GPU memory"))
+
+
+def judge_serving(a: pd.Series, b: pd.Series, threshold: float, between_run_spread: float) -> list[dict[str, Any]]:
+    """Batch-1 p50 latency, peak memory and throughput at the largest batch both measured, each as a verdict."""
+    out = []
+    for column, _, worse, better in SERVING:
+        if fmt.missing(a.get(column)) or fmt.missing(b.get(column)) or not a[column]:
+            continue
+        judged = judge_ratio(b[column] / a[column], list(a.get(f"repeat_{column}") or []),
+                             list(b.get(f"repeat_{column}") or []), [], threshold, between_run_spread, worse, better)
+        out.append({"figure": column, **judged})
+    common = sorted(set(a.get("throughput") or {}) & set(b.get("throughput") or {}))
+    if common:
+        batch = common[-1]
+        ratio = a["throughput"][batch] / b["throughput"][batch]  # time per sample: higher is worse
+        judged = judge_ratio(ratio, [], [], [], threshold, between_run_spread, f"throughput @ {batch} down",
+                             f"throughput @ {batch} up")
+        out.append({"figure": f"throughput_{batch}", **judged})
     return out
 
 
@@ -143,6 +176,10 @@ def compare_pair(a: pd.Series, b: pd.Series, threshold: float, acc_threshold: fl
             row["regression"] = True
         elif delta > acc_threshold + acc_noise:
             verdicts.append("more accurate")
+    for judged in judge_serving(a, b, threshold, between_run_spread):
+        if judged["verdict"]:
+            verdicts.append(f"{judged['verdict']} ({judged['ratio']:.2f}x)")
+        row["regression"] = row["regression"] or judged["regression"]
     if a["versions"] != b["versions"]:
         row["notes"].append(f"versions {a['versions']} -> {b['versions']}")
     if a["busy"] or b["busy"]:
@@ -151,8 +188,21 @@ def compare_pair(a: pd.Series, b: pd.Series, threshold: float, acc_threshold: fl
     return row
 
 
+def check_same_work(a_rows: dict, b_rows: dict, common: list[tuple], allow: bool) -> list[str]:
+    """Cells whose work differs between the runs: refused (CompareError naming the field), or warnings."""
+    differ = [f"{_name(k)}: {describe_difference([a_rows[k]['work'], b_rows[k]['work']])}" for k in common
+              if a_rows[k]["repeats_ok"] and b_rows[k]["repeats_ok"]
+              and a_rows[k]["work_text"] != b_rows[k]["work_text"]]
+    if differ and not allow:
+        raise CompareError(f"the runs did different work in {len(differ)} cell(s) ({'; '.join(differ)}); seconds per "
+                           "epoch of different work are not comparable. Rerun one side with the other's profile, or "
+                           "pass --allow-different-work to compare anyway (labelled as such).")
+    return [f"DIFFERENT WORK: {d}" for d in differ]
+
+
 def compare_runs(a_dirs: list[Path], b_dirs: list[Path], threshold: float = 0.05, acc_threshold: float = 0.01,
-                 allow_mixed: bool = False, between_run_spread: float = DEFAULT_BETWEEN_RUN_SPREAD) -> Comparison:
+                 allow_mixed: bool = False, between_run_spread: float = DEFAULT_BETWEEN_RUN_SPREAD,
+                 allow_different_work: bool = False) -> Comparison:
     if threshold < 0 or acc_threshold < 0 or between_run_spread < 0:
         raise CompareError("thresholds and the between-run spread must not be negative")
     a, problems_a = _table(a_dirs)
@@ -173,6 +223,7 @@ def compare_runs(a_dirs: list[Path], b_dirs: list[Path], threshold: float = 0.05
                            "comparable. Pass --allow-mixed to compare anyway (labelled as such).")
     if mixed:
         out.warnings.append(f"MIXED HARDWARE: {'; '.join(mixed)}: ratios compare different machines")
+    out.warnings += check_same_work(a_rows, b_rows, common, allow_different_work)
     for k in common:
         out.rows.append(compare_pair(a_rows[k], b_rows[k], threshold, acc_threshold, between_run_spread))
     return out

@@ -13,7 +13,8 @@ import pandas as pd
 from common.ranking import Place
 from reports import plots
 from reports.article import Article, Figure
-from reports.caveats import Caveat, article_caveats, comparable_to_article, mixed, report_caveats
+from reports.caveats import Caveat, article_caveats, comparable_to_article, different_work, mixed, report_caveats
+from reports.glance import Glance, glance
 from reports.load import Loaded
 from reports.sweep import sweep_rows
 from reports.tables import comparison_rows, model_order, ranking_now, summary_table
@@ -32,13 +33,18 @@ class Section:
     comparison: list[dict[str, Any]]
     ranking_then: list[tuple[str, Figure]]
     unranked_then: list[tuple[str, str]]
-    ranking_now: list[Place]  # ties where the intervals overlap
+    ranking_now: list[tuple[str, list[Place]]]  # per work: ties where the intervals overlap
     target: float | None
     article_flags: list[str]  # the danger titles of the 2017 comparison, shown where the comparison is
 
     @property
     def anchor(self) -> str:
         return f"test-{self.model}"
+
+    @property
+    def several_works(self) -> bool:
+        """The test's backends did different work: tables group by work, rankings are per work."""
+        return self.rows["work_text"].nunique() > 1
 
 
 @dataclass
@@ -53,6 +59,7 @@ class Report:
     sections: list[Section]
     article: Article
     raw: dict[str, Path]
+    glance: Glance | None = None  # the first table: per test and work
     sweep: list[dict[str, Any]] = field(default_factory=list)  # where a test x backend ran several variants
     generated_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))
 
@@ -73,7 +80,7 @@ def build_section(model: str, rows: pd.DataFrame, epochs: pd.DataFrame, article:
         title=title,
         rows=rows,
         figures=plots.test_figures(model, title, rows, mine, target, plot_dir),
-        caveats=mixed(rows, f"The {title} table"),
+        caveats=mixed(rows, f"The {title} table") + different_work(rows, f"The {title} table"),
         comparable=comparable,
         comparison=comparison_rows(rows, article, comparable),
         ranking_then=[(article.backend_title(b), f) for b, f in test.ranking()] if test else [],
@@ -103,5 +110,6 @@ def assemble(name: str, loaded: Loaded, article: Article, out_dir: Path) -> Repo
         sections=sections,
         article=article,
         raw=loaded.raw,
+        glance=glance(table, article),
         sweep=sweep_rows(table),
     )

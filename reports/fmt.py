@@ -69,6 +69,13 @@ def cv_text(row: Mapping[str, Any]) -> str:
     return pct(row["cv"]) + (" noisy" if row["noisy"] else "")
 
 
+def cores_text(row: Mapping[str, Any]) -> str:
+    """CPU s per steady epoch and the cores it kept busy; `cores swung` when that varied between epochs."""
+    if missing(row.get("cpu_s")):
+        return "-"
+    return f"{seconds(row['cpu_s'])} ({row['cores_used']:.2f})" + (" cores swung" if row.get("cores_swing") else "")
+
+
 def ran_as(row: Mapping[str, Any], with_device: bool) -> str:
     parts = [row["executor"], row["profile"], row["data_source"]]
     return ", ".join(str(p) for p in ([*parts, row["device"]] if with_device else parts) if p)

@@ -4,20 +4,14 @@ it). Caveats first, then the tests at a glance, then per test the article's two 
 
 from __future__ import annotations
 
-from html import escape
-
-import pandas as pd
-
-from common.ranking import ranking_text
 from reports import fmt
 from reports.article import Article
-from reports.caveats import Caveat
-from reports.content import Report, Section
-from reports.plots import color
+from reports.content import Report
+from reports.html_parts import caveats_html, e, swatch, table_html
+from reports.html_sections import section_html
 from reports.provenance import load_facts, raw_copy_name
 from reports.sweep import HEADER as SWEEP_HEADER
 from reports.sweep import SLOWER_THAN_BEST, table_cells
-from reports.tables import overview
 
 CSS = """
 :root { --fg:#1d2330; --muted:#5b6475; --line:#d9dee7; --bg:#ffffff; --alt:#f6f8fb; --accent:#0b5cad; }
@@ -64,234 +58,42 @@ section.prov table td:first-child { color:var(--muted); white-space:nowrap; }
 footer { color:var(--muted); font-size:12px; margin-top:32px; }
 """
 
-COLUMN_HELP = {
-    "steady s/epoch": "median wall time of the epochs after the first (training + validation pass), pooled over "
-                      "repeats; each repeat is a separate process",
-    "interval": "95% CI of the median from order statistics (6+ samples), else min-max of the steady epochs",
-    "CV": "coefficient of variation of the steady epochs; above 5% the cell is flagged noisy",
-    "1st epoch s": "the first callback epoch (median over repeats): Keras 3's tracing and compilation included; "
-                   "Keras 2.0.8/1.2.2 build their training function before it (counted in article-style only)",
-    "1st epoch s (+compile)": "the first callback epoch (median over repeats): Keras 3's tracing and compilation "
-                              "included, Keras 2.0.8/1.2.2's function build not (it precedes the first epoch); in "
-                              "brackets, first minus steady epoch: the one-off cost the epoch saw",
-    "samples/s": "training samples per epoch / steady s/epoch",
-    "steps/s": "training steps (batches) per epoch / steady s/epoch",
-    "GFLOP/s": "(3 x F x N_train + F x N_val) / steady s/epoch, F = forward FLOP per sample (models.md)",
-    "% of peak": "achieved FLOP/s / the device's FP32 peak: a GPU's from its name, a CPU's estimated from cores x "
-                 "clock x vector FLOP/cycle (see the caveat); '-' where unknown",
-    "test acc": "accuracy of evaluate() on the test split after training (median over repeats)",
-    "time to target": "training time until validation accuracy first reached the target (DAWNBench-style), median "
-                      "over the repeats that reached it",
-    "2017 K80 s/epoch": "the article's figure (%timeit around the whole fit / epochs: function build, first-epoch "
-                        "compilation, validation and a progress bar included), K80 GPU",
-    "now article-style s/epoch": "wall time around our whole fit call / epochs: function build, compilation and "
-                                 "validation included (Keras 2/1 build before epoch 1, Keras 3 inside it); median "
-                                 "over repeats",
-    "ran as": "executor, profile, data source (a column only when the rows of a test differ)",
-}
-
-
-def e(value: object) -> str:
-    return escape(str(value))
-
-
-def caveats_html(caveats: list[Caveat]) -> str:
-    return "".join(f'<div class="caveat {c.level}"><b>{e(c.title)}</b>: {e(c.text)}</div>' for c in caveats)
-
-
-def table_html(header: list[str] | None, rows: list[list[str | tuple[str, int]]], numeric: set[int],
-               wrap: frozenset[int] = frozenset(), header_html: list[str] | None = None) -> str:
-    """Rows of cell HTML; a (html, n) cell spans n columns (a failed row's reason across the figures). Header
-    cells are text (with help from COLUMN_HELP) or, as `header_html`, markup; no header at all when both are None."""
-    heads = "".join(
-        "<th" + (' class="num"' if i in numeric else "")
-        + (f' title="{e(COLUMN_HELP[h])}"' if h in COLUMN_HELP else "")
-        + f">{header_html[i] if header_html else e(h)}</th>"
-        for i, h in enumerate(header or header_html or []))
-    thead = f"<thead><tr>{heads}</tr></thead>" if heads else ""
+def _glance_table(report: Report, rows: list, unit) -> str:
+    g = report.glance
+    backends = dict(zip(report.table["label"], report.table["backend"], strict=False))
     body = []
     for row in rows:
-        tds, col = [], 0
-        for value in row:
-            html, span = value if isinstance(value, tuple) else (value, 1)
-            cls = "wrap" if span > 1 or col in wrap else "num" if col in numeric else ""
-            attrs = (f' class="{cls}"' if cls else "") + (f' colspan="{span}"' if span > 1 else "")
-            tds.append(f"<td{attrs}>{html}</td>")
-            col += span
-        body.append("<tr>" + "".join(tds) + "</tr>")
-    return f'<div class="scroll"><table>{thead}<tbody>{"".join(body)}</tbody></table></div>'
-
-
-def swatch(backend: str) -> str:
-    return f'<span class="swatch" style="background:{color(backend)}"></span>'
-
-
-def label_link(row: pd.Series) -> str:
-    return f'{swatch(row["backend"])}<a href="#{e(row["anchor"])}" title="provenance">{e(row["label"])}</a>'
-
-
-def cv_html(row: pd.Series) -> str:
-    if fmt.missing(row["cv"]):
-        return "-"
-    return fmt.pct(row["cv"]) + ('<span class="flag noisy">noisy</span>' if row["noisy"] else "")
-
-
-def interval_html(row: pd.Series) -> str:
-    if fmt.missing(row["steady_lo"]) or row["interval"] == "single":
-        return "-"
-    return (f'{fmt.seconds(row["steady_lo"])}\u2013{fmt.seconds(row["steady_hi"])} '
-            f'<span class="muted">{e(row["interval"])}</span>')
-
-
-def ttt_html(row: pd.Series) -> str:
-    if row["ttt_reached"] or fmt.missing(row["target_accuracy"]):
-        return e(fmt.ttt(row))
-    return f'not reached<br><span class="muted">best {fmt.acc(row["best_val_accuracy"])}</span>'
-
-
-def ran_as_html(row: pd.Series, with_device: bool) -> str:
-    out = e(fmt.ran_as(row, with_device))
-    if row["data_source"] == "synthetic":
-        out += '<span class="flag bad">synthetic</span>'
-    return out
-
-
-SUMMARY_HEADER = ["backend", "steady s/epoch", "interval", "CV", "1st epoch s (+compile)", "samples/s", "steps/s",
-                  "GFLOP/s", "% of peak", "test acc", "time to target", "2017 K80 s/epoch", "repeats"]
-
-
-def ran_as_uniform(rows: pd.DataFrame) -> bool:
-    return all(rows[c].nunique() <= 1 for c in ("executor", "profile", "data_source", "device"))
-
-
-def summary_html(section: Section) -> str:
-    with_device = section.rows["device"].nunique() > 1
-    uniform = ran_as_uniform(section.rows)
-    header = SUMMARY_HEADER if uniform else [*SUMMARY_HEADER, "ran as"]
-    all_busy = bool(section.rows["busy"].all())  # then ran_line says it once
-
-    def name(r: pd.Series) -> str:
-        return label_link(r) + ('<span class="flag busy">busy machine</span>' if r["busy"] and not all_busy else "")
-    rows: list[list[str | tuple[str, int]]] = []
-    for _, r in section.rows.iterrows():
-        then = e(next((fmt.then_text(c) for c in section.comparison if c["backend"] == r["backend"]), "-"))
-        if r["repeats_ok"] == 0:
-            reason = f'<span class="flag bad">{e(r["status"])}</span> {e(r["error"])}'
-            rows.append([name(r), (reason, 10), then, e(r["repeats"]),
-                         *([] if uniform else [ran_as_html(r, with_device)])])
-            continue
-        rows.append([
-            name(r),
-            f'<a href="#{e(r["anchor"])}" title="provenance">{fmt.seconds(r["steady_s"])}</a>',
-            interval_html(r),
-            cv_html(r),
-            f'{fmt.seconds(r["first_epoch_s"])} <span class="muted">(+{fmt.seconds(r["compile_s"])})</span>',
-            fmt.rate(r["samples_per_s"]),
-            fmt.rate(r["steps_per_s"]),
-            fmt.rate(r["gflops"]),
-            fmt.share(r["peak_share"]),
-            fmt.acc(r["test_accuracy"]),
-            ttt_html(r),
-            then,
-            e(f"{r['repeats_ok']}/{r['repeats']}" if r["repeats_ok"] != r["repeats"] else r["repeats"]),
-            *([] if uniform else [ran_as_html(r, with_device)]),
-        ])
-    return table_html(header, rows, numeric=set(range(1, 13)) - {2, 10}, wrap=frozenset({10}))
-
-
-def comparison_html(section: Section) -> str:
-    header = ["backend", "2017 K80 s/epoch", "2017 accuracy", "2017 framework", "now steady s/epoch",
-              "now article-style s/epoch", "now / 2017", "now test acc", "now versions"]
-    rows = []
-    for c in section.comparison:
-        name = swatch(c["backend"]) + (f'<a href="#{e(c["anchor"])}">{e(c["label"])}</a>' if c["anchor"]
-                                       else e(c["label"]))
-        then = f'<a href="#article">{e(fmt.then_text(c))}</a>'
-        then_acc = fmt.published(c["then_accuracy"], c["then_accuracy_approx"])
-        rows.append([name, then, then_acc, e(c["then_config"] or "-"),
-                     fmt.seconds(c["now_steady_s"]), fmt.seconds(c["now_article_s"]),
-                     fmt.ratio(c["ratio"]) if section.comparable else "not comparable",
-                     fmt.acc(c["now_accuracy"]), e(c["now_versions"] or "-")])
-    return table_html(header, rows, numeric={1, 2, 4, 5, 6, 7}, wrap=frozenset({8}))
-
-
-def article_flags_html(section: Section) -> str:
-    if not section.article_flags:
-        return ""
-    what = ("the ratio compares different setups" if section.comparable
-            else "the 2017 figures are for reference only, no ratio")
-    return (f'<div class="caveat danger"><b>{e(", ".join(section.article_flags))}</b>: {what}; '
-            '<a href="#article">why</a>.</div>')
-
-
-def rankings_html(section: Section) -> str:
-    then = " · ".join(f"{i}. {e(t)} {fmt.published(f.s_per_epoch, f.approx)}"
-                      for i, (t, f) in enumerate(section.ranking_then, 1)) or "no figures"
-    if section.unranked_then:
-        then += ' <span class="legend">(not ranked: ' + "; ".join(f"{e(t)}: {e(w)}" for t, w in
-                                                                   section.unranked_then) + ")</span>"
-    now = ranking_text(section.ranking_now, fmt.seconds, e)
-    return (f'<p class="rank"><b>Ranking 2017 (K80)</b> {then}</p>'
-            f'<p class="rank"><b>Ranking now (steady)</b> {now or "nothing ran"}</p>')
-
-
-def figures_html(section: Section) -> str:
-    out = []
-    captions = {"speed": "Solid: steady s/epoch (median; whiskers: interval). Hatched: first epoch.",
-                "accuracy": "Median over repeats per epoch (band: min-max). Solid: validation; dashed: train."}
-    for kind in ("speed", "accuracy"):
-        if kind in section.figures:
-            f = section.figures[kind]
-            out.append(f'<figure><img src="plots/{e(f["png"])}" alt="{e(section.title)}: {kind}" loading="eager">'
-                       f'<figcaption>{captions[kind]} <a href="plots/{e(f["svg"])}">SVG</a></figcaption></figure>')
-    return f'<div class="figs">{"".join(out)}</div>' if out else ""
-
-
-def ran_line(section: Section) -> str:
-    """How the test's rows ran, said once above the table when they all ran alike."""
-    rows = section.rows
-    devices = " / ".join(sorted(set(rows.loc[rows["repeats_ok"] > 0, "device"])))
-    text = f"Ran on {e(devices)}" if devices else "No repeat finished"
-    if ran_as_uniform(rows):
-        r = rows.iloc[0]
-        text += f"; executor {e(r['executor'])}, profile {e(r['profile'])}, data {e(r['data_source'])}"
-        if r["data_source"] == "synthetic":
-            text += '<span class="flag bad">synthetic</span>'
-    if rows["busy"].all():
-        text += '<span class="flag busy">busy machine</span>'
-    if section.target:
-        text += f". Time to target: validation accuracy {section.target:g}"
-    return f'<p class="meta">{text}.</p>'
-
-
-def section_html(section: Section) -> str:
-    return (f'<section id="{section.anchor}"><h2>{e(section.title)} <small>({e(section.model)})</small></h2>'
-            + caveats_html(section.caveats) + ran_line(section)
-            + figures_html(section) + summary_html(section)
-            + "<h3>Beside the 2017 article</h3>" + article_flags_html(section)
-            + comparison_html(section) + rankings_html(section) + "</section>")
+        head = f'<a href="#test-{e(row.model)}">{e(row.title)}</a>'
+        if g.several_works(row.model) or unit is not fmt.seconds:
+            head += f'<br><span class="muted">{e(row.work_text)}</span>'
+        cells = [head]
+        for label in g.labels:
+            value = row.values.get(label)
+            text = unit(value) if value is not None else ""
+            cells.append(f'<span class="best">{text}</span>' if label in row.best else text)
+        body.append(cells)
+    heads = ["test"] + [swatch(backends.get(c, c)) + e(c) for c in g.labels]
+    return table_html(None, body, numeric=set(range(1, len(heads))), header_html=heads)
 
 
 def overview_html(report: Report) -> str:
-    grid = overview(report.table)
-    if grid.empty:
+    """Steady s/epoch per test and work, bold the fastest of each row (ties share it); then, for tests whose
+    backends did different work, training time per sample with the validation pass taken out."""
+    g = report.glance
+    if g is None or not g.rows:
         return ""
-    backends = dict(zip(report.table["label"], report.table["backend"], strict=False))
-    header = ["test", *grid.columns]
-    rows = []
-    for model, values in grid.iterrows():
-        ok = values.dropna()
-        title = report.article.tests[model].title if model in report.article.tests else model
-        row = [f'<a href="#test-{e(model)}">{e(title)}</a>']
-        for v in values:
-            best = len(ok) > 1 and not fmt.missing(v) and v == ok.min()
-            row.append(f'<span class="best">{fmt.seconds(v)}</span>' if best else fmt.seconds(v))
-        rows.append(row)
-    heads = ["test"] + [swatch(backends.get(c, c)) + e(c) for c in grid.columns]
-    html = table_html(None, rows, numeric=set(range(1, len(header))), header_html=heads)
-    return ('<section id="overview"><h2>At a glance: steady seconds per epoch</h2>'
-            '<p class="legend">Lower is better; bold: the fastest backend of the test. Each test links to its '
-            "figures and full table.</p>" + html + "</section>")
+    html = ('<section id="overview"><h2>At a glance: steady seconds per epoch</h2>'
+            '<p class="legend">Lower is better. Each row is one test and one work (what an epoch trained and '
+            "validated); bold: the fastest of the row, several where their intervals overlap. Backends that did "
+            "different work are never ranked against each other. Each test links to its figures and full table.</p>"
+            + _glance_table(report, g.rows, fmt.seconds))
+    if g.per_sample:
+        html += ("<h3>Across different work: microseconds per training sample (validation pass excluded)</h3>"
+                 '<p class="legend">For tests whose backends did different work: steady epoch less its validation '
+                 "pass, per training sample; bold: the fastest. What differs: "
+                 + e("; ".join(f"{r.title}: {g.differences[r.model]}" for r in g.per_sample)) + ".</p>"
+                 + _glance_table(report, g.per_sample, fmt.rate))
+    return html + "</section>"
 
 
 def sweep_html(report: Report) -> str:

@@ -10,9 +10,10 @@ from common.ranking import ranking_text
 from reports import fmt
 from reports.caveats import Caveat
 from reports.content import Report, Section
+from reports.glance import GlanceRow
+from reports.serving import serving_table
 from reports.sweep import HEADER as SWEEP_HEADER
 from reports.sweep import SLOWER_THAN_BEST, table_cells
-from reports.tables import overview
 
 ALERT = {"danger": "CAUTION", "warn": "WARNING", "info": "NOTE"}
 
@@ -41,23 +42,30 @@ def then_figure(section: Section, backend: str) -> str:
     return "-"
 
 
-SUMMARY_HEADER = ["backend", "steady s/epoch", "interval", "CV", "1st epoch s", "compile s", "samples/s", "steps/s",
-                  "GFLOP/s", "% of peak", "test acc", "time to target", "2017 K80 s/epoch", "repeats", "ran as"]
+SUMMARY_HEADER = ["backend", "steady s/epoch", "interval", "CV", "CPU s/epoch (cores)", "1st epoch s", "compile s",
+                  "samples/s", "steps/s", "GFLOP/s", "% of peak", "test acc", "time to target", "2017 K80 s/epoch",
+                  "repeats", "ran as"]
+
+
+def summary_header(section: Section) -> list[str]:
+    """The summary's columns; with a `work` column where the test's backends did different work."""
+    return [SUMMARY_HEADER[0], *(["work"] if section.several_works else []), *SUMMARY_HEADER[1:]]
 
 
 def summary_rows(section: Section) -> list[list[object]]:
     with_device = section.rows["device"].nunique() > 1
     out = []
     for _, r in section.rows.iterrows():
-        name = f"[{r['label']}](index.html#{r['anchor']})"
+        name = [f"[{r['label']}](index.html#{r['anchor']})", *([r["work_text"]] if section.several_works else [])]
         if r["repeats_ok"] == 0:
-            out.append([name, f"{r['status']}: {r['error']}", *["-"] * 11, r["repeats"], fmt.ran_as(r, with_device)])
+            out.append([*name, f"{r['status']}: {r['error']}", *["-"] * 12, r["repeats"], fmt.ran_as(r, with_device)])
             continue
         out.append([
-            name,
+            *name,
             fmt.seconds(r["steady_s"]),
             fmt.interval(r["steady_lo"], r["steady_hi"], r["interval"]),
             fmt.cv_text(r),
+            fmt.cores_text(r),
             fmt.seconds(r["first_epoch_s"]),
             fmt.seconds(r["compile_s"]),
             fmt.rate(r["samples_per_s"]),
@@ -82,8 +90,23 @@ def ranking_then_text(section: Section) -> str:
     return text
 
 
-def ranking_now_text(section: Section) -> str:
-    return ranking_text(section.ranking_now, fmt.seconds) or "nothing ran"
+def ranking_now_lines(section: Section) -> list[str]:
+    """One line per work: rows of different work are never ranked together."""
+    out = []
+    for work, places in section.ranking_now or [("", [])]:
+        label = f"Ranking now (steady s/epoch{'; ' + work if section.several_works else ''})"
+        out.append(f"- **{label}:** {ranking_text(places, fmt.seconds) or 'nothing ran'}")
+    return out
+
+
+def serving_lines(section: Section) -> list[str]:
+    header, rows = serving_table(section.rows)
+    if not rows:
+        return []
+    body = [[f"[{r['label']}](index.html#{r['anchor']})", *cells] for r, cells in rows]
+    return ["Serving and memory (batch-1 latency of predict_on_batch, p50 and p90 over repeats with their range; "
+            "predict() over the test split per batch size; peak resident set; the framework's GPU peak):", "",
+            *md_table(header, body), ""]
 
 
 COMPARISON_HEADER = ["backend", "2017 K80 s/epoch", "2017 accuracy", "2017 framework", "now steady s/epoch",
@@ -114,16 +137,16 @@ def section_lines(section: Section, report: Report) -> list[str]:
     ran = f"Ran on {' / '.join(devices)}" if devices else "No repeat finished"
     out += [f"{ran}. Steady = median of the epochs after the first, over all "
             f"repeats{target}.", ""]
-    for kind in ("speed", "accuracy"):
+    for kind in ("speed", "accuracy", "latency"):
         if kind in section.figures:
             out += [f"![{section.title}: {kind}](plots/{section.figures[kind]['png']})", ""]
-    out += md_table(SUMMARY_HEADER, summary_rows(section)) + [""]
+    out += md_table(summary_header(section), summary_rows(section)) + [""]
+    out += serving_lines(section)
     flags = f" **{', '.join(section.article_flags)}** (see [the 2017 comparison](#the-2017-comparison))" \
         if section.article_flags else ""
     out += [f"Beside the 2017 article (K80 GPU, full data, the article's epochs):{flags}", ""]
     out += comparison_lines(section) + [""]
-    out += [f"- **Ranking 2017 (K80, s/epoch):** {ranking_then_text(section)}",
-            f"- **Ranking now (steady s/epoch):** {ranking_now_text(section)}", ""]
+    out += [f"- **Ranking 2017 (K80, s/epoch):** {ranking_then_text(section)}", *ranking_now_lines(section), ""]
     return out
 
 
@@ -137,9 +160,17 @@ def render(report: Report) -> str:
             "Full report with provenance: [index.html](index.html); every epoch: "
             "[data/epochs.csv](data/epochs.csv).", ""]
     out += caveat_lines(report.caveats)
-    if not ok.empty:
-        out += ["## At a glance: steady seconds per epoch (lower is better; **bold** = fastest of the test)", ""]
-        out += overview_lines(report) + [""]
+    if not ok.empty and report.glance is not None and report.glance.rows:
+        out += ["## At a glance: steady seconds per epoch", "",
+                "Lower is better. One row per test and work (what an epoch trained and validated); **bold**: the "
+                "fastest of the row (several where intervals overlap). Different work is never ranked together.", ""]
+        out += glance_lines(report, report.glance.rows, fmt.seconds) + [""]
+        if report.glance.per_sample:
+            out += ["Across different work: microseconds per training sample, validation pass excluded "
+                    "(**bold**: the fastest). What differs: " + "; ".join(
+                        f"{r.title}: {report.glance.differences[r.model]}" for r in report.glance.per_sample) + ".",
+                    ""]
+            out += glance_lines(report, report.glance.per_sample, fmt.rate) + [""]
     out += sweep_lines(report.sweep)
     for section in report.sections:
         out += section_lines(section, report)
@@ -151,18 +182,18 @@ def render(report: Report) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-def overview_lines(report: Report) -> list[str]:
-    grid = overview(report.table)
-    rows = []
-    for model, values in grid.iterrows():
-        ok = values.dropna()
-        fastest = ok.min() if len(ok) else None
-        row: list[object] = [report.article.tests[model].title if model in report.article.tests else model]
-        for v in values:
-            text = fmt.seconds(v)
-            row.append(f"**{text}**" if fastest is not None and v == fastest and len(ok) > 1 else text)
-        rows.append(row)
-    return md_table(["test", *grid.columns], rows)
+def glance_lines(report: Report, rows: list[GlanceRow], unit) -> list[str]:
+    g = report.glance
+    body = []
+    for row in rows:
+        head = row.title + (f" ({row.work_text})" if g.several_works(row.model) or unit is not fmt.seconds else "")
+        cells: list[object] = [head]
+        for label in g.labels:
+            value = row.values.get(label)
+            text = unit(value) if value is not None else ""
+            cells.append(f"**{text}**" if label in row.best else text)
+        body.append(cells)
+    return md_table(["test", *g.labels], body)
 
 
 def sweep_lines(rows: list[dict[str, Any]]) -> list[str]:

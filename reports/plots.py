@@ -13,6 +13,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.artist import Artist  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
@@ -117,6 +118,34 @@ def accuracy_figure(rows: pd.DataFrame, epochs: pd.DataFrame, title: str, target
     return fig
 
 
+def latency_figure(rows: pd.DataFrame, title: str) -> Figure:
+    """Batch-1 latency per backend: every timed call of every repeat (dots), the median p50 (bar) and p90 (tick)."""
+    fig, ax = plt.subplots(figsize=FIGSIZE, layout="constrained")
+    rows = rows[rows["latency_p50_ms"].notna()]
+    rng = np.random.default_rng(0)  # the jitter only spreads the dots; the same every build
+    for x, r in enumerate(rows.itertuples()):
+        c = color(r.backend)
+        samples = np.asarray(r.latency_samples_ms or [], dtype=float)
+        if samples.size:
+            ax.scatter(x + rng.uniform(-0.18, 0.18, samples.size), samples, s=4, color=c, alpha=0.35, lw=0)
+        ax.hlines(r.latency_p50_ms, x - 0.3, x + 0.3, color=c, lw=2.5)
+        if r.latency_p90_ms is not None:
+            ax.hlines(r.latency_p90_ms, x - 0.15, x + 0.15, color=c, lw=1.2, ls="--")
+        ax.annotate(f"{r.latency_p50_ms:.3g} ms", (x + 0.32, r.latency_p50_ms), fontsize=8, va="center")
+    ax.set_xticks(range(len(rows)), list(rows["label"]))
+    ax.set_xlim(-0.6, max(len(rows), 3) - 0.4)
+    if len(rows) and rows["latency_p90_ms"].max() > 20 * rows["latency_p50_ms"].min():
+        ax.set_yscale("log")
+    ax.set_ylabel("ms per call (batch 1)")
+    ax.set_title(f"{title}: inference latency, batch 1 (lower is better)", fontsize=10, loc="left")
+    key = [Line2D([], [], color="#444444", lw=2.5, label="p50 (median over repeats)"),
+           Line2D([], [], color="#444444", lw=1.2, ls="--", label="p90"),
+           Line2D([], [], color="#444444", marker="o", ls="", markersize=3, alpha=0.5, label="each call")]
+    fig.legend(handles=key, loc="outside lower center", ncols=3, fontsize=8, frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+    return fig
+
+
 def test_figures(model: str, title: str, rows: pd.DataFrame, epochs: pd.DataFrame, target: float | None,
                  out_dir: Path) -> dict[str, dict[str, str]]:
     """Both figures of one test; returns {"speed": {"png": name, "svg": name}, "accuracy": {...}}."""
@@ -125,4 +154,6 @@ def test_figures(model: str, title: str, rows: pd.DataFrame, epochs: pd.DataFram
         figures["speed"] = _save(speed_figure(rows, title), out_dir, f"{model}-speed")
     if not epochs.empty:
         figures["accuracy"] = _save(accuracy_figure(rows, epochs, title, target), out_dir, f"{model}-accuracy")
+    if "latency_p50_ms" in rows and rows["latency_p50_ms"].notna().any():
+        figures["latency"] = _save(latency_figure(rows, title), out_dir, f"{model}-latency")
     return figures

@@ -18,7 +18,7 @@ from reports import fmt
 from reports.tables import entry
 
 SLOWER_THAN_BEST = 0.10  # a default more than this much slower than its best variant is flagged
-GROUP_KEYS = ["model", "backend", "environment", "profile", "data_source"]
+GROUP_KEYS = ["model", "backend", "environment", "profile", "data_source", "work_text"]  # variants of one work
 
 
 def sweep_rows(table: pd.DataFrame) -> list[dict[str, Any]]:

@@ -7,18 +7,24 @@ time to a target accuracy and how it ran. Rows and figures share one order: the 
 
 from __future__ import annotations
 
+import hashlib
 import re
+import statistics
 from typing import Any
 
 import pandas as pd
 
 from common.ranking import Entry, Place, rank
+from common.results import Status
 from common.stats import spread, time_to_target
 from reports.article import Article
 from reports.load import CELL_KEYS, Loaded
+from reports.serving import serving
 
 BACKEND_ORDER = ["tensorflow", "jax", "torch", "cntk", "theano", "mxnet", "openvino", "numpy"]
 TERMINAL = ("failed", "timeout", "skipped")
+GROUP_KEYS = [*CELL_KEYS, "work_text"]  # a summary row: one cell identity doing one work, its repeats pooled
+CORES_SWING = 0.25  # cores used (CPU s / wall s) varying more than this share of its median between epochs
 
 
 def anchor(*parts: str) -> str:
@@ -47,17 +53,24 @@ def _median(values: pd.Series) -> float | None:
     return float(values.median()) if len(values) else None
 
 
-def summarise_group(cells: pd.DataFrame, epochs: pd.DataFrame, article: Article) -> dict[str, Any]:
+def _identity(cells: pd.DataFrame) -> dict[str, Any]:
+    """What every repeat of the group shares: the cell's identity, how it ran, its work."""
     first = cells.iloc[0]
-    ok = cells[cells["status"] == "ok"]
-    row: dict[str, Any] = {k: first[k] for k in CELL_KEYS}
+    ok = cells[cells["status"] == Status.ok.value]
+    row: dict[str, Any] = {k: first[k] for k in GROUP_KEYS}
     row.update(
         model_title=first["model_title"],
         backend_title=first["backend_title"],
-        anchor=anchor("cell", *(str(first[k]) for k in CELL_KEYS)),
+        family=first["family"] if "family" in cells else first["backend"],
+        driver=first["driver"] if "driver" in cells else "keras",
+        jit_compile=_one(cells["jit_compile"].astype("string")) if "jit_compile" in cells else "",
+        anchor=anchor("cell", *(str(first[k]) for k in CELL_KEYS),
+                      hashlib.sha256(str(first["work_text"]).encode()).hexdigest()[:6]),
+        work=first["work"],
         repeats=len(cells),
         repeats_ok=len(ok),
-        status="ok" if len(ok) == len(cells) else _one(cells.loc[cells["status"] != "ok", "status"]),
+        status=Status.ok.value if len(ok) == len(cells) else _one(cells.loc[cells["status"] != Status.ok.value,
+                                                                             "status"]),
         error=_one(cells["error"]),
         executor=_one(cells["executor"]),
         device=_one(cells["device"]),
@@ -71,45 +84,50 @@ def summarise_group(cells: pd.DataFrame, epochs: pd.DataFrame, article: Article)
         changes_numerics=bool(cells["changes_numerics"].any()) if "changes_numerics" in cells else False,
         seeds=sorted({int(s) for s in cells["seed"]}),
     )
-    test = article.tests.get(row["model"])
-    target = test.target_accuracy if test else None
-    row["target_accuracy"] = target
-    steady = epochs.loc[epochs["steady"], "wall_s"]
-    sp = spread(list(steady))
-    row.update(
-        steady_s=sp.median if sp else None,
-        steady_lo=sp.lo if sp else None,
-        steady_hi=sp.hi if sp else None,
-        interval=sp.kind if sp else "",
-        n_steady=sp.n if sp else 0,
-        cv=sp.cv if sp else None,
-        noisy=bool(sp and sp.noisy),
-        rel_noise=sp.rel_halfwidth if sp else None,
+    return row
+
+
+def _speed(ok: pd.DataFrame, epochs: pd.DataFrame) -> dict[str, Any]:
+    """Steady epochs (repeats pooled) with their interval, noise, and the figures derived from them."""
+    steady = epochs[epochs["steady"]]
+    sp = spread(list(steady["wall_s"]))
+    steady_s = sp.median if sp else None
+    samples, steps = _median(ok["train_samples"]), _median(ok["steps_per_epoch"])
+    flop, peak = _median(ok["flop_per_epoch"]), _median(ok["peak_tflops"])
+    gflops = flop / steady_s / 1e9 if flop and steady_s else None
+    return dict(
+        steady_s=steady_s, steady_lo=sp.lo if sp else None, steady_hi=sp.hi if sp else None,
+        interval=sp.kind if sp else "", n_steady=sp.n if sp else 0, cv=sp.cv if sp else None,
+        noisy=bool(sp and sp.noisy), rel_noise=sp.rel_halfwidth if sp else None,
         # one steady figure per repeat (process): what compare judges run-to-run noise by
         repeat_steady_s=[float(v) for v in ok["steady_epoch_s"].dropna()],
-        first_epoch_s=_median(ok["first_epoch_s"]),
-        compile_s=_median(ok["compile_s"]),
-        test_accuracy=_median(ok["test_accuracy"]),
-        test_accuracy_sd=float(ok["test_accuracy"].std()) if ok["test_accuracy"].notna().sum() >= 2 else None,
-    )
-    # The article's way: wall time around the whole fit call / epochs (function build, compilation and validation
-    # included, in every Keras generation), the median over repeats: the like-for-like 2017 column.
-    row["article_epoch_s"] = _median(ok["article_epoch_s"])
-    row["build_fn_s"] = _median(ok["build_fn_s"])
-    steady_s = row["steady_s"]
-    samples = _median(ok["train_samples"])
-    steps = _median(ok["steps_per_epoch"])
-    flop = _median(ok["flop_per_epoch"])
-    peak = _median(ok["peak_tflops"])
-    row.update(
-        train_samples=samples,
+        first_epoch_s=_median(ok["first_epoch_s"]), compile_s=_median(ok["compile_s"]),
+        # the article's way: wall time around the whole fit / epochs, the like-for-like 2017 column
+        article_epoch_s=_median(ok["article_epoch_s"]), build_fn_s=_median(ok["build_fn_s"]),
+        train_samples=samples, val_samples=_median(ok["val_samples"]),
         samples_per_s=samples / steady_s if samples and steady_s else None,
         steps_per_s=steps / steady_s if steps and steady_s else None,
-        flop_per_epoch=flop,
-        gflops=flop / steady_s / 1e9 if flop and steady_s else None,
-        peak_tflops=peak,
+        flop_per_epoch=flop, gflops=gflops, peak_tflops=peak,
+        peak_share=gflops / (peak * 1e3) if gflops and peak else None,
+        val_s=_median(steady["val_s"]) if steady["val_s"].notna().any() else None,
+        train_us_per_sample=_median(ok["train_us_per_sample"]),
+        **cores_used(steady),
     )
-    row["peak_share"] = row["gflops"] / (peak * 1e3) if row["gflops"] and peak else None
+
+
+def cores_used(steady: pd.DataFrame) -> dict[str, Any]:
+    """CPU time per wall second of each steady epoch: how many cores the framework kept busy. When that swings
+    between epochs (threads starved, a core lost to the hypervisor, a framework that serialised), the wall times
+    moved for a reason outside the model, and the cell is flagged `cores_swing` whatever its CV says."""
+    ratios = [c / w for c, w in zip(steady["cpu_s"], steady["wall_s"], strict=True) if w > 0]
+    if not ratios:
+        return {"cpu_s": None, "cores_used": None, "cores_lo": None, "cores_hi": None, "cores_swing": False}
+    mid = statistics.median(ratios)
+    return {"cpu_s": _median(steady["cpu_s"]), "cores_used": mid, "cores_lo": min(ratios), "cores_hi": max(ratios),
+            "cores_swing": len(ratios) >= 2 and mid > 0 and (max(ratios) - min(ratios)) / mid > CORES_SWING}
+
+
+def _accuracy(ok: pd.DataFrame, epochs: pd.DataFrame, target: float | None) -> dict[str, Any]:
     reached, best = [], []
     for _, run in epochs.groupby("cell_id"):
         run = run.sort_values("epoch")
@@ -119,13 +137,26 @@ def summarise_group(cells: pd.DataFrame, epochs: pd.DataFrame, article: Article)
             t = time_to_target(list(run["wall_s"]), vals, target)
             if t is not None:
                 reached.append(t)
-    row.update(
+    return dict(
+        target_accuracy=target,
+        test_accuracy=_median(ok["test_accuracy"]),
+        test_accuracy_sd=float(ok["test_accuracy"].std()) if ok["test_accuracy"].notna().sum() >= 2 else None,
         ttt_s=float(pd.Series(reached).median()) if reached else None,
         ttt_reached=len(reached),
         best_val_accuracy=max(best) if best else None,
         final_val_accuracy=_median(epochs.loc[epochs["epoch"] == epochs["epoch"].max(), "val_accuracy"])
         if len(epochs) else None,
     )
+
+
+def summarise_group(cells: pd.DataFrame, epochs: pd.DataFrame, article: Article) -> dict[str, Any]:
+    """One summary row: a cell's repeats (separate processes) pooled."""
+    ok = cells[cells["status"] == Status.ok.value]
+    row = _identity(cells)
+    test = article.tests.get(row["model"])
+    row.update(_speed(ok, epochs))
+    row.update(_accuracy(ok, epochs, test.target_accuracy if test else None))
+    row.update(serving(ok))
     return row
 
 
@@ -137,17 +168,14 @@ def summary_table(loaded: Loaded, article: Article) -> pd.DataFrame:
     epochs = loaded.epochs.copy()
     epochs["result_key"] = epochs["run_id"] + "/" + epochs["cell_id"]
     rows = []
-    for key, group in cells.groupby(CELL_KEYS, sort=False, dropna=False):
-        mask = pd.Series(True, index=epochs.index)
-        for k, v in zip(CELL_KEYS, key, strict=True):
-            mask &= epochs[k] == v
-        rows.append(summarise_group(group, epochs[mask], article))
+    for _, group in cells.groupby(GROUP_KEYS, sort=False, dropna=False):
+        rows.append(summarise_group(group, epochs[epochs["result_key"].isin(group["result_key"])], article))
     table = pd.DataFrame(rows)
     m_order = {m: i for i, m in enumerate(model_order(article, list(table["model"])))}
     b_order = {b: i for i, b in enumerate(backend_order(list(table["backend"])))}
     table["_m"] = table["model"].map(m_order)
     table["_b"] = table["backend"].map(b_order)
-    table = table.sort_values(["_m", "_b", "environment", "variant", "profile", "data_source"]).drop(
+    table = table.sort_values(["_m", "_b", "environment", "variant", "profile", "data_source", "work_text"]).drop(
         columns=["_m", "_b"])
     table["label"] = _labels(table)
     return table.reset_index(drop=True)
@@ -159,6 +187,8 @@ def _labels(table: pd.DataFrame) -> list[str]:
     for _, row in table.iterrows():
         same = table[(table["model"] == row["model"]) & (table["backend"] == row["backend"])]
         extra = [row[k] for k in ("environment", "variant", "profile", "data_source") if same[k].nunique() > 1]
+        if same["work_text"].nunique() > 1:
+            extra.append(f"{int(row['train_samples'] or 0):,} samples/epoch")
         labels.append(row["backend_title"] + (f" ({', '.join(extra)})" if extra else ""))
     return labels
 
@@ -167,10 +197,12 @@ def entry(row: pd.Series) -> Entry:
     return Entry(row["label"], float(row["steady_s"]), float(row["steady_lo"]), float(row["steady_hi"]))
 
 
-def ranking_now(rows: pd.DataFrame) -> list[Place]:
-    """Our rows with a steady time, fastest first; rows whose intervals overlap share a place (a tie)."""
+def ranking_now(rows: pd.DataFrame) -> list[tuple[str, list[Place]]]:
+    """Per work (the test's rows that did the same work), its rows with a steady time, fastest first; rows whose
+    intervals overlap share a place (a tie). Rows of different work are never ranked together."""
     ok = rows.dropna(subset=["steady_s"])
-    return rank([entry(r) for _, r in ok.iterrows()])
+    return [(work, rank([entry(r) for _, r in group.iterrows()]))
+            for work, group in ok.groupby("work_text", sort=False)]
 
 
 def comparison_rows(rows: pd.DataFrame, article: Article, comparable: bool) -> list[dict[str, Any]]:
@@ -206,11 +238,3 @@ def comparison_rows(rows: pd.DataFrame, article: Article, comparable: bool) -> l
                 "anchor": None if r is None else r["anchor"],
             })
     return out
-
-
-def overview(table: pd.DataFrame) -> pd.DataFrame:
-    """Tests x backend labels -> steady s/epoch, in report order (the page's first table)."""
-    ok = table.dropna(subset=["steady_s"])
-    labels = list(dict.fromkeys(ok["label"]))
-    grid = ok.pivot_table(index="model", columns="label", values="steady_s", aggfunc="first", sort=False)
-    return grid.reindex(index=list(dict.fromkeys(ok["model"])), columns=labels)

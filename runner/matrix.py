@@ -241,6 +241,21 @@ def _check_variants(m: Matrix) -> Problems:
     return problems
 
 
+UNION_TAG = re.compile(r"^(constrained-|literal\[|function-|lax-|strict-)")
+
+
+def _validation_messages(exc: ValidationError, path: Path, lines: dict[tuple, int]) -> str:
+    """FILE:LINE: key: message per problem; a value that fits none of a union's members (a batch size that is
+    neither a number >= 1 nor "model") is one line naming each way it could have been right."""
+    by_loc: dict[tuple, list[str]] = {}
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and UNION_TAG.match(p)))
+        what = "unknown key (remove it or check its spelling)" if err["type"] == "extra_forbidden" else err["msg"]
+        by_loc.setdefault(loc, []).append(what)
+    return "\n".join(f"{path}:{_line_for(lines, loc)}: {_fmt_loc(loc)}: {' or '.join(dict.fromkeys(whats))}"
+                     for loc, whats in by_loc.items())
+
+
 def load_matrix(path: str | Path) -> Matrix:
     """Parse and validate; raise MatrixError listing every problem as FILE:LINE: key: message."""
     path = Path(path)
@@ -261,12 +276,7 @@ def load_matrix(path: str | Path) -> Matrix:
     try:
         matrix = Matrix.model_validate(raw)
     except ValidationError as exc:
-        msgs = []
-        for err in exc.errors():
-            loc = tuple(err["loc"])
-            what = "unknown key (remove it or check its spelling)" if err["type"] == "extra_forbidden" else err["msg"]
-            msgs.append(f"{path}:{_line_for(lines, loc)}: {_fmt_loc(loc)}: {what}")
-        raise MatrixError("\n".join(dict.fromkeys(msgs))) from None
+        raise MatrixError(_validation_messages(exc, path, lines)) from None
     problems = _cross_check(matrix)
     if problems:
         raise MatrixError("\n".join(f"{path}:{_line_for(lines, loc)}: {_fmt_loc(loc)}: {msg}" for loc, msg in problems))

@@ -27,9 +27,11 @@ from runner.paths import REPO_ROOT
 # -- runs: start the runner, find the run folder it made, read its results ---------------------------------------
 
 
-def run_runner(args: list[str], keras_home: Path, tmp_path: Path, timeout: float = 900) -> subprocess.CompletedProcess:
-    """`python -m runner --results <tmp_path>/results ARGS` to its end, with the fixture datasets as KERAS_HOME."""
-    env = {**os.environ, "KERAS_HOME": str(keras_home)}
+def run_runner(args: list[str], keras_home: Path, tmp_path: Path, timeout: float = 900,
+               env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`python -m runner --results <tmp_path>/results ARGS` to its end, with the fixture datasets as KERAS_HOME
+    (and `env` on top of this process's variables)."""
+    env = {**os.environ, "KERAS_HOME": str(keras_home), **(env or {})}
     return subprocess.run([sys.executable, "-m", "runner", "--results", str(tmp_path / "results"), *args],
                           cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 

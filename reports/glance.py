@@ -1,0 +1,77 @@
+"""The report's first table: every test at a glance, one row per test and work, bold only where it is true.
+
+Seconds per epoch rank only epochs of the same work. So a test whose backends did different work (the quick
+profile gives the 2017 stacks a smaller slice) gets one row per work, each row's heading saying what an epoch
+trained and validated, and the bold figure is the fastest of that row: a backend is never called fastest against
+a backend that did less. Across works the one fair unit is the training time per sample with the validation pass
+taken out; those tests get a second table in that unit, with the difference named.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from common.ranking import rank
+from common.work import describe_difference
+from reports.article import Article
+from reports.tables import entry
+
+
+@dataclass
+class GlanceRow:
+    model: str
+    title: str
+    work_text: str  # what each epoch of this row's backends trained and validated
+    values: dict[str, float]  # backend label -> steady s/epoch (or µs per sample)
+    best: set[str] = field(default_factory=set)  # the first place (ties share it); empty below two entries
+
+
+@dataclass
+class Glance:
+    labels: list[str]  # the columns, in report order
+    rows: list[GlanceRow]  # steady s/epoch, one row per test and work
+    per_sample: list[GlanceRow]  # tests whose backends did different work: µs per training sample
+    differences: dict[str, str]  # test -> what differs between its works
+
+    def several_works(self, model: str) -> bool:
+        return model in self.differences
+
+
+def _title(article: Article, model: str, rows: pd.DataFrame) -> str:
+    return article.tests[model].title if model in article.tests else str(rows["model_title"].iloc[0])
+
+
+def _row(model: str, title: str, work: str, group: pd.DataFrame) -> GlanceRow:
+    values = {r["label"]: float(r["steady_s"]) for _, r in group.iterrows()}
+    places = rank([entry(r) for _, r in group.iterrows()]) if len(group) > 1 else []
+    return GlanceRow(model, title, work, values, {e.label for e in places[0].entries} if places else set())
+
+
+def _per_sample_row(model: str, title: str, rows: pd.DataFrame) -> GlanceRow | None:
+    known = rows.dropna(subset=["train_us_per_sample"])
+    if len(known) < 2:
+        return None
+    values = {r["label"]: float(r["train_us_per_sample"]) for _, r in known.iterrows()}
+    fastest = min(values.values())
+    return GlanceRow(model, title, "µs per training sample, validation pass excluded", values,
+                     {label for label, v in values.items() if v == fastest})
+
+
+def glance(table: pd.DataFrame, article: Article) -> Glance:
+    ok = table.dropna(subset=["steady_s"]) if not table.empty else table
+    out = Glance(list(dict.fromkeys(ok["label"])) if len(ok) else [], [], [], {})
+    for model in dict.fromkeys(ok["model"]) if len(ok) else []:
+        rows = ok[ok["model"] == model]
+        title = _title(article, model, rows)
+        works = []
+        for work, group in rows.groupby("work_text", sort=False):
+            out.rows.append(_row(model, title, work, group))
+            works.append(group["work"].iloc[0])
+        if len(works) > 1:
+            out.differences[model] = describe_difference(works)
+            per_sample = _per_sample_row(model, title, rows)
+            if per_sample is not None:
+                out.per_sample.append(per_sample)
+    return out
