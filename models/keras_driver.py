@@ -6,7 +6,7 @@ and result. The methods:
 
     import_framework()             -> versions {python, keras, keras_backend, <framework>, numpy}
     known_issue(spec)              -> the backend's known issue for this cell, or None
-    load_data(spec, layout)        -> models.data.Dataset (the worker times it as the data stage)
+    load_data(spec, layout, module) -> models.data.Dataset (the worker times it as the data stage)
     build(module, ds)              -> parameter count; compiles with the model's optimizer and the variant
     fit(ds, clock, fit_kwargs)     -> what the trainer was told per epoch (fit_params)
     evaluate(x, y, batch_size)     -> (loss, accuracy)
@@ -81,7 +81,9 @@ class KerasDriver(object):
     def seed(self, seed):
         self.api.set_seed(seed)
 
-    def load_data(self, spec, layout):
+    def load_data(self, spec, layout, module=None):
+        if getattr(module, "user", False):  # a model file of the user's own brings its data (models/user_model.py)
+            return module.load_dataset(spec)
         run_spec = spec["run"]
         return data.load(
             self.keras, spec["model"]["dataset"], layout, self.api.data_format, spec["data"]["source"],
@@ -92,8 +94,11 @@ class KerasDriver(object):
     def build(self, module, ds):
         self.model = module.build(self.api, ds)
         optimizer = self.api.optimizer(self.spec["model"]["optimizer"])
-        self.jit_resolved = self.api.compile(self.model, optimizer, module.LOSS, self.variant["jit_compile"],
-                                             self.variant.get("steps_per_execution"))
+        jit, steps = self.variant["jit_compile"], self.variant.get("steps_per_execution")
+        if getattr(module, "user", False):  # the file's own compile(model), told the variant's settings
+            self.jit_resolved = module.compile_model(self.keras, self.model, optimizer, jit, steps)
+        else:
+            self.jit_resolved = self.api.compile(self.model, optimizer, module.LOSS, jit, steps)
         return self.api.count_params(self.model)
 
     @property

@@ -21,6 +21,7 @@ from models.errors import DataUnavailable
 from models.util import first_line, median, write_json_atomic
 
 WALL0 = time.time()  # as early as this module allows: the worker's own start
+USER_CODE_STAGES = ("build", "train", "evaluate")  # where a user model's own code runs on the backend
 GATE_PROBE = [-3.0, -2.5, -1.0, -0.2, 0.0, 0.4, 1.0, 2.5, 3.0]  # where the sigmoids and hard sigmoids differ
 
 
@@ -66,8 +67,12 @@ def explain(issue, versions):
 
 
 def record_settings(spec, result):
-    """The settings the cell runs under, resolved, plus the variables as this process really sees them."""
+    """The settings the cell runs under, resolved, plus the variables as this process really sees them. A model
+    file of the user's own keeps Keras' default image layout whatever the variant says: its INPUT_SHAPE and data
+    are in the layout it was written for (a layout variant would reinterpret them, not transpose them)."""
     variant = spec["variant"]  # runner/cells.py worker_spec, always
+    if spec["model"].get("module"):
+        variant = dict(variant, data_format="channels_last")
     env = spec["variables"]  # every variable the runner set (runner.cells.cell_variables), not a rebuild of them
     result["settings"] = {
         "variant": variant["name"],
@@ -185,7 +190,7 @@ def stage_import(cell):
 def stage_data(cell):
     cell.module = model_module(cell.spec)
     cell.driver.seed(cell.spec["cell"]["seed"])
-    cell.ds = cell.driver.load_data(cell.spec, cell.module.INPUT_LAYOUT)
+    cell.ds = cell.driver.load_data(cell.spec, cell.module.INPUT_LAYOUT, cell.module)
     cell.result["data"] = cell.ds.info
 
 
@@ -359,6 +364,10 @@ def main(argv=None):
         result["error"] = "%s: %s" % (type(exc).__name__, first_line(exc))
         if result.get("known_issue") and result["status"] == "failed":  # say why first, the raw error after
             result["error"] = "%s; error: %s" % (result["known_issue"]["explained"], result["error"])
+        elif spec["model"].get("module") and result["stage"] in USER_CODE_STAGES and result["status"] == "failed":
+            from models.user_model import PORTABLE_HINT
+
+            result["error"] = "%s (%s)" % (result["error"], PORTABLE_HINT)
         code = 0 if result["status"] == "skipped" else 1
     result["finished_at"] = utc_stamp()
     result["timeline"]["process_cpu_s"] = process_cpu_s()  # lets the runner tell its own load from others'

@@ -89,7 +89,7 @@ def _identity(cells: pd.DataFrame) -> dict[str, Any]:
 
 def _speed(ok: pd.DataFrame, epochs: pd.DataFrame) -> dict[str, Any]:
     """Steady epochs (repeats pooled) with their interval, noise, and the figures derived from them."""
-    steady = epochs[epochs["steady"]]
+    steady = epochs.loc[epochs["steady"].astype(bool)]
     sp = spread(list(steady["wall_s"]))
     steady_s = sp.median if sp else None
     samples, steps = _median(ok["train_samples"]), _median(ok["steps_per_epoch"])

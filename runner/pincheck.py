@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("environments", nargs="*", help="default: every Keras 3 environment with a recipe")
     p.add_argument("--gpus", action="store_true", help="check the GPU images' requirements (default: CPU)")
-    p.add_argument("--matrix", type=Path, default=paths.REPO_ROOT / "matrix.yaml")
+    p.add_argument("--matrix", type=Path, default=paths.DEFAULT_MATRIX)
     args = p.parse_args(argv)
     try:
         matrix = load_matrix(args.matrix)

@@ -33,6 +33,7 @@ from typing import Any
 import yaml
 
 from common.errors import BadInput
+from common.timeutil import utc_compact
 from runner import paths
 from runner.cells import Cell, cell_variables, worker_spec
 from runner.executors import k8s_pod
@@ -108,15 +109,25 @@ def dns_name(text: str, salt: str, limit: int = 63) -> str:
     return f"kbm-{body}-{digest}"
 
 
-def code_files() -> dict[str, str]:
-    return {p.name: p.read_text() for p in sorted((paths.REPO_ROOT / "models").glob("*.py"))}
+def code_files(spec: dict[str, Any] | None = None) -> dict[str, str]:
+    """models/*.py, and a model file of the user's own under the name the pod's spec gives it."""
+    files = {p.name: p.read_text() for p in sorted((paths.code_root() / "models").glob("*.py"))}
+    module = ((spec or {}).get("model") or {}).get("module")
+    if module:
+        files[user_module_name(spec)] = Path(module).read_text()
+    return files
 
 
-def code_configmap(namespace: str) -> Any:
-    """models/*.py as one ConfigMap, named by the hash of its content (a new code version, a new map)."""
+def user_module_name(spec: dict[str, Any]) -> str:
+    return f"user_model_{spec['model']['module_sha256'][:12]}.py"
+
+
+def code_configmap(namespace: str, spec: dict[str, Any] | None = None) -> Any:
+    """models/*.py (and the cell's model file) as one ConfigMap, named by the hash of its content (a new code
+    version, a new map)."""
     from kubernetes import client
 
-    files = code_files()
+    files = code_files(spec)
     digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:12]
     return client.V1ConfigMap(
         api_version="v1",
@@ -130,6 +141,8 @@ def pod_spec_json(spec: dict[str, Any]) -> dict[str, Any]:
     """spec.json as the worker sees it in the pod: the same experiment (same hash), the pod's paths."""
     out = json.loads(json.dumps(spec))
     out["paths"] = {"result": f"{CELL_DIR}/worker-result.json", "events": f"{CELL_DIR}/events.jsonl"}
+    if (out.get("model") or {}).get("module"):  # the model file rides in the code ConfigMap
+        out["model"]["module"] = f"{CODE_DIR}/models/{user_module_name(spec)}"
     out.setdefault("data", {}).update(offline_wheel=None, cache_dir="/tmp/kbm-data")
     return out
 
@@ -431,10 +444,10 @@ class KubernetesExecutor(Executor):
         info = {"image": image, "namespace": self.options.namespace}
         return PreparedEnv(name, env, image, True, time.perf_counter() - started, info)
 
-    def _ensure_code(self, core: Any) -> str:
+    def _ensure_code(self, core: Any, spec: dict[str, Any]) -> str:
         from kubernetes.client.exceptions import ApiException
 
-        cm = code_configmap(self.options.namespace)
+        cm = code_configmap(self.options.namespace, spec)
         if cm.metadata.name not in self._configmaps:
             try:
                 core.create_namespaced_config_map(self.options.namespace, cm)
@@ -455,8 +468,12 @@ class KubernetesExecutor(Executor):
         image = image_for(prepared.name, prepared.spec, gpus, self.options.registry)
         mark = f"@@kbm-{secrets.token_hex(8)}"
         run_id = job.cell_dir.parent.name
+        if (spec.get("model") or {}).get("data_file"):
+            return LaunchFailed(2, {"state": "Rejected", "reason": "--data-file cannot reach a pod"}, job.log_path,
+                                "--data-file names a file on this machine, which a pod cannot read: load the data "
+                                "in the model file's load_data() from storage the pod mounts (KBM_K8S_KERAS_PVC)")
         try:
-            configmap = self._ensure_code(core)
+            configmap = self._ensure_code(core, spec)
             manifest = job_manifest(spec, job.env, image, self.options, configmap, run_id, mark)
             submitted_at = time.time()
             batch.create_namespaced_job(self.options.namespace, manifest)
@@ -472,7 +489,7 @@ class KubernetesExecutor(Executor):
     def write_manifests(self, matrix: Matrix, cells: list[Cell], data: str, timeout: float | None,
                         results_root: Path) -> Path:
         """The ConfigMap and one Job per cell as YAML files, as `launch` would submit them."""
-        run_id = time.strftime("%Y%m%d-%H%M%S") + "-dry-run"
+        run_id = utc_compact() + "-dry-run"
         folder = Path(results_root) / run_id / "kubernetes"
         folder.mkdir(parents=True)
         cm = code_configmap(self.options.namespace)
@@ -487,8 +504,11 @@ class KubernetesExecutor(Executor):
             except EnvironmentBuildError as exc:  # an environment without a container recipe has no Job
                 skipped.append(f"{cell.id}: {exc}\n")
                 continue
+            own = code_configmap(self.options.namespace, spec) if spec["model"].get("module") else cm
+            if own is not cm:  # a model file of the user's own travels in a map of its own
+                (folder / f"{own.metadata.name}.yaml").write_text(yaml.safe_dump(to_dict(own), sort_keys=False))
             manifest = job_manifest(spec, cell_variables(matrix, cell), image, self.options,
-                                    cm.metadata.name, run_id, "@@kbm-dry-run")
+                                    own.metadata.name, run_id, "@@kbm-dry-run")
             (folder / f"{cell.id}.yaml").write_text(yaml.safe_dump(to_dict(manifest), sort_keys=False))
         if skipped:
             (folder / "skipped.txt").write_text("".join(skipped))

@@ -305,7 +305,7 @@ class SlurmExecutor(VenvExecutor):
             f"--output={job.log_path}",
             f"--error={job.log_path}",
             "--open-mode=append",
-            f"--chdir={paths.REPO_ROOT}",
+            f"--chdir={paths.code_root()}",
             "--nodes=1",
             "--ntasks=1",
             "--export=ALL",
@@ -318,7 +318,7 @@ class SlurmExecutor(VenvExecutor):
     def launch(self, prepared: PreparedEnv, job: CellJob) -> CellHandle:
         spec = json.loads(job.spec_path.read_text())
         variables = expand_env_dir(job.env, prepared.location)
-        variables["PYTHONPATH"] = str(paths.REPO_ROOT)
+        variables["PYTHONPATH"] = str(paths.code_root())
         script = job.cell_dir / SCRIPT_FILE
         script.write_text(batch_script(str(Path(prepared.location) / "bin" / "python"), job, variables))
         script.chmod(0o755)

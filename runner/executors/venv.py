@@ -277,13 +277,13 @@ def launch_worker(python: str, env_dir: str, job: CellJob, pythonpath: tuple[str
     every executor whose cells are local processes: venv, existing interpreters); it dies with the runner."""
     env = dict(os.environ)
     env.update(expand_env_dir(job.env, env_dir))
-    env["PYTHONPATH"] = os.pathsep.join([str(paths.REPO_ROOT), *pythonpath])
+    env["PYTHONPATH"] = os.pathsep.join([str(paths.code_root()), *pythonpath])
     env.pop("VIRTUAL_ENV", None)
     log = open(job.log_path, "ab", buffering=0)
     env["KBM_LAUNCHED_AT"] = repr(time.time())
     proc = subprocess.Popen(
         [python, "-m", job.module, str(job.spec_path), *job.extra_args],
-        cwd=paths.REPO_ROOT,
+        cwd=paths.code_root(),
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=log,

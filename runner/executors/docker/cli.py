@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("environments", nargs="*", help="default: every environment with a container recipe")
     p.add_argument("--gpus", type=int, help="build the GPU flavour (and check the engine can give a GPU)")
     p.add_argument("--gpu-images", action="store_true", help="build the GPU flavour on a machine without a GPU")
-    p.add_argument("--matrix", type=Path, default=paths.REPO_ROOT / "matrix.yaml")
+    p.add_argument("--matrix", type=Path, default=paths.DEFAULT_MATRIX)
     args = p.parse_args(argv)
     try:
         matrix = load_matrix(args.matrix)

@@ -19,7 +19,15 @@ from typing import Any
 from runner import paths
 from runner.datafetch import data_cache, keras_datasets_dir
 from runner.executors.base import CellHandle, CellJob, signal_exit_status
-from runner.executors.container import CELL_DIR, CODE_DIR, KERAS_HOME, PYTHON, container_variables
+from runner.executors.container import (
+    CELL_DIR,
+    CODE_DIR,
+    KERAS_HOME,
+    MODEL_FILES_DIR,
+    PYTHON,
+    USER_DATA_FILE,
+    container_variables,
+)
 from runner.executors.docker.client import LABEL
 from runner.matrix import Environment
 
@@ -60,6 +68,10 @@ def container_spec(spec: dict[str, Any], mounts: Mounts) -> dict[str, Any]:
     for key in ("offline_wheel", "cache_dir"):
         if data.get(key):
             data[key] = mounts.map(data[key])
+    model = out.get("model", {})
+    for key in ("module", "data_file"):  # a model file of the user's own, and its data
+        if model.get(key):
+            model[key] = mounts.map(model[key])
     return out
 
 
@@ -67,7 +79,7 @@ def cell_mounts(job: CellJob, env_name: str = "", env: Environment | None = None
     """The cell folder writable, the code, the Keras cache and the data cache read-only; the environment's compile
     caches (matrix `docker.caches`) writable, kept between cells as the venv executor's ~/.theano is."""
     mounts = Mounts()
-    mounts.add(paths.REPO_ROOT / "models", f"{CODE_DIR}/models")
+    mounts.add(paths.code_root() / "models", f"{CODE_DIR}/models")
     mounts.add(job.cell_dir, CELL_DIR, read_only=False)
     for name, target in (env.docker.caches if env is not None and env.docker else {}).items():
         host = paths.cache_dir() / "docker" / "caches" / env_name / name
@@ -77,6 +89,11 @@ def cell_mounts(job: CellJob, env_name: str = "", env: Environment | None = None
     if home.is_dir():
         mounts.add(home, KERAS_HOME)
     mounts.add(data_cache(), DATA_DIR)
+    model = json.loads(job.spec_path.read_text()).get("model", {}) if job.spec_path.exists() else {}
+    if model.get("module"):  # the run's copy of a model file, read-only
+        mounts.add(Path(model["module"]).parent, MODEL_FILES_DIR)
+    if model.get("data_file"):
+        mounts.add(Path(model["data_file"]), USER_DATA_FILE)
     return mounts
 
 
@@ -101,7 +118,7 @@ def convert_mnist_wheel(client: Any, image: str, spec: dict[str, Any], mounts: M
         cap_drop=["ALL"],
         security_opt=["no-new-privileges"],
         mounts=[
-            Mount(f"{CODE_DIR}/models", str(paths.REPO_ROOT / "models"), type="bind", read_only=True),
+            Mount(f"{CODE_DIR}/models", str(paths.code_root() / "models"), type="bind", read_only=True),
             Mount(DATA_DIR, str(data_cache()), type="bind", read_only=False),
         ],
     )

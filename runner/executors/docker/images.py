@@ -92,7 +92,7 @@ def resolve_recipe(name: str, env: Environment, flavour: str) -> Recipe:
     rel = recipe.gpu if flavour == "gpu" else recipe.cpu
     if rel is None:
         raise EnvironmentBuildError(f"{name}: no GPU recipe (environments.{name}.docker.gpu) for --gpus")
-    dockerfile = paths.REPO_ROOT / rel
+    dockerfile = paths.RESOURCES / rel
     if not dockerfile.is_file():
         raise EnvironmentBuildError(f"{name}: recipe {rel} does not exist; fix environments.{name}.docker.{flavour}")
     override = os.environ.get("KBM_GPU_BASE_IMAGE" if flavour == "gpu" else "KBM_BASE_IMAGE")
@@ -247,7 +247,7 @@ class ImageStore:
         labels = {
             f"{LABEL}.environment": recipe.environment,
             f"{LABEL}.flavour": recipe.flavour,
-            f"{LABEL}.recipe": str(recipe.dockerfile.relative_to(paths.REPO_ROOT)),
+            f"{LABEL}.recipe": str(recipe.dockerfile.relative_to(paths.RESOURCES)),
             f"{LABEL}.key": recipe.key(),
             f"{LABEL}.base": recipe.base_image,
             f"{LABEL}.base-id": self._base_id(recipe.base_image) or "",
