@@ -17,7 +17,7 @@ Python 3.6 compatible.
 """
 import importlib
 
-from models import compat, data, provenance
+from models import compat, provenance
 from models.timing import make_epoch_timer
 
 
@@ -84,6 +84,8 @@ class KerasDriver(object):
     def load_data(self, spec, layout, module=None):
         if getattr(module, "user", False):  # a model file of the user's own brings its data (models/user_model.py)
             return module.load_dataset(spec)
+        from models import data  # NumPy, and only once Keras itself imported (an environment without it says so)
+
         run_spec = spec["run"]
         return data.load(
             self.keras, spec["model"]["dataset"], layout, self.api.data_format, spec["data"]["source"],

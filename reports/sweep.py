@@ -43,6 +43,8 @@ def sweep_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
             best_changes_numerics=bool(best["changes_numerics"]),
             default_variant=None if default is None else default["variant"],
             default_s=None if default is None else float(default["steady_s"]),
+            # does the variant that trains fastest serve slower? the batch-1 p50 of both
+            best_p50_ms=_p50(best), default_p50_ms=None if default is None else _p50(default),
         )
         if default is None:
             row.update(ratio=None, tie=False, flag=False, verdict="no default variant in this run")
@@ -53,6 +55,21 @@ def sweep_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
             row.update(ratio=ratio, tie=tie, flag=flag, verdict=verdict(row, ratio, tie, flag))
         out.append(row)
     return out
+
+
+def _p50(row: pd.Series) -> float | None:
+    value = row.get("latency_p50_ms")
+    return None if fmt.missing(value) else float(value)
+
+
+def latency_text(row: dict[str, Any]) -> str:
+    """The best variant's batch-1 p50 against the default's: a variant that trains faster may serve slower."""
+    best, default = row.get("best_p50_ms"), row.get("default_p50_ms")
+    if best is None or default is None:
+        return "-"
+    if row["best_variant"] == row["default_variant"]:
+        return f"{best:.3g}"
+    return f"{best:.3g} / {default:.3g} ({best / default - 1:+.0%})"
 
 
 def verdict(row: dict[str, Any], ratio: float, tie: bool, flag: bool) -> str:
@@ -67,14 +84,14 @@ def verdict(row: dict[str, Any], ratio: float, tie: bool, flag: bool) -> str:
 
 
 HEADER = ["test", "backend", "environment", "variants", "best variant", "best s/epoch", "default", "default s/epoch",
-          "default / best", "verdict"]
+          "default / best", "verdict", "p50 ms best / default"]
 
 
 def table_cells(row: dict[str, Any]) -> list[str]:
     best = row["best_variant"] + (" (changes numerics)" if row["best_changes_numerics"] else "")
     return [row["model_title"], row["backend_title"], row["environment"], str(row["variants"]), best,
             fmt.seconds(row["best_s"]), row["default_variant"] or "-", fmt.seconds(row["default_s"]),
-            "-" if row["ratio"] is None else f"{row['ratio']:.2f}", row["verdict"]]
+            "-" if row["ratio"] is None else f"{row['ratio']:.2f}", row["verdict"], latency_text(row)]
 
 
 def print_sweep(run_dir, console) -> list[dict[str, Any]]:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from common.errors import BadInput
+from common.results import CellResult, Status, iter_results
 from runner import paths
 from runner.matrix import MatrixError, load_matrix
 
@@ -83,7 +84,7 @@ def tflops(row: dict[str, Any]) -> float | None:
     return flop / steady / 1e12 if flop and steady else None
 
 
-def report(run_dir: Path, results: list[dict[str, Any]], allow_cpu: bool) -> tuple[str, list[str]]:
+def report(run_dir: Path, results: list[CellResult], allow_cpu: bool) -> tuple[str, list[str]]:
     """(gpu-check.md text, failures) for a finished run."""
     from reports.article import load_article
     from reports.load import cell_row
@@ -95,21 +96,21 @@ def report(run_dir: Path, results: list[dict[str, Any]], allow_cpu: bool) -> tup
              "| model | backend | device | status | steady s/epoch | TFLOP/s | share of peak |",
              "|---|---|---|---|---|---|---|"]  # fmt: skip
     for result in results:
-        spec = json.loads((run_dir / result["cell_id"] / "spec.json").read_text())
+        spec = json.loads((run_dir / result.cell_id / "spec.json").read_text())
         row = cell_row(run_dir.name, result, spec)
-        used = bool((result.get("host") or {}).get("gpu", {}).get("used"))
-        if result["status"] not in ("ok", "skipped"):
-            failures.append(f"{result['cell_id']}: {result['status']}: {result.get('error')}")
-        elif result["status"] == "ok" and not used and not allow_cpu:
-            failures.append(f"{result['cell_id']}: ran on the CPU ({row['device']}), not a GPU result")
+        used = bool(result.host.gpu.used)
+        if result.status not in (Status.ok, Status.skipped):
+            failures.append(f"{result.cell_id}: {result.status.value}: {result.error}")
+        elif result.status is Status.ok and not used and not allow_cpu:
+            failures.append(f"{result.cell_id}: ran on the CPU ({row['device']}), not a GPU result")
         rate = tflops(row)
         share = f"{rate / row['peak_tflops']:.1%}" if rate and row["peak_tflops"] else "-"
         lines.append(f"| {row['model']} | {row['backend_title']} ({row['environment']}) | {row['device']} | "
-                     f"{result['status']}{'' if used else ' (CPU)'} | "
+                     f"{result.status.value}{'' if used else ' (CPU)'} | "
                      f"{row['steady_epoch_s'] or 0:.3f} | {rate or 0:.3f} | {share} |")  # fmt: skip
     lines += ["", f"## The 2017 figures ({article.hardware.device}, {k80} TFLOP/s FP32; article profile, first "
               "epoch included)", "", "| model | backend | s/epoch | TFLOP/s | share of peak |", "|---|---|---|---|---|"]
-    for model in dict.fromkeys(r["cell"]["model"] for r in results):
+    for model in dict.fromkeys(r.cell.model for r in results):
         test = article.tests.get(model)
         for backend, figure in (test.figures.items() if test else []):
             if figure.s_per_epoch:
@@ -168,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     if code in (2, 130):
         return code
     run_dir = (results_root / "latest").resolve()
-    results = [json.loads(p.read_text()) for p in sorted(run_dir.glob("*/result.json"))]
+    results = [r for _, r in iter_results(run_dir) if isinstance(r, CellResult)]
     if not results:
         say(f"error: the run left no results in {run_dir}")
         return 1

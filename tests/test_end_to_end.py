@@ -85,7 +85,7 @@ def test_synthetic_data_is_recorded_in_every_result(keras_home, tmp_path):
                       keras_home, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     (result,) = run_results(tmp_path)
-    assert result["data"]["source"] == "synthetic" and result["settings"]["data"] == "synthetic"
+    assert result["data"]["source"] == "synthetic" and result["work"]["data"] == "synthetic"
     assert "synthetic data" in proc.stdout
     run_dir = the_run(tmp_path / "results")
     assert load_result(run_dir / result["cell_id"] / "result.json").data.source == "synthetic"

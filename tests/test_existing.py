@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runner.executors.existing import ExistingExecutor, pinned_versions, version_warnings
+from runner.executors.existing import ExistingExecutor, InterpreterError, pinned_versions, version_warnings
 from runner.paths import REPO_ROOT
 from tests.fixtures import the_run
 from tests.test_end_to_end import run_results, run_runner
@@ -76,7 +76,7 @@ def test_an_interpreter_without_keras_is_refused_before_any_cell_starts(keras_ho
 
 def test_python_with_another_executor_is_a_usage_error(matrix):
     executor = ExistingExecutor("/nonexistent/python", matrix)
-    with pytest.raises(ValueError, match="no such file"):
+    with pytest.raises(InterpreterError, match="no such file"):
         executor.preflight(["keras3-jax"])
     from runner.cli import run_main
 

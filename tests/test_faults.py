@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from common.results import Status, load_result
 from runner.paths import REPO_ROOT
 from tests.ci import default_signals
 from tests.fixtures import results_by_model, the_run
@@ -129,7 +130,9 @@ def test_sigint_stops_the_cell_keeps_earlier_results_and_resume_finishes(keras_h
     proc.send_signal(signal.SIGINT)  # impatient: a second Ctrl-C while the first one's cleanup runs
     code, output = finish(proc, timeout=60)
     assert code == 130, output[-3000:]
-    assert not (cnn_dir / "result.json").exists() and not (cnn_dir / "worker-result.json").exists()
+    interrupted = load_result(cnn_dir / "result.json")  # recorded as interrupted, with nothing of its measurement
+    assert interrupted.status is Status.interrupted and interrupted.stage == "start" and not interrupted.epochs
+    assert not (cnn_dir / "worker-result.json").exists()
     assert not alive(str(cnn_dir / "spec.json"))
     assert "interrupted" in output
     manifest = json.loads((run / "run.json").read_text())  # complete, and says where the run stopped

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from common.results import iter_results
 from runner.gpu_check import report
 from runner.paths import REPO_ROOT
 
@@ -38,7 +39,7 @@ def test_make_gpu_check_runs_end_to_end_on_a_cpu_with_the_override(prepared, ker
     assert "| mlp | JAX (keras3-jax) |" in text and "ok (CPU)" in text and "--allow-cpu" in text
     assert "K80" in text and "| mlp | tensorflow | 2.77 |" in text  # the 2017 figures beside ours
     # without the override, every one of these CPU cells is a failure, not a result
-    strict, failures = report(run, results, allow_cpu=False)
+    strict, failures = report(run, [r for _, r in iter_results(run)], allow_cpu=False)
     assert len(failures) == 3 and all("ran on the CPU" in f for f in failures) and "Failures:" in strict
 
 

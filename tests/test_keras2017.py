@@ -112,7 +112,8 @@ def test_bad_2017_fields_are_reported_with_their_line(tmp_path, patch, message):
 
 def test_known_issue_matches_model_keras_version_and_profile():
     sys.path.insert(0, str(REPO_ROOT))
-    from models.worker import explain, known_issue
+    from models.keras_driver import known_issue
+    from models.worker import explain
 
     issue = {"models": ["hrnn"], "action": "explain", "reason": "slow  and\n wrapped", "keras": "2.0.",
              "profiles": None}

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from common.results import Status, load_result
 from runner.executors.base import CellJob
 from runner.executors.slurm import batch_script, exit_status, parse_scontrol, resource_args
 from runner.paths import REPO_ROOT
@@ -253,7 +254,8 @@ def test_ctrl_c_cancels_the_runs_jobs(cluster, keras_home, tmp_path):
                                text=True).stdout
         assert parse_scontrol(state)["JobState"] == "CANCELLED"
     run = the_run(tmp_path / "results")
-    assert not list(run.glob("*/result.json"))  # nothing half-done recorded
+    recorded = [load_result(p) for p in run.glob("*/result.json")]  # each stopped cell says so, nothing half-done
+    assert len(recorded) == 2 and all(r.status is Status.interrupted and not r.epochs for r in recorded)
     assert output.count("interrupted: ") == 2
 
 

@@ -76,8 +76,9 @@ def test_missing_interpreter_points_to_the_fix(cache):
 
 def test_worker_failure_becomes_a_failed_result_with_its_stage(cache, tmp_path, matrix):
     """A real worker in an environment without Keras: it fails at import, and says so in its result."""
-    from common.results import finalize, validate
+    from common.results import validate
     from runner.cells import Cell, worker_spec
+    from runner.record import finalize
 
     executor = VenvExecutor()
     env = executor.prepare("tiny", TINY, lambda _: None)
@@ -92,11 +93,11 @@ def test_worker_failure_becomes_a_failed_result_with_its_stage(cache, tmp_path, 
     while code is None:
         code = handle.wait(1.0)
     assert code == 1
-    result = finalize(cell_dir, spec, returncode=code, timed_out=False, executor={"name": "venv"},
-                      host_load={}, provenance={"git_commit": None}, launched_at=time.time())
-    assert result["status"] == "failed" and result["stage"] == "import"
-    assert "No module named 'keras'" in result["error"]
-    assert any("ModuleNotFoundError" in line for line in result["log_tail"])
+    result = finalize(cell_dir, spec, returncode=code, timed_out=False, executor={"name": "venv",
+                      "environment": "tiny"}, host_load={}, provenance={"git_commit": None}, launched_at=time.time())
+    assert result.status.value == "failed" and result.stage == "import"
+    assert "No module named 'keras'" in result.error
+    assert any("ModuleNotFoundError" in line for line in result.log_tail)
     validate(json.loads((cell_dir / "result.json").read_text()), "result.json")
 
 
@@ -132,10 +133,10 @@ def test_the_matrix_rejects_a_python_that_is_no_version(tmp_path):
 def test_keras3_jax_builds_and_trains_on_a_host_whose_python_is(version, matrix, keras_home, tmp_path, monkeypatch):
     """A host with only Python 3.12 or 3.13 (its runner's own interpreter): the JAX environment's range admits it,
     the venv is built with it (a folder of its own, beside the 3.11 one) and a smoke MLP cell trains there."""
-    from common.results import finalize
     from runner import interpreters
     from runner.cells import Cell, worker_spec
     from runner.orchestrate import add_runtime
+    from runner.record import finalize
 
     prefix = subprocess.run(["pyenv", "prefix", version], capture_output=True, text=True)
     if prefix.returncode != 0:
@@ -162,10 +163,11 @@ def test_keras3_jax_builds_and_trains_on_a_host_whose_python_is(version, matrix,
     code = None
     while code is None:
         code = handle.wait(1.0)
-    result = finalize(cell_dir, spec, returncode=code, timed_out=False, executor={"name": "venv"},
-                      host_load={}, provenance={"git_commit": None}, launched_at=time.time())
-    assert result["status"] == "ok", result.get("error")
-    assert result["versions"]["python"].startswith(version.rsplit(".", 1)[0]) and len(result["epochs"]) == 3
+    result = finalize(cell_dir, spec, returncode=code, timed_out=False, executor={"name": "venv",
+                      "environment": "keras3-jax"}, host_load={}, provenance={"git_commit": None},
+                      launched_at=time.time())
+    assert result.status.value == "ok", result.error
+    assert result.versions["python"].startswith(version.rsplit(".", 1)[0]) and len(result.epochs) == 3
 
 
 # -- two runs at once ----------------------------------------------------------------------------------------------
