@@ -12,6 +12,20 @@ from runner.matrix import load_matrix
 from runner.paths import REPO_ROOT
 from tests.fixtures import populate_keras_home
 
+# What a test needs, read from the fixtures it takes, so `-m "not venv and not docker and not slurm and not py36"`
+# (README: the logic alone, in under a minute) leaves out every test that builds or starts something real, also
+# one that forgets its own marker.
+NEEDS = {"prepared": "venv", "cache": "venv", "built": "venv", "keras_home": "venv", "fake_cluster": "venv",
+         "docker_engine": "docker", "docker_env": "docker", "jax_image": "docker", "slurm": "slurm",
+         "cluster": "slurm", "faulty_run": "slurm"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        for fixture in getattr(item, "fixturenames", ()):
+            if fixture in NEEDS:
+                item.add_marker(NEEDS[fixture])
+
 
 @pytest.fixture(scope="session")
 def matrix():

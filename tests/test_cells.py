@@ -43,11 +43,11 @@ def test_only_backend_model_env_and_repeats_filter(matrix):
 
 def test_profiles_override_per_backend_most_specific_last(matrix):
     quick = matrix.profiles["quick"]
-    assert quick.limits_for("mlp", "jax").train_samples == 60000  # the model's override
-    assert quick.limits_for("mlp", "theano").train_samples == 6000  # the backend's, for that model
-    assert quick.limits_for("cnn", "theano").epochs == 3  # the profile's, where nothing narrower says otherwise
+    assert quick.limits_for("mlp", "jax").train_samples == 30000  # the model's override
+    assert quick.limits_for("mlp", "theano").train_samples == 3000  # the backend's, for that model
+    assert quick.limits_for("cnn", "theano").epochs == 6  # the profile's, where nothing narrower says otherwise
     spec = worker_spec(matrix, Cell("cnn", "mxnet", "keras2017-mxnet", "quick", 0, 1337), "real")
-    assert spec["run"]["train_samples"] == quick.limits_for("cnn", "mxnet").train_samples < 6000
+    assert spec["run"]["train_samples"] == quick.limits_for("cnn", "mxnet").train_samples < 3000
 
 
 @pytest.mark.parametrize(("sel", "words"), [
@@ -73,7 +73,7 @@ def test_cell_round_trips_and_its_id_is_derived(matrix):
 def test_spec_resolves_profile_limits_and_hashes_the_experiment(matrix):
     cell = Cell("cnn", "torch", "keras3-torch", "quick", 0, 1337)
     spec = worker_spec(matrix, cell, "real")
-    assert spec["run"] == {"epochs": 3, "train_samples": 6000, "test_samples": 1000}
+    assert spec["run"] == {"epochs": 6, "train_samples": 3000, "test_samples": 500}
     assert spec["model"]["optimizer"]["learning_rate"] == 1.0  # Adadelta as Keras 2 ran it
     assert spec["backend"]["keras_backend"] == "torch"
     assert spec["spec_hash"] == worker_spec(matrix, cell, "real")["spec_hash"]

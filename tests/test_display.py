@@ -90,7 +90,7 @@ def test_the_dry_run_keeps_cells_whole_at_80_columns(matrix):
         line = next(line for line in table.splitlines() if line.split()[1:4] == [cell.model, cell.backend,
                                                                                   cell.environment])
         train = matrix.profiles["quick"].limits_for(cell.model, cell.backend).train_samples  # per backend, too
-        assert line.split()[4:6] == ["3", str(train or "all")]
+        assert line.split()[4:6] == ["6", str(train or "all")]
     assert "quick profile" in table and "timeout 1800 s" in table
 
 

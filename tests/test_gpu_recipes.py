@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from runner.matrix import load_matrix
 from runner.paths import REPO_ROOT
 from runner.pincheck import _Index, check, image_requirements
+
+pytestmark = pytest.mark.docker  # the GPU images' pins, read from PyPI's metadata (a registry, not an engine)
 
 
 def test_every_keras3_gpu_image_resolves_its_pins_from_metadata_alone():

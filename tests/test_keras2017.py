@@ -24,7 +24,7 @@ from runner.paths import REPO_ROOT
 from tests.ci import in_ci
 from tests.fixtures import run_results, run_runner
 
-pytestmark = pytest.mark.venv
+pytestmark = [pytest.mark.venv, pytest.mark.py36]
 
 EXPECTED = {"mlp": 669706, "cnn": 1199882, "cifar10_cnn": 1250858, "hrnn": 199434, "babi_rnn": 45836}
 ENVS_2017 = ["keras2017-tf-cntk", "keras2017-mxnet", "keras2017-theano"]

@@ -36,8 +36,8 @@ def test_real_matrix_declares_the_five_models_on_three_keras3_backends(matrix):
 
 def test_profile_overrides_apply_per_model(matrix):
     quick = matrix.profiles["quick"]
-    assert quick.limits_for("mlp").train_samples == 60000
-    assert quick.limits_for("cnn").train_samples == 6000
+    assert quick.limits_for("mlp").train_samples == 30000
+    assert quick.limits_for("cnn").train_samples == 3000
     assert quick.limits_for("babi_rnn").train_samples is None  # explicit null: the whole (small) set
     assert matrix.profiles["article"].limits_for("cnn").epochs is None  # falls back to the model's 12
 
@@ -62,7 +62,7 @@ def _line_of(text: str, needle: str) -> int:
         ("    batch_size: 32\n    epochs: 5\n", "    batch_size: thirty-two\n    epochs: 5\n", "models.hrnn.batch_size",
          "integer"),
         ("    backends: [jax]", "    backends: [jaxx]", "environments.keras3-jax.backends.0", "did you mean 'jax'"),
-        ("      hrnn: {train_samples: 2000}", "      hrn: {train_samples: 2000}", "profiles.quick.models.hrn",
+        ("      hrnn: {train_samples: 1000}", "      hrn: {train_samples: 1000}", "profiles.quick.models.hrn",
          "did you mean 'hrnn'"),
         ("    dataset: babi_qa2", "    dataset: babi\n", "models.babi_rnn.dataset", "babi_qa2"),
         ("  profile: quick ", "  profile: quik ", "defaults.profile", "did you mean 'quick'"),

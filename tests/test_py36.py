@@ -18,6 +18,8 @@ from runner.executors.venv import VenvExecutor
 from runner.interpreters import InterpreterNotFound, find_python
 from runner.paths import REPO_ROOT
 
+pytestmark = pytest.mark.py36  # needs a Python 3.6 (python3.6 on PATH or pyenv's 3.6.15)
+
 EXPECTED = {"mlp": 669706, "cnn": 1199882, "cifar10_cnn": 1250858, "hrnn": 199434, "babi_rnn": 45836}
 DATASETS = {"mlp": "mnist", "cnn": "mnist", "cifar10_cnn": "cifar10", "hrnn": "mnist", "babi_rnn": "babi_qa2"}
 

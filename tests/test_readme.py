@@ -54,6 +54,7 @@ def as_checked(command: str) -> list[str]:
     return argv if "--help" in argv or "--dry-run" in argv else argv + ["--dry-run"]
 
 
+@pytest.mark.venv  # the real runner on every command: a model file's probe, an interpreter's preflight
 @pytest.mark.parametrize(("readme", "command"), shell_lines())
 def test_each_documented_command_works_as_written(readme, command, tmp_path):
     argv = as_checked(command)

@@ -135,8 +135,8 @@ def test_keras3_jax_builds_and_trains_on_a_host_whose_python_is(version, matrix,
     the venv is built with it (a folder of its own, beside the 3.11 one) and a smoke MLP cell trains there."""
     from runner import interpreters
     from runner.cells import Cell, worker_spec
-    from runner.orchestrate import add_runtime
     from runner.record import finalize
+    from runner.runtime import add_runtime
 
     prefix = subprocess.run(["pyenv", "prefix", version], capture_output=True, text=True)
     if prefix.returncode != 0:

@@ -24,9 +24,10 @@ from runner.datafetch import offline_mnist_wheel
 from runner.executors.base import CellJob, Executor
 from runner.executors.venv import VenvExecutor
 from runner.matrix import Matrix, load_matrix
-from runner.orchestrate import RunOptions, add_runtime, run_cells
+from runner.orchestrate import RunOptions, run_cells
 from runner.paths import REPO_ROOT
 from runner.progress import Display, make_console
+from runner.runtime import add_runtime
 
 GOAL = 0.01  # the harness may cost at most 1 % of a steady epoch
 
