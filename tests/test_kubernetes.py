@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -94,6 +95,29 @@ def test_dry_run_writes_manifests_that_validate_strictly(tmp_path):
     configmap = yaml.safe_load((folder / "code-configmap.yaml").read_text())
     assert volumes["code"]["configMap"]["name"] == configmap["metadata"]["name"]
     assert set(configmap["data"]) == {p.name for p in (REPO_ROOT / "models").glob("*.py")}
+
+
+@pytest.mark.venv  # the model file's probe runs in the keras3-jax environment
+def test_a_model_file_travels_in_its_cells_configmap(tmp_path):
+    example = REPO_ROOT / "examples" / "image_classifier.py"
+    proc = subprocess.run([sys.executable, "-m", "runner", "--results", str(tmp_path / "r"), "--executor",
+                           "kubernetes", "--dry-run", "--profile", "smoke", "--model-file", str(example), "--only",
+                           "jax"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (folder,) = (tmp_path / "r").glob("*-dry-run/kubernetes")
+    job = yaml.safe_load((folder / "image_classifier.jax.keras3-jax.smoke.jax-ynn-no-conv.r0.yaml").read_text())
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    inner = json.loads({e["name"]: e["value"] for e in container["env"]}["KBM_SPEC"])
+    digest = hashlib.sha256(example.read_bytes()).hexdigest()
+    assert inner["model"]["module"] == f"/kbm/code/models/user_model_{digest[:12]}.py"
+    assert inner["model"]["module_sha256"] == digest
+    name = {v["name"]: v for v in pod["volumes"]}["code"]["configMap"]["name"]
+    configmap = yaml.safe_load((folder / f"{name}.yaml").read_text())
+    assert configmap["data"][f"user_model_{digest[:12]}.py"] == example.read_text()  # the file, as it is
+    check = subprocess.run([str(VALIDATE), "--strict", *map(str, folder.glob("*.yaml"))], capture_output=True,
+                           text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
 
 
 def test_strict_validation_rejects_a_misspelt_field(tmp_path):
