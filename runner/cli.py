@@ -41,6 +41,8 @@ subcommands:
   python -m runner check RUN_DIR        validate every result in a run folder (exit 1 on any problem)
   python -m runner report [RUN...]      write results/<run-id>/report/ (HTML, Markdown, plots, CSV/Parquet)
   python -m runner compare RUN_A RUN_B  per-cell ratio and accuracy delta; exit 1 on a regression beyond noise
+  python -m runner history [COMMAND]    every run's series: trends, steps, a static site; `history check` exits 1
+                                        on a new conclusive regression (history/; `history --help`)
   python -m runner sweep [options]      every variant that applies, on the MNIST tests, 3 interleaved repeats;
                                         the report shows each backend's best variant and the default's distance
 
@@ -154,6 +156,9 @@ def build_parser(prog: str = "python -m runner") -> argparse.ArgumentParser:
     p.add_argument(
         "--no-report", action="store_true", help="do not write results/<run-id>/report/ at the end of the run"
     )
+    p.add_argument("--history", metavar="PATH|URL", help="the history the finished run is added to: a SQLite file or "
+                   "a postgresql:// URL (default: $KBM_HISTORY, else RESULTS/history.sqlite)")
+    p.add_argument("--no-history", action="store_true", help="do not add the finished run to the history")
     return p
 
 
@@ -361,6 +366,10 @@ def close_run(
         from reports.cli import report_after_run
 
         report_after_run(outcome.run_dir, console)
+    if not args.no_history:  # every finished run joins the history; a failure there is a warning (history/hook.py)
+        from history.hook import add_after_run
+
+        add_after_run(outcome.run_dir, args.history, args.results, console)
     if getattr(args, "sweep", False):
         from reports.sweep import print_sweep
 
@@ -433,6 +442,10 @@ def main(argv: list[str] | None = None) -> int:
         from reports.cli import compare_main, report_main
 
         return (report_main if argv[0] == "report" else compare_main)(argv[1:])
+    if argv and argv[0] == "history":  # history/ reads results through reports/, imported only when asked for
+        from history.cli import main as history_main
+
+        return history_main(argv[1:])
     if argv and argv[0] == "bench-overhead":  # measurement is tooling, outside the product (tooling/bench.py)
         print("error: bench-overhead is not a runner subcommand: run `make bench-overhead` "
               "(python -m tooling.bench)", file=sys.stderr)
