@@ -58,7 +58,7 @@ def show(args: argparse.Namespace, console: Console) -> int:
     wanted = args.metric or ["steady_epoch_s"]
     listed = rows if "all" in wanted else [r for r in rows if r.series.metric.column in wanted]
     for line in regression_lines(rows):  # every figure's regressions first, whatever the table lists
-        console.print(line, style="red bold", highlight=False, markup=False)
+        console.print(line, style="red bold", highlight=False, markup=False, soft_wrap=True)
     console.print(series_table(listed, f"history: {where} ({len(listed)} series; --metric all for every figure)"))
     return EXIT_OK
 
@@ -115,7 +115,7 @@ def check(args: argparse.Namespace, console: Console) -> int:
     judged = [r for r in rows if r.series.metric.judged and not r.series.ended]
     lines = regression_lines(judged)
     for line in lines:
-        console.print(line, style="red bold", highlight=False, markup=False)
+        console.print(line, style="red bold", highlight=False, markup=False, soft_wrap=True)
     console.print(f"history {where}: {len(judged)} series judged, {len(lines)} new conclusive regression(s)",
                   highlight=False)
     return EXIT_REGRESSION if lines else EXIT_OK

@@ -5,11 +5,11 @@ piecewise constant plus noise; a fit with k segments minimises the weighted L1 d
 (each level a weighted median, robust to the odd busy night). The penalised "Potts" problem, gamma k + that sum, is
 solved exactly for every k at once by dynamic programming (each gamma's solution is one of these), and k is chosen
 by asv's information criterion, beta k + ln(floor + sum) with beta = 3 ln(n) / n (asv: 4; Schwarz's criterion for
-a Laplace likelihood with a level and a break per segment: 1; 3 chosen by simulation). Interior segments hold at least
-two points (one odd point is an outlier, not two steps); the last may hold one, so a large jump shows the next
-morning. Each remaining step must then change the level by at least `threshold` (relative) and be `z` standard
+a Laplace likelihood with a level and a break per segment: 1; 3 chosen by simulation). Every segment holds at least
+two points: one odd point is an outlier (a busy neighbour's night), not a step, so a regression shows once two
+runs confirm it. Each remaining step must then change the level by at least `threshold` (relative) and be `z` standard
 errors away from zero, the error of the difference of two segment medians under the noise the series itself shows
-(from the differences of neighbouring points, see `noise`); the weakest failing step is merged away until all pass.
+between neighbouring points (`noise`); the weakest failing step is merged away until all pass.
 Points are weighted by their total noise (`weights`): between nights, plus what their repeats show.
 
 Drift: the Theil-Sen slope over the last `window` points of the last segment with its 99.9 % interval (Sen's, from
@@ -105,11 +105,11 @@ def weighted_levels(y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 def best_fits(cost: np.ndarray, kmax: int, min_size: int = 2) -> dict[int, tuple[float, list[int]]]:
     """The least-cost partition into k segments, for each reachable k <= kmax: {k: (cost, segment starts)}.
-    Segments before the last hold at least `min_size` points."""
+    Every segment holds at least `min_size` points."""
     n = cost.shape[0]
     allowed = cost.copy()
     sizes = np.arange(n)[None, :] - np.arange(n)[:, None] + 1
-    allowed[(sizes < min_size) & (np.arange(n)[None, :] < n - 1)] = np.inf
+    allowed[sizes < min_size] = np.inf
     total = np.full((kmax + 1, n + 1), np.inf)
     total[0, 0] = 0.0
     back = np.zeros((kmax + 1, n + 1), dtype=int)
@@ -144,8 +144,8 @@ def segments_of(starts: list[int], n: int, level: np.ndarray) -> list[Segment]:
 
 def noise(y: np.ndarray, w: np.ndarray) -> float:
     """The series' own noise per unit weight, from neighbouring points: 1.4826 x the median absolute difference,
-    each scaled by its two points' weights, over sqrt(2). A step moves one difference only, so it barely counts;
-    a fit's residuals would shrink with every segment it adds."""
+    each scaled by its two points' weights, over sqrt(2). A step moves one difference only, and no fit is involved:
+    residuals around fitted levels shrink with every level fitted (three points around their median: one is 0)."""
     if len(y) < 2:
         return FLOOR * float(np.median(np.abs(y))) if len(y) else 0.0
     scaled = np.diff(y) / np.sqrt(1 / w[:-1] ** 2 + 1 / w[1:] ** 2)
@@ -219,7 +219,7 @@ def detect_steps(values: list[float] | np.ndarray, errors: list[float] | np.ndar
         return Fit([], [], 0.0)
     level, cost = weighted_levels(y, w)
     whole = [Segment(0, n, float(level[0, n - 1]))]
-    if n < 3:
+    if n < 4:  # two segments of two points at the least
         return Fit(whole, [], noise(y, w))
     fits = best_fits(cost, kmax=min(n, max(8, n // 4)))
     k = choose_k(fits, n, scale=float(np.median(np.abs(y)) * np.sum(w)))

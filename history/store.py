@@ -52,7 +52,9 @@ def to_url(target: str) -> URL:
 def describe(target: str) -> str:
     """The target for messages, password masked."""
     url = to_url(target)
-    return url.database or "" if url.drivername == "sqlite" else url.render_as_string(hide_password=True)
+    if url.drivername == "sqlite":
+        return url.database or ""
+    return make_url(target).render_as_string(hide_password=True)  # as the user wrote it, password masked
 
 
 def _engine(url: URL) -> Engine:

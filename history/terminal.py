@@ -31,7 +31,7 @@ def series_table(rows: list[Row], title: str) -> Table:
         s, latest = row.series, row.latest
         key = s.key
         rest = " ".join((key.environment, key.profile, key.variant, key.data_source))
-        hw = key.fingerprint + (" (ended: hardware changed)" if s.ended else "")
+        hw = key.fingerprint + (" (ended)" if s.ended else "")  # the same cell has newer runs on other hardware
         trend = f"{sparkline(s.values)} {trend_text(row)}"
         style = "red" if row.regressions else None
         table.add_row(key.model, key.backend, rest, hw, s.metric.title, str(len(s.points)),

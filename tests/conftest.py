@@ -11,6 +11,7 @@ from runner.executors.venv import VenvExecutor
 from runner.matrix import load_matrix
 from runner.paths import REPO_ROOT
 from tests.fixtures import populate_keras_home
+from tests.history_fixtures import make_nights, postgres, real_runs  # noqa: F401 - the history tests' fixtures
 
 
 @pytest.fixture(scope="session")
