@@ -10,7 +10,8 @@ two points: one odd point is an outlier (a busy neighbour's night), not a step, 
 runs confirm it. Each remaining step must then change the level by at least `threshold` (relative) and be `z` standard
 errors away from zero, the error of the difference of two segment medians under the noise the series itself shows
 between neighbouring points (`noise`); the weakest failing step is merged away until all pass.
-Points are weighted by their total noise (`weights`): between nights, plus what their repeats show.
+Points are weighted by their total noise (`weights`): between nights, plus what their repeats show; a point from a
+run the runner found busy counts a third at most.
 
 Drift: the Theil-Sen slope over the last `window` points of the last segment with its 99.9 % interval (Sen's, from
 Kendall's tau); conclusive when the interval excludes zero and the change over the window passes the threshold.
@@ -32,6 +33,7 @@ DRIFT_Z = 3.29  # 99.9 % two-sided: a drift is judged every night
 MIN_DRIFT_POINTS = 6
 DEFAULT_Z = 3.0  # with BETA_PER_SEGMENT, chosen with `python -m history.validate` (README "History")
 DEFAULT_THRESHOLD = 0.05
+BUSY_WEIGHT = 1 / 3  # a busy run's point: its times are suspect (the runner says so), so it counts a third at most
 
 
 @dataclass(frozen=True)
@@ -209,12 +211,16 @@ def _screen(y: np.ndarray, w: np.ndarray, segments: list[Segment], level: np.nda
 
 
 def detect_steps(values: list[float] | np.ndarray, errors: list[float] | np.ndarray | None = None,
-                 threshold: float = DEFAULT_THRESHOLD, relative: bool = True, min_z: float = DEFAULT_Z) -> Fit:
+                 threshold: float = DEFAULT_THRESHOLD, relative: bool = True, min_z: float = DEFAULT_Z,
+                 busy: list[bool] | np.ndarray | None = None) -> Fit:
     """The fitted levels of a series (oldest first) and the steps between them that pass both tests. `errors`: each
-    point's standard error from its repeats (None or NaN where it has one repeat)."""
+    point's standard error from its repeats (None or NaN where it has one repeat); `busy`: points from runs the
+    runner measured as busy (other processes used over 20 % of the CPU), which count at most BUSY_WEIGHT."""
     y = np.asarray(values, dtype=float)
     n = len(y)
     w = weights(y, errors)
+    if busy is not None and len(busy) == n:
+        w = np.where(np.asarray(busy, dtype=bool), np.minimum(w, BUSY_WEIGHT), w)
     if n == 0:
         return Fit([], [], 0.0)
     level, cost = weighted_levels(y, w)

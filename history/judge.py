@@ -70,11 +70,11 @@ def _drift_finding(d: Drift, n: int, rule: Rule) -> Finding | None:
 
 
 def analyse(values: list[float] | np.ndarray, errors: list[float] | np.ndarray | None, rule: Rule,
-            window: int = DEFAULT_WINDOW, min_z: float = DEFAULT_Z) -> Analysis:
+            window: int = DEFAULT_WINDOW, min_z: float = DEFAULT_Z, busy: list[bool] | None = None) -> Analysis:
     """Steps and drift of one series (oldest first), each with whether it fails the check."""
     y = np.asarray(values, dtype=float)
     n = len(y)
-    fit = detect_steps(y, errors, rule.threshold, rule.relative, min_z)
+    fit = detect_steps(y, errors, rule.threshold, rule.relative, min_z, busy)
     out = Analysis(fit, None, [_step_finding(s, fit, n, rule, window) for s in fit.steps])
     if n:
         out.drift = drift(y, max(fit.segments[-1].start, n - window))

@@ -48,7 +48,8 @@ def analyse_all(series: list[Series], settings: Settings) -> list[Row]:
     rows = []
     for s in series:
         kwargs = {} if settings.z is None else {"min_z": settings.z}
-        rows.append(Row(s, analyse(s.values, s.errors, _rule(s, settings), settings.window, **kwargs)))
+        busy = [p.busy for p in s.points]
+        rows.append(Row(s, analyse(s.values, s.errors, _rule(s, settings), settings.window, busy=busy, **kwargs)))
     return rows
 
 

@@ -117,3 +117,14 @@ def test_the_validation_tool_measures_rates_on_seeded_series():
     again = subprocess.run([sys.executable, "-m", "history.validate", "--series", "60", "--after", "5"],
                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert again.stdout == proc.stdout  # seeded
+
+
+def test_two_slow_nights_on_a_busy_machine_are_not_yet_a_regression():
+    """The runner measured those runs as busy: they count a third each, so two of them do not confirm a step; two
+    quiet nights at the new level do."""
+    rng = np.random.default_rng(8)
+    y = np.r_[rng.normal(1, 0.02, 12), 1.12, 1.12]
+    assert len(analyse(y, None, Rule(worse=1)).regressions) == 1
+    assert analyse(y, None, Rule(worse=1), busy=[False] * 12 + [True] * 2).regressions == []
+    confirmed = np.r_[y, 1.12, 1.12]
+    assert len(analyse(confirmed, None, Rule(worse=1), busy=[False] * 12 + [True] * 2 + [False] * 2).regressions) == 1
