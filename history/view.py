@@ -31,7 +31,11 @@ class Row:
 
     @property
     def regressions(self) -> list[Finding]:
+        """What `check` fails on: a judged figure's new regressions, in a series that has not ended."""
         return self.analysis.regressions if self.series.metric.judged and not self.series.ended else []
+
+    def counts(self, finding: Finding) -> bool:
+        return finding in self.regressions
 
     def before_after(self, finding: Finding) -> tuple[Point | None, Point]:
         points = self.series.points

@@ -80,7 +80,7 @@ def _steps_cell(row: Row) -> str:
     steps = [f for f in row.analysis.findings if f.kind == "step"]
     if not steps:
         return '<span class="muted">none</span>'
-    return "<br>".join(e(f"{'REGRESSION ' if f.regression else ''}{finding_text(row, f)}") for f in steps)
+    return "<br>".join(e(f"{'REGRESSION ' if row.counts(f) else ''}{finding_text(row, f)}") for f in steps)
 
 
 def index_html(rows: list[Row], where: str, generated: str) -> str:
@@ -126,7 +126,7 @@ def points_table(row: Row) -> str:
 
 def series_block(row: Row) -> str:
     k = row.series.key
-    steps = [f"<li>{e(('REGRESSION: ' if f.regression else '') + finding_text(row, f))} "
+    steps = [f"<li>{e(('REGRESSION: ' if row.counts(f) else '') + finding_text(row, f))} "
              f"(<code>git log {e(commit_range(row, f))}</code>)</li>" for f in row.analysis.findings]
     found = f"<ul>{''.join(steps)}</ul>" if steps else '<p class="muted">no step or drift detected</p>'
     return (f'<section id="{anchor(row)}"><h3>{e(k.backend)}: {e(row.series.metric.title)}</h3>'

@@ -44,7 +44,7 @@ def sparkline(row: Row, color: str, width: int = 160, height: int = 30) -> str:
 
     path = " ".join(f"{'M' if i == 0 else 'L'}{x(i):.1f},{y(v):.1f}" for i, v in enumerate(values))
     ticks = "".join(f'<line x1="{(x(f.index - 1) + x(f.index)) / 2:.1f}" x2="{(x(f.index - 1) + x(f.index)) / 2:.1f}" '
-                    f'y1="0" y2="{height}" class="{"reg" if f.regression else "stepmark"}"/>'
+                    f'y1="0" y2="{height}" class="{"reg" if row.counts(f) else "stepmark"}"/>'
                     for f in row.analysis.findings if f.kind == "step")
     label = escape(f"{row.series.key.name}: {row.series.metric.title}, {n} runs")
     return (f'<svg class="spark" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
@@ -99,7 +99,7 @@ def _levels(frame: Frame, row: Row) -> list[str]:
 def _steps(frame: Frame, row: Row) -> list[str]:
     out = []
     for f in row.analysis.findings:
-        cls = "reg" if f.regression else "stepmark"
+        cls = "reg" if row.counts(f) else "stepmark"
         if f.kind == "drift":
             x0 = frame.x(f.index - 0.5)
             out.append(f'<rect x="{x0:.1f}" y="{TOP}" width="{frame.x(frame.n - 0.5) - x0:.1f}" '
