@@ -79,8 +79,9 @@ def finding_text(row: Row, finding: Finding) -> str:
     _, after = row.before_after(finding)
     what = "step" if finding.kind == "step" else "drift over the last nights since"
     z = f", {finding.z:.1f} s.e." if finding.z is not None else ""
+    busy = "; the machine was busy in most runs since: not judged, rerun on a quiet machine" if finding.busy else ""
     return (f"{what} {change_text(row, finding)} at {after.time} (run {after.run_id}{z}), commits "
-            f"{commit_range(row, finding)}")
+            f"{commit_range(row, finding)}{busy}")
 
 
 def value_text(value: float, unit: str) -> str:

@@ -100,6 +100,7 @@ def night_copy(base: Path, dest_root: Path, night: int, factors: list[float], ho
     for i, path in enumerate(sorted(dest.glob("*/result.json"))):
         result = scale_result(json.loads(path.read_text()), factors[i])
         result.update(started_at=stamp, finished_at=stamp, git_commit=commit)
+        result["host"]["load"]["busy"] = False  # the nights' noise is what is injected, not the base run's load
         result["host"].update(host or {})
         path.write_text(json.dumps(result))
     return dest

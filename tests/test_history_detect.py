@@ -128,3 +128,13 @@ def test_two_slow_nights_on_a_busy_machine_are_not_yet_a_regression():
     assert analyse(y, None, Rule(worse=1), busy=[False] * 12 + [True] * 2).regressions == []
     confirmed = np.r_[y, 1.12, 1.12]
     assert len(analyse(confirmed, None, Rule(worse=1), busy=[False] * 12 + [True] * 2 + [False] * 2).regressions) == 1
+
+
+def test_a_step_into_busy_runs_is_listed_not_judged():
+    """The machine, not the code, may have changed: most runs after the step were busy."""
+    rng = np.random.default_rng(9)
+    y = np.r_[rng.normal(1, 0.02, 10), rng.normal(1.5, 0.02, 6)]
+    quiet = analyse(y, None, Rule(worse=1))
+    busy = analyse(y, None, Rule(worse=1), busy=[False] * 10 + [True] * 6)
+    assert len(quiet.regressions) == 1 and not quiet.findings[0].busy
+    assert busy.regressions == [] and [(f.kind, f.index, f.busy) for f in busy.findings] == [("step", 10, True)]
