@@ -3,8 +3,8 @@
 Results are read through `reports.load.load_runs` (which validates each result against the contract and leaves
 out, with a problem line, whatever it cannot read) and flattened here into three lists of plain dicts, one per
 table: runs, cells (one row per result, i.e. per repeat) and epochs (the steady samples behind each interval).
-Two facts the loader's frame does not carry yet, the spec hash and the GPU count of the fingerprint, are read
-from the same validated file through `reports.load.load_raw`.
+The GPU count of the fingerprint (and the spec hash, where the loader's frame does not carry it) is read from
+the same validated file through `reports.load.load_raw`.
 """
 
 from __future__ import annotations
@@ -25,13 +25,29 @@ CELL_COLUMNS = (
     "error", "executor", "device_kind", "device", "keras", "framework", "git_commit", "git_dirty", "started_at",
     "busy", "other_cpu_share", "steady_epoch_s", "article_epoch_s", "first_epoch_s", "compile_s", "test_accuracy",
 )
-# Figures newer results carry (schema 2: inference and memory). The store's column <- the first of the loader's
-# column names that exists; absent columns stay null, so older results and older loaders fit the same store.
-OPTIONAL_FIGURES: dict[str, tuple[str, ...]] = {
-    "latency_s": ("inference_latency_s", "latency_s", "predict_latency_s"),
-    "throughput_per_s": ("inference_samples_per_s", "inference_throughput", "throughput_samples_per_s"),
-    "peak_rss_mb": ("peak_rss_mb", "memory_peak_rss_mb"),
-    "gpu_peak_mb": ("gpu_peak_mb", "memory_gpu_peak_mb"),
+# Figures newer results carry (schema 2: inference and memory), as the loader's frame names them; absent columns
+# stay null, so older results and older loaders fit the same store.
+
+
+def _latency_s(row: pd.Series) -> float | None:
+    """Batch-1 latency, the median of predict_on_batch calls (the loader gives milliseconds)."""
+    ms = _plain(row.get("latency_p50_ms"))
+    return ms / 1000 if ms is not None else _plain(row.get("latency_s"))
+
+
+def _throughput(row: pd.Series) -> float | None:
+    """Inference samples/s at the largest batch size measured (the loader gives {batch size: samples/s})."""
+    per_batch = row.get("throughput")
+    if isinstance(per_batch, dict) and per_batch:
+        return float(per_batch[max(per_batch, key=int)])
+    return _plain(row.get("throughput_per_s"))
+
+
+OPTIONAL_FIGURES = {
+    "latency_s": _latency_s,
+    "throughput_per_s": _throughput,
+    "peak_rss_mb": lambda row: _plain(row.get("peak_rss_mb")),
+    "gpu_peak_mb": lambda row: _plain(row.get("gpu_peak_mb")),
 }
 
 
@@ -83,11 +99,12 @@ def _run_row(run_id: str, run_dir: Path, manifest: dict[str, Any], cells: pd.Dat
 
 
 def _cell_row(row: pd.Series, raw: dict[str, Any]) -> dict[str, Any]:
-    out = {"run_id": row["run_id"], "spec_hash": raw.get("spec_hash") or row["cell_id"]}
+    spec_hash = _plain(row.get("spec_hash")) or raw.get("spec_hash") or row["cell_id"]
+    out = {"run_id": row["run_id"], "spec_hash": spec_hash}
     for name in CELL_COLUMNS:
         out[name] = _plain(row.get(name))
-    for name, candidates in OPTIONAL_FIGURES.items():
-        out[name] = next((_plain(row[c]) for c in candidates if c in row.index), None)
+    for name, read in OPTIONAL_FIGURES.items():
+        out[name] = read(row)
     out["fingerprint"] = fingerprint(out["device"], _gpu_count(raw))
     out["busy"] = bool(out["busy"])
     return out

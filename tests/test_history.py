@@ -265,3 +265,24 @@ def test_the_entry_point_gives_the_exit_statuses_and_help(series_dbs):
     for command in ("show", "add", "rebuild", "report", "check"):
         helped = history(command, "--help")
         assert helped.returncode == 0 and "--history PATH|URL" in helped.stdout, command
+
+
+def test_the_figures_of_schema_2_results_reach_the_store_as_the_loader_names_them():
+    """reports.load's frame for schema-2 results (inference and memory): latency in ms, throughput per batch size,
+    the spec hash as a column; a GPU's count from the validated file joins the fingerprint."""
+    import pandas as pd
+
+    from history.source import _cell_row
+
+    row = pd.Series({"run_id": "r", "cell_id": "mlp.jax.keras3-jax.article.stock.r0", "spec_hash": "abc",
+                     "model": "mlp", "device": "GPU: NVIDIA H200", "busy": False, "latency_p50_ms": 2.5,
+                     "throughput": {1: 400.0, 32: 9000.0, 256: 30000.0}, "peak_rss_mb": 2048.0,
+                     "gpu_peak_mb": float("nan")})
+    raw = {"host": {"gpu": {"used": True, "devices": ["NVIDIA H200", "NVIDIA H200"]}}}
+    cell = _cell_row(row, raw)
+    assert cell["spec_hash"] == "abc" and cell["latency_s"] == 0.0025 and cell["throughput_per_s"] == 30000.0
+    assert cell["peak_rss_mb"] == 2048.0 and cell["gpu_peak_mb"] is None
+    assert cell["fingerprint"] == "GPU: NVIDIA H200 x 2"
+    older = _cell_row(pd.Series({"run_id": "r", "cell_id": "c", "device": "CPU: AMD EPYC, 2 cores", "busy": True}),
+                      {"spec_hash": "def", "host": {"gpu": {"used": False}}})
+    assert older["spec_hash"] == "def" and older["latency_s"] is None and older["fingerprint"].endswith("2 cores")
