@@ -167,6 +167,10 @@ def close_run(args: argparse.Namespace, console: Console, matrix: Matrix, outcom
         from reports.cli import report_after_run
 
         report_after_run(outcome.run_dir, console)
+    if not args.no_history:  # every finished run joins the history; a failure there is a warning (history/hook.py)
+        from history.hook import add_after_run
+
+        add_after_run(outcome.run_dir, args.history, args.results, console)
     if getattr(args, "sweep", False):
         from reports.sweep import print_sweep
 
@@ -243,6 +247,10 @@ def main(argv: list[str] | None = None) -> int:
         from reports.cli import compare_main, report_main
 
         return (report_main if command == "report" else compare_main)(argv[1:])
+    if command == "history":  # history/ reads results through reports/, imported only when asked for
+        from history.cli import main as history_main
+
+        return history_main(argv[1:])
     if command == "bench-overhead":  # measurement is tooling, outside the product (tooling/bench.py)
         print("error: bench-overhead is not a runner subcommand: run `make bench-overhead` "
               "(python -m tooling.bench)", file=sys.stderr)

@@ -94,8 +94,8 @@ OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
                                "`inference` settings otherwise; training figures are the same either way)")),
     (("--dry-run",), dict(action="store_true", help="list the cells and what would be installed, run nothing")),
     (("--no-report",), dict(action="store_true", help="do not write results/<run-id>/report/ at the end")),
-    (("--history",), dict(metavar="PATH|URL", help="the history database every finished run is added to "
-                          "(default: RESULTS/history.sqlite; postgresql://... for a shared one)")),
+    (("--history",), dict(metavar="PATH|URL", help="the history the finished run is added to: a SQLite file or a "
+                          "postgresql:// URL (default: $KBM_HISTORY, else RESULTS/history.sqlite)")),
     (("--no-history",), dict(action="store_true", help="do not add this run to the history database")),
 ]
 

@@ -11,6 +11,7 @@ from runner.executors.venv import VenvExecutor
 from runner.matrix import load_matrix
 from runner.paths import REPO_ROOT
 from tests.fixtures import populate_keras_home
+from tests.history_fixtures import make_nights, postgres, real_runs  # noqa: F401 - the history tests' fixtures
 
 # What a test needs, read from the fixtures it takes, so `-m "not venv and not docker and not slurm and not py36"`
 # (README: the logic alone, in under a minute) leaves out every test that builds or starts something real, also

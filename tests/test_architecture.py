@@ -14,18 +14,19 @@ import pytest
 
 from runner.paths import REPO_ROOT
 
-PACKAGES = ("common", "runner", "reports", "models", "tooling")
+PACKAGES = ("common", "runner", "reports", "models", "tooling", "history")
 MAX_LINES = 500
 MAX_FUNCTION_LINES = 60
 # who may import whom, package by package (lazy imports included): `common` is the leaf every host package uses;
-# `runner` may call `reports` (the report a run ends with), never the other way round; `models` runs inside the
-# environments and imports no host package; `tooling` (tests, CI, measurement) may use all of them
+# `runner` may call `reports` (the report a run ends with) and `history`, never the other way round; `models`
+# runs inside the environments and imports no host package; `tooling` (tests, CI, measurement) may use them all
 ALLOWED = {
     "common": set(),
     "models": set(),
     "reports": {"common"},
-    "runner": {"common", "reports", "models"},  # models.sources: the data files both sides name
-    "tooling": {"common", "reports", "runner"},
+    "history": {"common", "reports"},
+    "runner": {"common", "reports", "history", "models"},  # models.sources: the data files both sides name
+    "tooling": {"common", "reports", "runner", "history"},
 }
 
 
@@ -153,6 +154,17 @@ def test_the_worker_never_imports_the_host_side(edges):
             assert host == [], f"{name} reaches {host}"
 
 
+def test_history_never_imports_the_runner_and_reaches_the_project_through_one_module(edges):
+    """history/ reads results only through reports.load, from history/source.py: a move in reports/ (or the
+    runner's result contract) changes one file there, and the runner may import history/ lazily without a cycle."""
+    for name in edges:
+        if in_package(name, "history"):
+            outside = {m for m in edges[name] if not in_package(m, "history")}
+            assert not [m for m in outside if in_package(m, "runner") or in_package(m, "models")
+                        or in_package(m, "tooling")], name
+            assert name == "history.source" or not outside, f"{name} imports {outside}"
+
+
 def test_no_executor_reaches_the_orchestration_loop(edges):
     executors = [name for name in edges if in_package(name, "runner.executors")]
     assert "runner.executors.docker.images" in executors  # the walk reaches into sub-packages
@@ -205,7 +217,8 @@ def test_no_file_in_runner_is_over_500_lines():
     assert long == {}
 
 
-@pytest.mark.parametrize("package", ["common", "runner", "runner/executors", "reports", "models", "tooling"])
+@pytest.mark.parametrize("package", ["common", "runner", "runner/executors", "reports", "models", "tooling",
+                                     "history"])
 def test_each_package_says_what_it_holds_and_what_it_never_imports(package):
     doc = ast.get_docstring(ast.parse((REPO_ROOT / package / "__init__.py").read_text()))
     assert doc and "never import" in " ".join(doc.split()).lower(), package

@@ -271,9 +271,15 @@ def test_nightly_gpu_workflow_is_valid_and_runs_the_article_profile_on_a_gpu():
     assert triggers["schedule"][0]["cron"] and "workflow_dispatch" in triggers
     (job,) = doc["jobs"].values()
     assert "self-hosted" in job["runs-on"] and "gpu" in job["runs-on"]
-    script = "\n".join(step.get("run", "") for step in job["steps"])
+    script = "\n".join(step.get("run", "") + " ".join(map(str, (step.get("env") or {}).values()))
+                       for step in job["steps"])
     assert "--executor docker" in script and "--gpus 1" in script and "--profile article" in script
-    assert "make matrix" in script
+    assert "tooling/nightly.sh" in script  # run, add to the history, check results, site, judge (README "History")
+    nightly = (REPO_ROOT / "tooling" / "nightly.sh").read_text()
+    assert all(step in nightly for step in ("./kbm history add", "./kbm check", "./kbm history report",
+                                            "./kbm history check"))
+    uses = [str(s.get("uses", "")) for s in job["steps"]]
+    assert "actions/cache/restore@v4" in uses and "actions/cache/save@v4" in uses  # the history, night to night
     uploads = [s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/upload-artifact")]
     assert uploads and all(s.get("if") == "always()" for s in uploads)
 

@@ -18,7 +18,7 @@ import pytest
 from runner.paths import REPO_ROOT
 
 READMES = [REPO_ROOT / "README.md", REPO_ROOT / "docker" / "README.md"]
-SUBCOMMANDS = {"check", "report", "compare", "bench-overhead"}
+SUBCOMMANDS = {"check", "report", "compare", "bench-overhead", "history"}
 SYSTEM = ("apt-get ",)  # what the READMEs ask the user to run as root on their system
 
 

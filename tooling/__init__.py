@@ -5,6 +5,7 @@
     bench.py          what the harness costs the training it measures (`make bench-overhead`)
     bench_docker.py   what a container costs against the venv executor (`python -m tooling.bench_docker`)
     bench_slurm.py    what Slurm costs and gives on one machine (`make bench-slurm`)
+    nightly.sh        the nightly job's steps: run, add to the history, check, the history site, `history check`
 
 Imports runner/ freely; runner/ must never import this package, and models/ (the worker) never sees it.
 """

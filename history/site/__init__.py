@@ -1,0 +1,1 @@
+"""The static history site: index.html and one page per test, inline CSS and SVG, no script, nothing fetched."""

@@ -1,0 +1,24 @@
+"""Write the history site: index.html (regressions first, every series with its sparkline) and test-<model>.html."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from history.site.pages import index_html, test_file, test_html
+from history.view import Row
+
+
+def write_site(rows: list[Row], out: Path, where: str) -> Path:
+    """Every page, rewritten whole (a test no longer in the history leaves no stale page behind); returns the index."""
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob("test-*.html"):
+        stale.unlink()
+    generated = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    rows = sorted(rows, key=lambda r: (r.series.key.model, r.series.key.backend, r.series.key.name,
+                                       r.series.metric.column != "steady_epoch_s", r.series.metric.title))
+    for model in sorted({r.series.key.model for r in rows}):
+        (out / test_file(model)).write_text(test_html(model, rows, where, generated))
+    index = out / "index.html"
+    index.write_text(index_html(rows, where, generated))
+    return index
