@@ -181,8 +181,9 @@ def test_the_site_opens_in_chromium_with_a_trend_plot_per_backend(series_dbs, tm
     assert index.index("new conclusive regression") < index.index("Every test")  # regressions first
     parsed = Svgs()
     parsed.feed(page)
-    assert parsed.trends == 8  # jax and torch x steady, article-style, first epoch, accuracy
-    assert parsed.points == 8 * NIGHTS
+    assert parsed.trends == 14  # jax and torch x steady, article-style, first epoch, accuracy, p50 latency,
+    # throughput, peak memory
+    assert parsed.points == 14 * NIGHTS
     for name in ("index.html", "test-mlp.html"):
         check = check_page(out / name, tmp_path / f"shots-{name}")
         assert check.console_errors == [], check.console_errors
