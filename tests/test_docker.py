@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from common.results import iter_results
-from runner.executors import choose
+from runner.executors import ExecutorOptions, choose
 from runner.executors.base import CellJob
 from runner.executors.container import CELL_DIR
 from runner.executors.docker import DockerExecutor, DockerUnavailable, connect
@@ -235,7 +235,7 @@ def test_auto_picks_docker_when_an_engine_answers_and_venv_when_none_does(docker
     assert isinstance(executor, VenvExecutor)
     assert "no Docker engine answered at unix:///nonexistent/docker.sock" in why and "venv" in why
     with pytest.raises(DockerUnavailable, match="--gpus 1 needs a Docker engine"):
-        choose("auto", gpus=1)
+        choose("auto", ExecutorOptions(gpus=1))
 
 
 @pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="this machine has a GPU: nothing to refuse")
