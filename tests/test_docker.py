@@ -30,18 +30,15 @@ from runner.executors.docker.containers import Mounts
 from runner.executors.venv import VenvExecutor
 from runner.paths import REPO_ROOT
 from runner.results import iter_results
-from tests.ci import in_ci
+from tests.ci import FIX, missing
 from tooling import engine
 
 pytestmark = pytest.mark.docker
 ENV = "keras3-jax"  # the smallest Keras 3 image (~0.9 GB); the same recipe builds the other two
-IN_CI = in_ci()
 
 
 def _unavailable(reason: str):
-    if IN_CI:
-        pytest.fail(f"CI=true but no Docker engine: {reason}")
-    pytest.skip(f"no Docker engine: {reason}")
+    missing(f"no Docker engine: {reason}", FIX["docker"])
 
 
 @pytest.fixture(scope="session")
@@ -59,7 +56,7 @@ def docker_engine():
         return
     if not engine.answers():
         if os.geteuid() != 0 or shutil.which("dockerd") is None or shutil.which("debootstrap") is None:
-            _unavailable("needs root with dockerd and debootstrap (`apt-get install docker.io debootstrap`)")
+            _unavailable("starting one needs root, dockerd and debootstrap")
         try:
             engine.start(print)
         except engine.EngineError as exc:

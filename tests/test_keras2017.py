@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +22,7 @@ from runner.executors.venv import VenvExecutor
 from runner.interpreters import InterpreterNotFound, find_python
 from runner.matrix import Environment, MatrixError, load_matrix
 from runner.paths import REPO_ROOT
-from tests.ci import in_ci
+from tests.ci import FIX, missing
 from tests.fixtures import run_results, run_runner
 
 pytestmark = pytest.mark.venv
@@ -35,18 +36,12 @@ def need_python36() -> None:
     try:
         find_python("3.6")
     except InterpreterNotFound as exc:
-        if in_ci():
-            pytest.fail(f"CI must provide Python 3.6 for the 2017 environments: {exc}")
-        pytest.skip(str(exc))
+        missing(f"the 2017 environments need Python 3.6: {exc}", FIX["python3.6"])
 
 
 def need_debian() -> None:
-    import shutil
-
     if not (shutil.which("apt-get") and shutil.which("dpkg")):
-        if in_ci():
-            pytest.fail("CI machines are Debian: apt-get and dpkg are needed to unpack CNTK's OpenMPI")
-        pytest.skip("not a Debian host: no apt-get/dpkg to unpack Debian packages")
+        missing("not a Debian host: no apt-get/dpkg to unpack CNTK's OpenMPI", FIX["debian"])
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,9 @@
 two fake GPUs, real smoke cells of the Keras 3 TensorFlow environment as sbatch jobs.
 
 One faulty run (5 cells on 2 GPU slots, one crashing, one past its time limit) is shared by the tests that read
-it; the resume test reruns its failures. Without slurm-wlm (and root) the cluster tests skip, saying why, except
-under CI=true, where they fail. `--parallel` on the local executor is tested here too.
+it; the resume test reruns its failures. Without slurm-wlm (and root) the cluster tests skip, saying how to
+install it, except under CI=true, where they fail (tests/ci.py); they never install it themselves. `--parallel` on
+the local executor is tested here too.
 """
 
 from __future__ import annotations
@@ -23,27 +24,18 @@ import pytest
 from runner.executors.base import CellJob
 from runner.executors.slurm import batch_script, exit_status, parse_scontrol, resource_args
 from runner.paths import REPO_ROOT
-from tests.ci import default_signals, in_ci
+from tests.ci import FIX, default_signals, missing
 from tests.fixtures import matrix_with, results_by_model, the_run
 from tooling.slurm_cluster import ClusterError, LocalSlurmCluster
 
 TF = ["--profile", "smoke", "--only", "tensorflow@keras3", "--no-report"]
 
 
-def _install_slurm() -> str | None:
-    """Install Debian's slurm-wlm when missing (root only); None when a cluster can start, else why not."""
-    if shutil.which("sbatch") is None and os.geteuid() == 0 and shutil.which("apt-get"):
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "slurm-wlm"]
-        if subprocess.run(install, env=env, capture_output=True, timeout=900).returncode != 0:
-            subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True, timeout=900)
-            subprocess.run(install, env=env, capture_output=True, timeout=900)
-    return LocalSlurmCluster.missing()
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    why = _install_slurm()
+    """A running single-node cluster. The tests never install slurm-wlm: that would change the machine (its
+    packages bring libhwloc15 and more, which once hid that CNTK's environment lacked them); .ci/run installs it."""
+    why = LocalSlurmCluster.missing()
     if why is None:
         local = LocalSlurmCluster(tmp_path_factory.mktemp("slurm"), cpus=4, gpus=2)
         try:
@@ -56,9 +48,7 @@ def cluster(tmp_path_factory):
             finally:
                 local.stop()
             return
-    if in_ci():
-        pytest.fail(f"a local Slurm cluster cannot start: {why}")
-    pytest.skip(f"a local Slurm cluster cannot start: {why}")
+    missing(f"a local Slurm cluster cannot start: {why}", FIX["slurm"])
 
 
 def gpu_matrix(folder: Path, gpus: int = 1, short: str | None = "hrnn") -> Path:
