@@ -17,6 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from runner.debian import RESOLUTION as DEBIAN_RESOLUTION
 from runner.interpreters import PLAIN, built_version, specifier
 from runner.pins import pinned_packages
 from runner.variants import KERAS3_ONLY, Variant
@@ -120,9 +121,9 @@ class Environment(_Strict):
     # PIP_INDEX_URL; `extra_index_urls` are added to what pip is configured with (a CPU build's index)
     index_url: str | None = Field(None, pattern=r"^(https?|file)://")
     extra_index_urls: list[str] = Field(default_factory=list)
-    # Shared libraries from Debian packages, unpacked (never installed) into the environment's own folder under
-    # `debian/`; `library_links` adds names there: link path (relative to `debian/`) -> symlink target (relative
-    # to the link's folder), e.g. an old soname pointing at the packaged library.
+    # Debian packages unpacked (never installed) into the environment's folder under `debian/`: these roots and
+    # their dependencies less the base system (runner/debian.py); `library_links` adds names there: link path
+    # (relative to `debian/`) -> symlink target (relative to the link's folder), e.g. an old soname.
     debian_packages: list[str] = Field(default_factory=list)
     library_links: dict[str, str] = Field(default_factory=dict)
     env: dict[str, str] = Field(default_factory=dict)
@@ -155,7 +156,9 @@ class Environment(_Strict):
             "pip_isolated": self.pip_isolated,
         }
         if self.debian_packages or self.library_links:  # only when used: existing environments keep their hash
-            inputs.update(debian_packages=self.debian_packages, library_links=self.library_links)
+            # how the packages are resolved decides what is unpacked: a new method rebuilds, never reuses
+            inputs.update(debian_packages=self.debian_packages, library_links=self.library_links,
+                          debian_resolution=DEBIAN_RESOLUTION)
         if self.index_url or self.extra_index_urls:
             inputs.update(index_url=self.index_url, extra_index_urls=self.extra_index_urls)
         payload = json.dumps(inputs, sort_keys=True)
