@@ -315,3 +315,62 @@ def test_a_2017_image_builds_once_and_trains_a_smoke_mlp_per_backend(env_name, d
         assert ex["network_mode"] == "none" and ex["read_only_rootfs"] is True and ex["cap_drop"] == ["ALL"]
         caches = sorted(env.docker.caches.values())  # Theano's compile cache, kept between cells as ~/.theano is
         assert sorted(ex["writable_mounts"]) == sorted([CELL_DIR, *caches])
+
+
+# -- the venv executor's CNTK environment on a bare Debian 12: nothing but what it unpacked ------------------------
+@pytest.fixture(scope="session")
+def cntk_venv(matrix):
+    """The keras2017-tf-cntk virtualenv the venv executor builds on this host (shared with tests/test_keras2017.py)."""
+    from runner.interpreters import InterpreterNotFound, find_python
+
+    try:
+        find_python("3.6")
+    except InterpreterNotFound as exc:
+        missing(f"the 2017 environments need Python 3.6: {exc}", FIX["python3.6"])
+    if not (shutil.which("apt-get") and shutil.which("dpkg")):
+        missing("not a Debian host: no apt-get/dpkg to unpack CNTK's OpenMPI", FIX["debian"])
+    return VenvExecutor().prepare("keras2017-tf-cntk", matrix.environments["keras2017-tf-cntk"], print)
+
+
+def test_the_venv_cntk_environment_trains_in_a_bare_debian_container(cntk_venv, docker_env, matrix, keras_home,
+                                                                      tmp_path):  # fmt: skip
+    """The engine's base image is debootstrap's minbase with Python: none of OpenMPI's dependencies (libhwloc15,
+    libpmix2, ...) that a machine with Slurm has. The environment built on this host, mounted read-only with its
+    interpreter's prefix, trains a smoke MLP there on CNTK: what it unpacked is all it needs. And every package
+    the closure left to the base system is installed in that image."""
+    from runner.cells import Cell, cell_variables, worker_spec
+    from runner.matrix import expand_env_dir
+    from runner.orchestrate import add_runtime
+
+    location = cntk_venv.location
+    prefix = str(Path(cntk_venv.info["python_path"]).resolve().parents[1])  # pyenv's 3.6, which the venv links
+    client = connect()
+    base = docker_env["KBM_BASE_IMAGE"]
+    installed = client.containers.run(base, ["dpkg-query", "-W", "-f", "${Package}\\n"], remove=True).decode()
+    assert set(cntk_venv.info["debian"]["left_to_base_system"]) <= set(installed.split())
+    assert "libhwloc15" not in installed.split()  # the point: the image lacks what the closure brings
+    cell = Cell("mlp", "cntk", "keras2017-tf-cntk", "smoke", 0, matrix.defaults.seed, "faithful-2017")
+    spec = worker_spec(matrix, cell, "real")
+    cell_dir = tmp_path / "cell"
+    cell_dir.mkdir()
+    add_runtime(spec, cell_dir, None)
+    (cell_dir / "spec.json").write_text(json.dumps(spec))
+    variables = {**expand_env_dir(cell_variables(matrix, cell), location), "PYTHONPATH": str(REPO_ROOT),
+                 "KERAS_HOME": str(keras_home), "HOME": "/tmp"}
+    volumes = {location: {"bind": location, "mode": "ro"}, prefix: {"bind": prefix, "mode": "ro"},
+               str(REPO_ROOT): {"bind": str(REPO_ROOT), "mode": "ro"},
+               str(keras_home): {"bind": str(keras_home), "mode": "ro"},
+               str(cell_dir): {"bind": str(cell_dir), "mode": "rw"}}
+    container = client.containers.run(base, [f"{location}/bin/python", "-m", "models.worker", str(cell_dir /
+                                      "spec.json")], environment=variables, volumes=volumes, working_dir=str(REPO_ROOT),
+                                      network_mode="none", detach=True)  # fmt: skip
+    try:
+        code = container.wait(timeout=600)["StatusCode"]
+        log = container.logs().decode(errors="replace")
+    finally:
+        container.remove(force=True)
+    assert code == 0, log[-3000:]
+    result = json.loads((cell_dir / "worker-result.json").read_text())
+    assert result["status"] == "ok", result.get("error")
+    assert result["versions"]["keras_backend"] == "cntk" and result["versions"]["cntk"] == "2.7"
+    assert result["params"] == matrix.models["mlp"].expected_params and len(result["epochs"]) == 3
