@@ -290,7 +290,7 @@ def run_main(argv: list[str], sweep: bool = False) -> int:
         if planned is not None:
             check_resumed_cells(cells, planned, recorded)
         if not args.python:
-            executor, why = choose(args.executor, gpus=args.gpus)
+            executor, why = choose(args.executor, gpus=args.gpus, dry_run=args.dry_run)
     except (MatrixError, SelectionError, ResumeError, ValueError) as exc:
         console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         return EXIT_USAGE

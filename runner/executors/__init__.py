@@ -28,9 +28,10 @@ EXECUTORS = {
 }
 
 
-def choose(name: str, gpus: int | None = None) -> tuple[Executor, str]:
+def choose(name: str, gpus: int | None = None, dry_run: bool = False) -> tuple[Executor, str]:
     """(executor, why). `auto`: docker when an engine answers (a short ping), else venv. `gpus` (--gpus) asks the
-    Docker executor for devices; where it cannot have them that is an error (ValueError), never a CPU run."""
+    Docker executor for devices; where it cannot have them that is an error (ValueError), never a CPU run.
+    `dry_run`: a scheduler's executor that only writes what it would submit needs no scheduler here."""
     if name == "auto":
         try:
             client = connect()
@@ -47,6 +48,8 @@ def choose(name: str, gpus: int | None = None) -> tuple[Executor, str]:
     if gpus and name == "venv":
         raise ValueError("--gpus asks a container engine for devices: use --executor docker (venv runs on whatever "
                          "GPU the environment's frameworks find)")
+    if name == "slurm":
+        return SlurmExecutor(dry_run=dry_run), "slurm: asked for on the command line"
     return EXECUTORS[name](), f"{name}: asked for on the command line"
 
 
