@@ -94,7 +94,8 @@ class Apt:
         """What `apt-get install targets` would install on a machine with nothing installed, in apt's order."""
         proc = self.run(["-s", "install", "--no-install-recommends", *targets])
         if proc.returncode != 0:
-            raise DebianError(f"apt cannot resolve {' '.join(targets)}: {_last_error(proc)}")
+            raise DebianError(f"apt cannot resolve {' '.join(targets)}: {_last_error(proc)}; each of debian_packages "
+                              "in matrix.yaml must be a package of this machine's Debian or Ubuntu release")
         return [Package(*m.groups()) for m in map(INST.match, proc.stdout.splitlines()) if m]
 
 

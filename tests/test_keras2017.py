@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from runner import matrix as matrix_module
-from runner.debian import BASE_SYSTEM, Apt, resolve, system_has_lists
+from runner.debian import BASE_SYSTEM, Apt, DebianError, resolve, system_has_lists, unpack
 from runner.executors import EnvironmentBuildError
 from runner.executors.base import CellJob
 from runner.executors.venv import MARKER, VenvExecutor
@@ -155,6 +155,14 @@ def test_the_closure_brings_what_openmpi_needs_and_leaves_out_only_the_base_syst
     assert {"libc6", "libgcc-s1", "libstdc++6", "zlib1g"} <= set(left_out) <= base
     assert not names & base and len(names) == len(packages)  # one version of each, none of the base system
     assert all(p.version and p.arch in ("amd64", "all", "arm64") for p in packages)
+
+
+def test_a_package_apt_does_not_know_fails_naming_it_and_the_fix(tmp_path):
+    need_debian()
+    with open(tmp_path / "apt.log", "w") as log, pytest.raises(DebianError) as err:
+        unpack(["kbm-no-such-package"], {}, tmp_path, log)
+    assert "kbm-no-such-package" in str(err.value) and "debian_packages in matrix.yaml" in str(err.value)
+    assert not (tmp_path / "debian").exists()
 
 
 def test_debian_packages_are_unpacked_into_the_environment_and_linked(tmp_path, monkeypatch):
