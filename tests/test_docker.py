@@ -317,10 +317,9 @@ def test_a_2017_image_builds_once_and_trains_a_smoke_mlp_per_backend(env_name, d
         assert sorted(ex["writable_mounts"]) == sorted([CELL_DIR, *caches])
 
 
-# -- the venv executor's CNTK environment on a bare Debian 12: nothing but what it unpacked ------------------------
-@pytest.fixture(scope="session")
-def cntk_venv(matrix):
-    """The keras2017-tf-cntk virtualenv the venv executor builds on this host (shared with tests/test_keras2017.py)."""
+# -- the venv executor's 2017 environments on a bare Debian 12: nothing but what they unpacked -------------------
+def venv_2017(matrix, name: str):
+    """A 2017 virtualenv the venv executor builds on this host (the one tests/test_keras2017.py uses)."""
     from runner.interpreters import InterpreterNotFound, find_python
 
     try:
@@ -328,28 +327,35 @@ def cntk_venv(matrix):
     except InterpreterNotFound as exc:
         missing(f"the 2017 environments need Python 3.6: {exc}", FIX["python3.6"])
     if not (shutil.which("apt-get") and shutil.which("dpkg")):
-        missing("not a Debian host: no apt-get/dpkg to unpack CNTK's OpenMPI", FIX["debian"])
-    return VenvExecutor().prepare("keras2017-tf-cntk", matrix.environments["keras2017-tf-cntk"], print)
+        missing("not a Debian host: no apt-get/dpkg to unpack Debian packages", FIX["debian"])
+    return VenvExecutor().prepare(name, matrix.environments[name], print)
 
 
-def test_the_venv_cntk_environment_trains_in_a_bare_debian_container(cntk_venv, docker_env, matrix, keras_home,
-                                                                      tmp_path):  # fmt: skip
-    """The engine's base image is debootstrap's minbase with Python: none of OpenMPI's dependencies (libhwloc15,
-    libpmix2, ...) that a machine with Slurm has. The environment built on this host, mounted read-only with its
-    interpreter's prefix, trains a smoke MLP there on CNTK: what it unpacked is all it needs. And every package
-    the closure left to the base system is installed in that image."""
+# what each environment's Debian packages bring that the bare base lacks (OpenMPI's hwloc; GCC's OpenMP runtime)
+BARE = [("keras2017-tf-cntk", "cntk", "libhwloc15"), ("keras2017-mxnet", "mxnet", "libgomp1")]
+
+
+@pytest.mark.parametrize(("env_name", "backend", "lacked"), BARE)
+def test_a_venv_2017_environment_trains_in_a_bare_debian_container(env_name, backend, lacked, docker_env, matrix,
+                                                                    keras_home, tmp_path):  # fmt: skip
+    """The engine's base image is debootstrap's minbase with Python: none of the packages a developer's machine
+    happens to have (Slurm brings libhwloc15, gcc brings libgomp1). The environment built on this host, mounted
+    read-only with its interpreter's prefix, trains a smoke MLP there: what it unpacked is all it needs. And every
+    package its closure left to the base system is installed in that image. (Theano is left out: it needs g++,
+    a compiler rather than a library, and falls back to Python code without one; its image installs g++.)"""
     from runner.cells import Cell, cell_variables, worker_spec
     from runner.matrix import expand_env_dir
     from runner.orchestrate import add_runtime
 
-    location = cntk_venv.location
-    prefix = str(Path(cntk_venv.info["python_path"]).resolve().parents[1])  # pyenv's 3.6, which the venv links
+    prepared = venv_2017(matrix, env_name)
+    location = prepared.location
+    prefix = str(Path(prepared.info["python_path"]).resolve().parents[1])  # pyenv's 3.6, which the venv links
     client = connect()
     base = docker_env["KBM_BASE_IMAGE"]
     installed = client.containers.run(base, ["dpkg-query", "-W", "-f", "${Package}\\n"], remove=True).decode()
-    assert set(cntk_venv.info["debian"]["left_to_base_system"]) <= set(installed.split())
-    assert "libhwloc15" not in installed.split()  # the point: the image lacks what the closure brings
-    cell = Cell("mlp", "cntk", "keras2017-tf-cntk", "smoke", 0, matrix.defaults.seed, "faithful-2017")
+    assert set(prepared.info["debian"]["left_to_base_system"]) <= set(installed.split())
+    assert lacked not in installed.split()  # the point: the image lacks what the closure brings
+    cell = Cell("mlp", backend, env_name, "smoke", 0, matrix.defaults.seed, "faithful-2017")
     spec = worker_spec(matrix, cell, "real")
     cell_dir = tmp_path / "cell"
     cell_dir.mkdir()
@@ -372,5 +378,5 @@ def test_the_venv_cntk_environment_trains_in_a_bare_debian_container(cntk_venv, 
     assert code == 0, log[-3000:]
     result = json.loads((cell_dir / "worker-result.json").read_text())
     assert result["status"] == "ok", result.get("error")
-    assert result["versions"]["keras_backend"] == "cntk" and result["versions"]["cntk"] == "2.7"
+    assert result["versions"]["keras_backend"] == backend and result["versions"]["python"].startswith("3.6.")
     assert result["params"] == matrix.models["mlp"].expected_params and len(result["epochs"]) == 3

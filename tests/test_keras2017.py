@@ -406,8 +406,11 @@ def test_2017_recipes_follow_the_executor_contract(matrix):
             for needed in ("ARG PYTHON_VERSION=3.6", "ARG CA_BUNDLE=", "'pip<22'", "PIP_CONFIG_FILE=/dev/null",
                            "/tmp/kbm-build/requirements.txt", "/opt/kbm-env"):
                 assert needed in text, f"{path} lacks {needed}"
+            if flavour == "cpu":  # the recipe's apt-get install brings the same roots, and their closure
+                for root in matrix.environments[name].debian_packages:
+                    assert root in text, f"{path} does not install {root}, a debian_packages root of {name}"
             if "cntk" in matrix.environments[name].backends and flavour == "cpu":
-                roots = " ".join(matrix.environments[name].debian_packages)  # apt-get install brings their closure
+                roots = " ".join(matrix.environments[name].debian_packages)
                 assert f'ARG OPENMPI_PACKAGES="{roots}"' in text, f"{path}: OPENMPI_PACKAGES is not {roots}"
                 links = matrix.environments[name].library_links
                 for link, target in links.items():
