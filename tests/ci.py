@@ -36,7 +36,8 @@ def missing(what: str, fix: str) -> NoReturn:
     message = f"{what}; to run this test: {fix}"
     if in_ci():
         pytest.fail(f"CI must provide this: {message}")
-    pytest.skip(message)
+    # reported at the test's own location (as a skip mark's is), not at this line, so `-rs` names each test
+    raise pytest.skip.Exception(message, _use_item_location=True)
 
 
 def need_root(what: str) -> None:
