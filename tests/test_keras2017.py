@@ -354,7 +354,8 @@ def test_the_mxnet_fork_compiles_for_gpu_0_when_the_cell_has_a_gpu(built):
     env = built(FASTEST)
     proc = subprocess.run([str(Path(env.location) / "bin" / "python"), "-c", GPU_CONTEXT_PROBE], cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "KERAS_BACKEND": "mxnet", "PYTHONPATH": str(REPO_ROOT)})
+                          env={**os.environ, **expand_env_dir(env.spec.env, env.location), "KERAS_BACKEND": "mxnet",
+                               "PYTHONPATH": str(REPO_ROOT)})  # the environment's own variables: libgomp's folder
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out == {"context": ["gpu(0)"], "model": ["gpu(0)"], "device": "mxnet gpu(0)"}
