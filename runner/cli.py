@@ -99,7 +99,7 @@ def plan_run(args: argparse.Namespace, console: Console) -> Planned:
     if planned is not None:
         check_resumed_cells(cells, planned, recorded)
     if executor is None:
-        executor, why = choose(args.executor, ExecutorOptions(gpus=args.gpus))
+        executor, why = choose(args.executor, ExecutorOptions(gpus=args.gpus, dry_run=args.dry_run))
     return Planned(matrix, cells, sel, executor, why)
 
 

@@ -35,12 +35,17 @@ def dry_run(console: Console, matrix, cells, executor, data: str, timeout: float
     envs = Table(title="environments", title_justify="left")
     for col in ("environment", "python", "location", "state", "installs"):
         envs.add_column(col, overflow="fold")
+    notes: dict[str, None] = {}
     for name in dict.fromkeys(c.environment for c in cells):
         plan = executor.plan(name, matrix.environments[name])
         state = "cached" if plan["cached"] else "to build"
         installs = "\n".join(plan["installs"])  # `jax[cuda13]` is a requirement, not markup
         envs.add_row(*(Text(v) for v in (name, plan["python"], plan["location"], state, installs)))
+        if plan.get("note"):
+            notes[plan["note"]] = None
     console.print(envs)
+    for note in notes:  # what the executor wants said once (a scheduler not asked, shared storage)
+        console.print(Text(f"note: {note}"))
     console.print(variant_table(matrix, cells))
     specs = [worker_spec(matrix, cell, data, timeout, sel) for cell in cells]
     columns = [Column("#", "right"), Column("model"), Column("backend"), Column("environment"),

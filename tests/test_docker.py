@@ -30,18 +30,15 @@ from runner.executors.docker.client import LABEL
 from runner.executors.docker.containers import Mounts
 from runner.executors.venv import VenvExecutor
 from runner.paths import REPO_ROOT
-from tests.ci import in_ci
+from tests.ci import FIX, missing
 from tooling import engine
 
 pytestmark = pytest.mark.docker
 ENV = "keras3-jax"  # the smallest Keras 3 image (~0.9 GB); the same recipe builds the other two
-IN_CI = in_ci()
 
 
 def _unavailable(reason: str):
-    if IN_CI:
-        pytest.fail(f"CI=true but no Docker engine: {reason}")
-    pytest.skip(f"no Docker engine: {reason}")
+    missing(f"no Docker engine: {reason}", FIX["docker"])
 
 
 @pytest.fixture(scope="session")
@@ -59,7 +56,7 @@ def docker_engine():
         return
     if not engine.answers():
         if os.geteuid() != 0 or shutil.which("dockerd") is None or shutil.which("debootstrap") is None:
-            _unavailable("needs root with dockerd and debootstrap (`apt-get install docker.io debootstrap`)")
+            _unavailable("starting one needs root, dockerd and debootstrap")
         try:
             engine.start(print)
         except engine.EngineError as exc:
@@ -324,3 +321,68 @@ def test_a_2017_image_builds_once_and_trains_a_smoke_mlp_per_backend(env_name, d
         assert ex["network_mode"] == "none" and ex["read_only_rootfs"] is True and ex["cap_drop"] == ["ALL"]
         caches = sorted(env.docker.caches.values())  # Theano's compile cache, kept between cells as ~/.theano is
         assert sorted(ex["writable_mounts"]) == sorted([CELL_DIR, *caches])
+
+
+# -- the venv executor's 2017 environments on a bare Debian 12: nothing but what they unpacked -------------------
+def venv_2017(matrix, name: str):
+    """A 2017 virtualenv the venv executor builds on this host (the one tests/test_keras2017.py uses)."""
+    from runner.interpreters import InterpreterNotFound, find_python
+
+    try:
+        find_python("3.6")
+    except InterpreterNotFound as exc:
+        missing(f"the 2017 environments need Python 3.6: {exc}", FIX["python3.6"])
+    if not (shutil.which("apt-get") and shutil.which("dpkg")):
+        missing("not a Debian host: no apt-get/dpkg to unpack Debian packages", FIX["debian"])
+    return VenvExecutor().prepare(name, matrix.environments[name], print)
+
+
+# what each environment's Debian packages bring that the bare base lacks (OpenMPI's hwloc; GCC's OpenMP runtime)
+BARE = [("keras2017-tf-cntk", "cntk", "libhwloc15"), ("keras2017-mxnet", "mxnet", "libgomp1")]
+
+
+@pytest.mark.parametrize(("env_name", "backend", "lacked"), BARE)
+def test_a_venv_2017_environment_trains_in_a_bare_debian_container(env_name, backend, lacked, docker_env, matrix,
+                                                                    keras_home, tmp_path):  # fmt: skip
+    """The engine's base image is debootstrap's minbase with Python: none of the packages a developer's machine
+    happens to have (Slurm brings libhwloc15, gcc brings libgomp1). The environment built on this host, mounted
+    read-only with its interpreter's prefix, trains a smoke MLP there: what it unpacked is all it needs. And every
+    package its closure left to the base system is installed in that image. (Theano is left out: it needs g++,
+    a compiler rather than a library, and falls back to Python code without one; its image installs g++.)"""
+    from runner.cells import Cell, cell_variables, worker_spec
+    from runner.matrix import expand_env_dir
+    from runner.orchestrate import add_runtime
+
+    prepared = venv_2017(matrix, env_name)
+    location = prepared.location
+    prefix = str(Path(prepared.info["python_path"]).resolve().parents[1])  # pyenv's 3.6, which the venv links
+    client = connect()
+    base = docker_env["KBM_BASE_IMAGE"]
+    installed = client.containers.run(base, ["dpkg-query", "-W", "-f", "${Package}\\n"], remove=True).decode()
+    assert set(prepared.info["debian"]["left_to_base_system"]) <= set(installed.split())
+    assert lacked not in installed.split()  # the point: the image lacks what the closure brings
+    cell = Cell("mlp", backend, env_name, "smoke", 0, matrix.defaults.seed, "faithful-2017")
+    spec = worker_spec(matrix, cell, "real")
+    cell_dir = tmp_path / "cell"
+    cell_dir.mkdir()
+    add_runtime(spec, cell_dir, None)
+    (cell_dir / "spec.json").write_text(json.dumps(spec))
+    variables = {**expand_env_dir(cell_variables(matrix, cell), location), "PYTHONPATH": str(REPO_ROOT),
+                 "KERAS_HOME": str(keras_home), "HOME": "/tmp"}
+    volumes = {location: {"bind": location, "mode": "ro"}, prefix: {"bind": prefix, "mode": "ro"},
+               str(REPO_ROOT): {"bind": str(REPO_ROOT), "mode": "ro"},
+               str(keras_home): {"bind": str(keras_home), "mode": "ro"},
+               str(cell_dir): {"bind": str(cell_dir), "mode": "rw"}}
+    container = client.containers.run(base, [f"{location}/bin/python", "-m", "models.worker", str(cell_dir /
+                                      "spec.json")], environment=variables, volumes=volumes, working_dir=str(REPO_ROOT),
+                                      network_mode="none", detach=True)  # fmt: skip
+    try:
+        code = container.wait(timeout=600)["StatusCode"]
+        log = container.logs().decode(errors="replace")
+    finally:
+        container.remove(force=True)
+    assert code == 0, log[-3000:]
+    result = json.loads((cell_dir / "worker-result.json").read_text())
+    assert result["status"] == "ok", result.get("error")
+    assert result["versions"]["keras_backend"] == backend and result["versions"]["python"].startswith("3.6.")
+    assert result["params"] == matrix.models["mlp"].expected_params and len(result["epochs"]) == 3

@@ -52,7 +52,15 @@ def finish(proc: subprocess.Popen, timeout: float = 600) -> tuple[int, str]:
 
 
 def alive(pattern: str) -> bool:
-    return subprocess.run(["pgrep", "-f", pattern], capture_output=True).returncode == 0
+    """Whether a process whose command line holds `pattern` runs (read from /proc: a bare Debian has no pgrep)."""
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # it ended while we looked
+            continue
+        if pattern in text and cmdline.parent.name != str(os.getpid()):
+            return True
+    return False
 
 
 def test_crashes_exits_hangs_and_exceptions_are_recorded_and_the_matrix_goes_on(keras_home, tmp_path):

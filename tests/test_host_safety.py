@@ -4,7 +4,8 @@ For real: a Docker engine started with its own run folder and cache beside a `do
 to someone else (a bridge this test makes, as a system Docker's is), which must survive
 `engine stop`; a Slurm cluster stopped while a job that ignores SIGTERM runs, normally and after its slurmd was
 killed, which must leave no job process, while a bystander process carrying the same SLURM_CONF keeps running.
-Root, dockerd, `ip` and slurm-wlm are needed; without them the tests skip (fail under CI=true).
+Root, dockerd, `ip` and slurm-wlm are needed; without them the tests skip saying how to install them (fail under
+CI=true, tests/ci.py).
 """
 
 from __future__ import annotations
@@ -20,13 +21,8 @@ from pathlib import Path
 import pytest
 
 from runner.paths import REPO_ROOT
+from tests.ci import APT, FIX, missing, need_root
 from tooling.slurm_cluster import ClusterError, LocalSlurmCluster
-
-
-def _unavailable(why: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(why)
-    pytest.skip(why)
 
 
 def _alive(pid: int) -> bool:
@@ -56,8 +52,9 @@ def _engine(env: dict[str, str], *code: str) -> subprocess.CompletedProcess:
 
 
 def test_engine_stop_leaves_another_docker0_alone(tmp_path_factory):
-    if os.geteuid() != 0 or shutil.which("dockerd") is None or shutil.which("ip") is None:
-        _unavailable("needs root, dockerd and ip (apt-get install -y docker.io iproute2)")
+    need_root("a private Docker engine")
+    if shutil.which("dockerd") is None or shutil.which("ip") is None:
+        missing("needs dockerd and ip", f"{APT} docker.io iproute2")
     if Path("/sys/class/net/docker0").exists():
         pytest.skip("this host already has a docker0; the test makes its own and will not touch that one")
     root = tmp_path_factory.mktemp("engine")
@@ -118,12 +115,12 @@ def _hung_job(cluster: LocalSlurmCluster, folder: Path) -> int:
 def slurm(tmp_path):
     why = LocalSlurmCluster.missing()
     if why:
-        _unavailable(f"a local Slurm cluster cannot start: {why}")
+        missing(f"a local Slurm cluster cannot start: {why}", FIX["slurm"])
     cluster = LocalSlurmCluster(tmp_path / "cluster", cpus=2, gpus=0)
     try:
         cluster.start()
     except ClusterError as exc:
-        _unavailable(str(exc))
+        missing(f"a local Slurm cluster did not start: {exc}", FIX["slurm"])
     bystander = subprocess.Popen(["sleep", "600"], env=cluster.env())  # shares SLURM_CONF, as the runner does
     try:
         yield cluster, bystander

@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from runner import matrix as matrix_module
+from runner.debian import BASE_SYSTEM, Apt, DebianError, resolve, system_has_lists, unpack
 from runner.executors import EnvironmentBuildError
 from runner.executors.base import CellJob
-from runner.executors.venv import VenvExecutor
+from runner.executors.venv import MARKER, VenvExecutor
 from runner.interpreters import InterpreterNotFound, find_python
-from runner.matrix import Environment, MatrixError, load_matrix
+from runner.matrix import Environment, MatrixError, expand_env_dir, load_matrix
 from runner.paths import REPO_ROOT
-from tests.ci import in_ci
+from tests.ci import FIX, missing
 from tests.fixtures import run_results, run_runner
 
 pytestmark = [pytest.mark.venv, pytest.mark.py36]
@@ -35,18 +38,12 @@ def need_python36() -> None:
     try:
         find_python("3.6")
     except InterpreterNotFound as exc:
-        if in_ci():
-            pytest.fail(f"CI must provide Python 3.6 for the 2017 environments: {exc}")
-        pytest.skip(str(exc))
+        missing(f"the 2017 environments need Python 3.6: {exc}", FIX["python3.6"])
 
 
 def need_debian() -> None:
-    import shutil
-
     if not (shutil.which("apt-get") and shutil.which("dpkg")):
-        if in_ci():
-            pytest.fail("CI machines are Debian: apt-get and dpkg are needed to unpack CNTK's OpenMPI")
-        pytest.skip("not a Debian host: no apt-get/dpkg to unpack Debian packages")
+        missing("not a Debian host: no apt-get/dpkg to unpack CNTK's OpenMPI", FIX["debian"])
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +88,21 @@ def test_new_fields_leave_existing_environment_hashes_alone():
     assert with_debs.fingerprint() != plain.fingerprint()
 
 
+def test_environments_built_by_another_debian_method_are_rebuilt_not_reused(monkeypatch):
+    """The hand-list method (no resolution in the hash) unpacked less than the closure does: its cached folders
+    must not be taken for the new method's, nor those of any later change of method."""
+    import hashlib
+
+    env = Environment(python="3.6", keras="2.0.8", backends=["cntk"], requirements=["cntk==2.7.post2"],
+                      debian_packages=["libopenmpi3"])
+    hand_list = json.dumps({"python": "3.6", "requirements": ["cntk==2.7.post2"], "pip_isolated": False,
+                            "debian_packages": ["libopenmpi3"], "library_links": {}}, sort_keys=True)
+    now = env.fingerprint()
+    assert now != hashlib.sha256(hand_list.encode()).hexdigest()[:12]
+    monkeypatch.setattr(matrix_module, "DEBIAN_RESOLUTION", "a-later-method")
+    assert env.fingerprint() != now
+
+
 @pytest.mark.parametrize(
     ("patch", "message"),
     [
@@ -127,6 +139,33 @@ def test_known_issue_matches_model_keras_version_and_profile():
 
 
 # -- the venv executor: Debian libraries unpacked into the environment, {env_dir} expanded at launch ---------------
+def test_the_closure_brings_what_openmpi_needs_and_leaves_out_only_the_base_system(tmp_path):
+    """Real apt, against an empty package database: the answer is the same whatever this machine has installed
+    (a machine with Slurm has libhwloc15; it is fetched all the same), and only the minbase system is left out."""
+    need_debian()
+    with open(tmp_path / "apt.log", "w") as log:
+        apt = Apt(tmp_path / "apt", log)
+        if not system_has_lists():
+            apt.use_private_lists()
+        packages, left_out = resolve(["libopenmpi3"], apt)
+        base = {p.name for p in apt.simulate(list(BASE_SYSTEM))}
+    names = {p.name for p in packages}
+    # CNTK's import needs libhwloc.so.15; OpenMPI links PMIx, libfabric, UCX, verbs and libevent besides
+    assert {"libopenmpi3", "libhwloc15", "libevent-core-2.1-7", "libevent-pthreads-2.1-7", "libpmix2", "libfabric1",
+            "libucx0", "libibverbs1"} <= names
+    assert {"libc6", "libgcc-s1", "libstdc++6", "zlib1g"} <= set(left_out) <= base
+    assert not names & base and len(names) == len(packages)  # one version of each, none of the base system
+    assert all(p.version and p.arch in ("amd64", "all", "arm64") for p in packages)
+
+
+def test_a_package_apt_does_not_know_fails_naming_it_and_the_fix(tmp_path):
+    need_debian()
+    with open(tmp_path / "apt.log", "w") as log, pytest.raises(DebianError) as err:
+        unpack(["kbm-no-such-package"], {}, tmp_path, log)
+    assert "kbm-no-such-package" in str(err.value) and "debian_packages in matrix.yaml" in str(err.value)
+    assert not (tmp_path / "debian").exists()
+
+
 def test_debian_packages_are_unpacked_into_the_environment_and_linked(tmp_path, monkeypatch):
     need_debian()
     monkeypatch.setenv("KBM_CACHE", str(tmp_path / "cache"))
@@ -143,6 +182,17 @@ def test_debian_packages_are_unpacked_into_the_environment_and_linked(tmp_path, 
     assert link.is_symlink() and link.resolve().is_file()
     assert any(name.startswith("libevent-pthreads-2.1-7_") for name in prepared.info["debian_packages"])
     assert not (Path("/usr/lib/x86_64-linux-gnu") / "libevent_pthreads.so.0").exists()  # nothing system-wide
+    # its dependency came too (libevent-core-2.1-7, not in the list), libc6 did not; the marker says what and how
+    where = Path(prepared.location)
+    debian = json.loads((where / MARKER).read_text())["debian"]
+    fetched = {p["name"]: p for p in debian["packages"]}
+    assert set(fetched) == {"libevent-pthreads-2.1-7", "libevent-core-2.1-7"}
+    assert "libc6" in debian["left_to_base_system"]
+    assert all(p["version"] and len(p["sha256"]) == 64 and p["bytes"] > 0 for p in fetched.values())
+    assert debian["roots"] == ["libevent-pthreads-2.1-7"] and debian["resolution"] == matrix_module.DEBIAN_RESOLUTION
+    assert (libdir / "libevent_core-2.1.so.7").exists()
+    assert not (where / "debian-downloads").exists() and not (where / "debian-apt").exists()
+    assert "Debian packages: 2 fetched" in (where.parent / f"{where.name}.install.log").read_text()
 
     # the executor's own launch, with `python -m timeit` as a stand-in worker that runs one line of setup code
     out = tmp_path / "out.txt"
@@ -163,6 +213,78 @@ def test_a_library_link_to_nothing_fails_the_build_with_the_fix(tmp_path, monkey
 
 
 # -- the 2017 environments for real ---------------------------------------------------------------------------------
+# CNTK's optional plugins, which Keras never loads, need libraries no Debian 12 has under these names (Ubuntu
+# 16.04's libjpeg8, libpng12, libtiff5 and libjasper1 for the image reader; Halide at its build machine's path)
+PLUGIN_ONLY = {"libjpeg.so.8", "libpng12.so.0", "libtiff.so.5", "libjasper.so.1", "/usr/local/halide/bin/libHalide.so"}
+PLUGINS = {"Cntk.Deserializers.Image-2.7.so", "Cntk.DelayLoadedExtensions-2.7.so", "libopencv_imgcodecs.so.3.1",
+           "Cntk.BinaryConvolution-2.7.so"}
+
+
+def cntk_libraries(location: Path) -> list[Path]:
+    """CNTK's own shared objects and the OpenMPI libraries they link, as unpacked into the environment."""
+    site = next(location.glob("lib/python3.*/site-packages"))
+    unpacked = location / "debian" / "usr" / "lib" / "x86_64-linux-gnu"
+    return sorted([*site.glob("_cntk_py*.so"), *(site / "cntk" / "libs").glob("*.so*"),
+                   *(unpacked / n for n in ("libmpi.so.40", "libmpi_cxx.so.40", "libopen-pal.so.40",
+                                            "libopen-rte.so.40", "libhwloc.so.15"))])
+
+
+def ldd(path: Path, library_path: str) -> dict[str, str | None]:
+    """soname -> where the dynamic loader finds it with this LD_LIBRARY_PATH (None: not found)."""
+    out = subprocess.run(["ldd", str(path)], capture_output=True, text=True, env={**os.environ,
+                         "LD_LIBRARY_PATH": library_path}, check=True).stdout  # fmt: skip
+    found: dict[str, str | None] = {}
+    for line in out.splitlines():
+        name, arrow, where = line.strip().partition(" => ")
+        if arrow:
+            found[name] = None if where.startswith("not found") else where.split(" (")[0]
+    return found
+
+
+def dpkg_owner(path: str) -> str | None:
+    """The package that installed `path` (dpkg's database has /lib or /usr/lib, whichever the package shipped)."""
+    for candidate in dict.fromkeys([path, os.path.realpath(path), path.replace("/usr/lib/", "/lib/", 1),
+                                    path.replace("/lib/", "/usr/lib/", 1)]):
+        out = subprocess.run(["dpkg", "-S", candidate], capture_output=True, text=True)
+        if out.returncode == 0:
+            return out.stdout.split(":")[0].strip()
+    return None
+
+
+def test_every_library_cntk_needs_is_in_the_environment_or_the_base_system(built, tmp_path):
+    """ldd of CNTK's libraries with the environment's own LD_LIBRARY_PATH: each one resolves inside the environment,
+    the interpreter's prefix or a file of the base system (minbase), never a package this machine merely happens
+    to have (Slurm's libhwloc15: the hand-listed packages passed here and failed on a fresh machine)."""
+    need_debian()
+    env = built("keras2017-tf-cntk")
+    location = Path(env.location)
+    # libnl-3-200 ships in /lib: moved into usr/lib (merged /usr), so the one LD_LIBRARY_PATH folder has it
+    assert (location / "debian" / "lib").is_symlink()
+    assert (location / "debian" / "usr" / "lib" / "x86_64-linux-gnu" / "libnl-3.so.200").exists()
+    python = Path(env.info["python_path"]).resolve()
+    prefix = python.parents[1]
+    site_libs = next(location.glob("lib/python3.*/site-packages")) / "cntk" / "libs"
+    library_path = ":".join([expand_env_dir(env.spec.env, str(location))["LD_LIBRARY_PATH"], str(site_libs),
+                             str(prefix / "lib")])
+    with open(tmp_path / "apt.log", "w") as log:
+        apt = Apt(tmp_path / "apt", log)
+        if not system_has_lists():
+            apt.use_private_lists()
+        base = {p.name for p in apt.simulate(list(BASE_SYSTEM))}
+    outside, unresolved = {}, set()
+    for lib in cntk_libraries(location):
+        for soname, where in ldd(lib, library_path).items():
+            if where is None:
+                unresolved.add((lib.name, soname))
+            elif not Path(where).resolve().is_relative_to(location) and not Path(where).is_relative_to(prefix):
+                owner = dpkg_owner(where)
+                if owner not in base:
+                    outside[soname] = f"{where} ({owner or 'no package'})"
+    assert outside == {}
+    assert {soname for _, soname in unresolved} <= PLUGIN_ONLY, unresolved
+    assert {lib for lib, _ in unresolved} <= PLUGINS, unresolved
+
+
 @pytest.mark.parametrize("env_name", ENVS_2017)
 def test_parameter_counts_match_the_examples_in_every_2017_environment(matrix, built, env_name, tmp_path):
     env = built(env_name)
@@ -235,7 +357,8 @@ def test_the_mxnet_fork_compiles_for_gpu_0_when_the_cell_has_a_gpu(built):
     env = built(FASTEST)
     proc = subprocess.run([str(Path(env.location) / "bin" / "python"), "-c", GPU_CONTEXT_PROBE], cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "KERAS_BACKEND": "mxnet", "PYTHONPATH": str(REPO_ROOT)})
+                          env={**os.environ, **expand_env_dir(env.spec.env, env.location), "KERAS_BACKEND": "mxnet",
+                               "PYTHONPATH": str(REPO_ROOT)})  # the environment's own variables: libgomp's folder
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out == {"context": ["gpu(0)"], "model": ["gpu(0)"], "device": "mxnet gpu(0)"}
@@ -287,7 +410,12 @@ def test_2017_recipes_follow_the_executor_contract(matrix):
             for needed in ("ARG PYTHON_VERSION=3.6", "ARG CA_BUNDLE=", "'pip<22'", "PIP_CONFIG_FILE=/dev/null",
                            "/tmp/kbm-build/requirements.txt", "/opt/kbm-env"):
                 assert needed in text, f"{path} lacks {needed}"
+            if flavour == "cpu":  # the recipe's apt-get install brings the same roots, and their closure
+                for root in matrix.environments[name].debian_packages:
+                    assert root in text, f"{path} does not install {root}, a debian_packages root of {name}"
             if "cntk" in matrix.environments[name].backends and flavour == "cpu":
+                roots = " ".join(matrix.environments[name].debian_packages)
+                assert f'ARG OPENMPI_PACKAGES="{roots}"' in text, f"{path}: OPENMPI_PACKAGES is not {roots}"
                 links = matrix.environments[name].library_links
                 for link, target in links.items():
                     assert f"{Path(link).name}={target}" in text, f"{path}: no {link} -> {target}"

@@ -29,7 +29,7 @@ from reports.article import load_article
 from reports.build import write_report
 from runner.paths import REPO_ROOT
 from tests.browser import check_page, chromium_path
-from tests.ci import in_ci
+from tests.ci import FIX, missing
 
 MODELS = ["mlp", "cnn"]
 REPEATS = 2
@@ -265,9 +265,7 @@ def test_html_is_offline_and_every_number_reaches_its_provenance(smoke):
 def need_chromium() -> None:
     """Skip, visibly, only on a developer's machine without Chromium; in CI its absence is a failure."""
     if chromium_path() is None:
-        if in_ci():
-            pytest.fail("CI must have Debian's chromium (.ci/run installs it)")
-        pytest.skip("chromium is not installed (apt-get install chromium); CI installs it")
+        missing("chromium is not installed", FIX["chromium"])
 
 
 def test_report_opens_in_headless_chromium_without_errors(smoke, tmp_path):

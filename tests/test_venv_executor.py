@@ -17,7 +17,7 @@ from runner.executors.venv import MARKER, VenvExecutor, venv_dir
 from runner.interpreters import InterpreterNotFound
 from runner.matrix import Environment
 from runner.paths import REPO_ROOT
-from tests.ci import in_ci
+from tests.ci import missing
 
 TINY = Environment(python="3.11", keras="none", backends=["tensorflow"], requirements=["six==1.16.0"])
 
@@ -138,13 +138,11 @@ def test_keras3_jax_builds_and_trains_on_a_host_whose_python_is(version, matrix,
     from runner.record import finalize
     from runner.runtime import add_runtime
 
-    prefix = subprocess.run(["pyenv", "prefix", version], capture_output=True, text=True)
-    if prefix.returncode != 0:
-        if in_ci():
-            pytest.fail(f"CI must provide Python {version} (pyenv install {version})")
-        pytest.skip(f"no Python {version} here (pyenv install {version})")
+    found = interpreters.pyenv_interpreter(version)  # pyenv's own folder, with or without the pyenv command
+    if found is None:
+        missing(f"no Python {version} here", f"pyenv install {version} (https://github.com/pyenv/pyenv#installation)")
     native = venv_dir("keras3-jax", matrix.environments["keras3-jax"])
-    monkeypatch.setattr(sys, "executable", f"{prefix.stdout.strip()}/bin/python")
+    monkeypatch.setattr(sys, "executable", found.path)
     interpreters.resolve.cache_clear()
     try:
         env = matrix.environments["keras3-jax"]

@@ -40,6 +40,8 @@ class ExecutorOptions:
     gpus: int | None = None
     python: str | None = None
     matrix: Any = None
+    # --dry-run: a scheduler's executor that only writes what it would submit needs no scheduler here
+    dry_run: bool = False
 
 
 def _venv(options: ExecutorOptions) -> Executor:
@@ -59,7 +61,7 @@ def _existing(options: ExecutorOptions) -> Executor:
 EXECUTORS: dict[str, Callable[[ExecutorOptions], Executor]] = {
     "venv": _venv,
     "docker": lambda options: DockerExecutor(gpus=options.gpus),
-    "slurm": lambda options: SlurmExecutor(),
+    "slurm": lambda options: SlurmExecutor(dry_run=options.dry_run),
     "kubernetes": lambda options: KubernetesExecutor(),
     "existing": _existing,
 }

@@ -10,6 +10,9 @@ the time a job spends queued never counts against its cell.
 
 Site options come from the environment: KBM_SLURM_PARTITION, KBM_SLURM_ACCOUNT, KBM_SLURM_OPTIONS (more sbatch
 options, split like a shell would, never run through one), KBM_SLURM_POLL_S (how often a job's state is read).
+
+A dry run needs no scheduler: it writes each cell's batch script and the sbatch command line it would submit
+(`write_manifests`), whether or not the Slurm commands are on PATH, and says that it did not ask the cluster.
 """
 
 from __future__ import annotations
@@ -29,13 +32,16 @@ from pathlib import Path
 from typing import Any
 
 from common.errors import BadInput
+from common.timeutil import utc_compact
 from runner import paths
+from runner.cells import Cell, cell_variables, worker_spec
 from runner.executors.base import CellHandle, CellJob, LaunchFailed, PolledHandle, PreparedEnv, signal_exit_status
-from runner.executors.venv import VenvExecutor
-from runner.matrix import ENV_NAME_RE, expand_env_dir
+from runner.executors.venv import VenvExecutor, venv_dir
+from runner.matrix import ENV_NAME_RE, Matrix, expand_env_dir
 
 JOB_FILE = "slurm-job.env"  # written by the job itself: what Slurm gave it
 SCRIPT_FILE = "slurm-job.sh"
+TOOLS = ("sbatch", "scontrol", "scancel")  # submit, watch, stop: a run needs all three
 # A job still running this long past its time limit means Slurm did not enforce it: the runner cancels it.
 BACKSTOP_GRACE_S = 300.0
 # A busy controller may time out or fail a query: a job is declared lost only after this many misses in a row.
@@ -278,19 +284,54 @@ class SlurmExecutor(VenvExecutor):
 
     name = "slurm"
 
-    def __init__(self, options: SlurmOptions | None = None):
-        missing = [tool for tool in ("sbatch", "scontrol", "scancel") if shutil.which(tool) is None]
-        if missing:
+    def __init__(self, options: SlurmOptions | None = None, dry_run: bool = False):
+        """A run needs Slurm's commands on PATH (SlurmError naming the fix, before anything is built); a dry run
+        submits nothing and asks nothing, so it goes on without them."""
+        self.missing = [tool for tool in TOOLS if shutil.which(tool) is None]
+        self.dry_run = dry_run
+        if self.missing and not dry_run:
             raise SlurmError(
-                f"--executor slurm: {', '.join(missing)} not found on PATH; run from a Slurm login node, or try it "
-                "locally with `make slurm-up` (a single-node cluster; needs root and Debian's slurm-wlm)"
+                f"--executor slurm: {', '.join(self.missing)} not found on PATH; run from a Slurm login node or put "
+                "Slurm's commands on PATH (Debian: `apt-get install slurm-client`; `apt-get install slurm-wlm` and "
+                "`make slurm-up` for a local single-node cluster), or see what would be submitted with --dry-run"
             )
         self.options = options or SlurmOptions.from_environ()
 
     def plan(self, name: str, env: Any) -> dict[str, Any]:
         plan = super().plan(name, env)
         plan["note"] = "a virtualenv the compute nodes must see: keep KBM_CACHE on shared storage"
+        if self.dry_run:
+            unseen = f" ({', '.join(self.missing)} not on PATH here)" if self.missing else ""
+            plan["note"] += (f"; a dry run: the Slurm cluster was not checked{unseen}, nothing was submitted, "
+                             "the batch scripts and sbatch lines are in the manifests folder")
         return plan
+
+    @staticmethod
+    def write_script(location: str, job: CellJob) -> Path:
+        """The cell's batch script in its folder, as submitted: its variables with {env_dir} expanded."""
+        variables = expand_env_dir(job.env, location)
+        variables["PYTHONPATH"] = str(paths.code_root())
+        script = job.cell_dir / SCRIPT_FILE
+        script.write_text(batch_script(str(Path(location) / "bin" / "python"), job, variables))
+        script.chmod(0o755)
+        return script
+
+    def write_manifests(self, matrix: Matrix, cells: list[Cell], data: str, timeout: float | None,
+                        results_root: Path) -> Path:
+        """--dry-run: each cell's batch script in a folder of its own and, in `sbatch.txt`, the command line that
+        would submit it; no Slurm command runs."""
+        folder = Path(results_root) / (utc_compact() + "-dry-run") / "slurm"
+        lines = ["# what `--executor slurm` would submit, one sbatch per cell (a dry run: nothing was submitted and",
+                 "# the cluster was not checked); a run writes each cell's spec.json beside its script first"]
+        for cell in cells:
+            spec = worker_spec(matrix, cell, data, timeout)
+            cell_dir = folder / cell.id
+            cell_dir.mkdir(parents=True)
+            job = CellJob(cell_dir, cell_dir / "spec.json", cell_dir / "worker.log", cell_variables(matrix, cell))
+            script = self.write_script(str(venv_dir(cell.environment, matrix.environments[cell.environment])), job)
+            lines.append(shlex.join(self.sbatch_argv(job, spec, script)))
+        (folder / "sbatch.txt").write_text("\n".join(lines) + "\n")
+        return folder
 
     def sbatch_argv(self, job: CellJob, spec: dict[str, Any], script: Path) -> list[str]:
         site = []
@@ -317,11 +358,7 @@ class SlurmExecutor(VenvExecutor):
 
     def launch(self, prepared: PreparedEnv, job: CellJob) -> CellHandle:
         spec = json.loads(job.spec_path.read_text())
-        variables = expand_env_dir(job.env, prepared.location)
-        variables["PYTHONPATH"] = str(paths.code_root())
-        script = job.cell_dir / SCRIPT_FILE
-        script.write_text(batch_script(str(Path(prepared.location) / "bin" / "python"), job, variables))
-        script.chmod(0o755)
+        script = self.write_script(prepared.location, job)
         argv = self.sbatch_argv(job, spec, script)
         submitted_at = time.time()
         try:

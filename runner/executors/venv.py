@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from runner import paths
+from runner.debian import DebianError, unpack
 from runner.executors.base import (
     CellHandle,
     CellJob,
@@ -79,41 +80,31 @@ def pip_env(env: Environment) -> dict[str, str]:
     return out
 
 
-def unpack_debian(env: Environment, where: Path, run: Callable[[list[str], Path], int]) -> list[str]:
-    """Fetch the environment's Debian packages with `apt-get download` and unpack them with `dpkg -x` into
-    `where/debian` (nothing is installed system-wide), then make its library links. Returns the .deb names."""
-    if not (shutil.which("apt-get") and shutil.which("dpkg")):
-        raise EnvironmentBuildError(
-            f"needs the Debian packages {', '.join(env.debian_packages)} but this host has no apt-get/dpkg; "
-            "run this environment with the Docker executor (its recipe installs them) or on a Debian/Ubuntu host"
-        )
-    debs = where / "debian-downloads"
-    debs.mkdir()
-    if run(["apt-get", "download", *env.debian_packages], debs) != 0:
-        if os.geteuid() != 0:
-            raise EnvironmentBuildError(
-                f"`apt-get download {' '.join(env.debian_packages)}` failed; if apt's package lists are empty, "
-                "run `sudo apt-get update` once and retry"
-            )
-        run(["apt-get", "update", "-qq"], debs)  # a fresh machine may have no package lists yet
-        if run(["apt-get", "download", *env.debian_packages], debs) != 0:
-            raise EnvironmentBuildError(f"`apt-get download {' '.join(env.debian_packages)}` failed")
-    root = where / "debian"
-    names = sorted(p.name for p in debs.glob("*.deb"))
-    for name in names:
-        if run(["dpkg", "-x", str(debs / name), str(root)], debs) != 0:
-            raise EnvironmentBuildError(f"`dpkg -x {name}` failed")
-    shutil.rmtree(debs)
-    for link, target in env.library_links.items():
-        path = root / link
-        if not (path.parent / target).exists():
-            raise EnvironmentBuildError(
-                f"library_links: {link} -> {target}: {path.parent / target} is not in the unpacked packages "
-                f"({', '.join(names)}); fix the link in matrix.yaml"
-            )
-        path.unlink(missing_ok=True)
-        path.symlink_to(target)
-    return names
+def unpack_debian(name: str, env: Environment, where: Path, log: Any, log_path: Path,
+                  on_status: Callable[[str], None]) -> dict[str, Any]:
+    """The environment's Debian packages and their dependencies, unpacked into `where/debian`; their provenance
+    for the marker ({} when it has none)."""
+    if not env.debian_packages:
+        return {}
+    on_status(f"{name}: fetching Debian packages {', '.join(env.debian_packages)} with their dependencies (less "
+              f"the base system) into {where}")
+    try:
+        return unpack(env.debian_packages, env.library_links, where, log)
+    except DebianError as exc:
+        raise EnvironmentBuildError(f"{name}: {exc}; see {log_path}", log_path) from None
+
+
+def write_marker(marker: Path, info: dict[str, Any], debian: dict[str, Any], started: float) -> None:
+    """Written last, atomically: its presence means the environment is complete. `debian`: what was fetched, at
+    which versions, and what was left to the base system (runner/debian.py)."""
+    info["debian_packages"] = [p["deb"] for p in debian.get("packages", [])]
+    if debian:
+        info["debian"] = debian
+    info["built_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    info["build_s"] = round(time.perf_counter() - started, 1)
+    tmp = marker.with_suffix(".tmp")
+    tmp.write_text(json.dumps(info, indent=1))
+    tmp.replace(marker)
 
 
 class ProcessHandle(CellHandle):
@@ -162,7 +153,7 @@ class VenvExecutor(Executor):
             python = env.python if found.version == env.python else f"{found.version} ({env.python})"
         except InterpreterNotFound:
             python = f"{env.python}: none on this host"
-        return {
+        plan: dict[str, Any] = {
             "environment": name,
             "location": str(where),
             "cached": (where / MARKER).exists(),
@@ -171,6 +162,10 @@ class VenvExecutor(Executor):
             + [f"(extra index {u})" for u in env.extra_index_urls],
             "debian_packages": list(env.debian_packages),
         }
+        if env.debian_packages:  # resolved at build time: the closure depends on the mirror's state
+            plan["installs"].append(f"(Debian packages {', '.join(env.debian_packages)} and their dependencies, "
+                                    "less the base system, unpacked into the environment)")
+        return plan
 
     def prepare(self, name: str, env: Environment, on_status: Callable[[str], None]) -> PreparedEnv:
         try:
@@ -210,17 +205,18 @@ class VenvExecutor(Executor):
         on_status(f"{name}: creating a Python {version} virtualenv (log: {log_path})")
         with open(log_path, "w") as log:
 
-            def command(args: list[str], cwd: Path | None = None) -> int:
+            def step(args: list[str]) -> None:
                 log.write(f"$ {' '.join(args)}\n")
                 log.flush()
-                return subprocess.run(args, stdout=log, stderr=subprocess.STDOUT, env=pip_env(env), cwd=cwd).returncode
-
-            def step(args: list[str]) -> None:
-                code = command(args)
+                code = subprocess.run(args, stdout=log, stderr=subprocess.STDOUT, env=pip_env(env)).returncode
                 if code != 0:
                     raise EnvironmentBuildError(
                         f"{name}: `{' '.join(args[:4])} ...` failed with exit status {code}; see {log_path}", log_path
                     )
+
+            def index_note(msg: str) -> None:
+                log.write(msg + "\n")
+                on_status(f"{name}: {msg}")
 
             try:
                 step([python, "-m", "venv", str(where)])
@@ -228,38 +224,16 @@ class VenvExecutor(Executor):
                 if env.pip_isolated:
                     step([vpy, "-m", "pip", "install", "--quiet", "pip<22"])
                 on_status(f"{name}: installing {len(env.requirements)} requirements (log: {log_path})")
-                def index_note(msg: str) -> None:
-                    log.write(msg + "\n")
-                    on_status(f"{name}: {msg}")
-
                 indexes = pip_index_args(env.index_url, env.extra_index_urls, index_note)
                 step([vpy, "-m", "pip", "install", "--disable-pip-version-check", *indexes, *env.requirements])
-                debs: list[str] = []
-                if env.debian_packages:
-                    on_status(f"{name}: unpacking Debian packages {', '.join(env.debian_packages)} into {where}")
-                    try:
-                        debs = unpack_debian(env, where, command)
-                    except EnvironmentBuildError as exc:
-                        raise EnvironmentBuildError(f"{name}: {exc}; see {log_path}", log_path) from None
+                debian = unpack_debian(name, env, where, log, log_path, on_status)
                 freeze = subprocess.run([vpy, "-m", "pip", "freeze"], capture_output=True, text=True, env=pip_env(env))
             except BaseException:
                 shutil.rmtree(where, ignore_errors=True)  # never leave a half-built environment to be reused
                 raise
-        info = {
-            "environment": name,
-            "fingerprint": env.fingerprint(),
-            "python": version,
-            "python_path": python,
-            "python_wanted": env.python,
-            "requirements": list(env.requirements),
-            "freeze": freeze.stdout.split(),
-            "debian_packages": debs,
-            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "build_s": round(time.perf_counter() - started, 1),
-        }
-        tmp = marker.with_suffix(".tmp")
-        tmp.write_text(json.dumps(info, indent=1))
-        tmp.replace(marker)  # written last: its presence means the environment is complete
+        info = {"environment": name, "fingerprint": env.fingerprint(), "python": version, "python_path": python,
+                "python_wanted": env.python, "requirements": list(env.requirements), "freeze": freeze.stdout.split()}
+        write_marker(marker, info, debian, started)
         return PreparedEnv(name, env, str(where), False, time.perf_counter() - started, info)
 
     def launch(self, prepared: PreparedEnv, job: CellJob) -> CellHandle:
