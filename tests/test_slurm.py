@@ -28,7 +28,7 @@ from tests.ci import default_signals, in_ci
 from tests.fixtures import matrix_with, results_by_model, the_run
 from tooling.slurm_cluster import ClusterError, LocalSlurmCluster
 
-TF = ["--profile", "smoke", "--only", "tensorflow@keras3", "--no-report"]
+TF = ["--profile", "smoke", "--only", "tensorflow@keras3@keras", "--no-report"]
 
 
 def _install_slurm() -> str | None:
