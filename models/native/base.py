@@ -97,7 +97,9 @@ class NativeDriver:
         self.rng = np.random.RandomState(seed)
         self._seed(seed)
 
-    def load_data(self, spec: dict[str, Any], layout: str):
+    def load_data(self, spec: dict[str, Any], layout: str, module=None):
+        if getattr(module, "user", False):
+            raise NoNativeTwin("a model file of your own has no native twin")
         run = spec["run"]
         return data.load(LazyKeras(), spec["model"]["dataset"], layout, self.data_format, spec["data"]["source"],
                          run["train_samples"], run["test_samples"], spec["cell"]["seed"],
@@ -105,8 +107,8 @@ class NativeDriver:
 
     def build(self, module, ds) -> int:
         """Record the model file's chain, draw Keras' initial weights, build the twin; the parameter count."""
-        if spec_module := self.spec["model"].get("module"):
-            raise NoNativeTwin(f"a model file of your own ({spec_module}) has no native twin")
+        if self.spec["model"].get("module"):
+            raise NoNativeTwin(f"a model file of your own ({self.spec['model']['module']}) has no native twin")
         self.chain = module.build(NativeAPI(self.data_format), ds)
         optimizer = dict(self.spec["model"]["optimizer"])
         if optimizer["name"] not in OPTIMIZERS or optimizer.get("decay"):
