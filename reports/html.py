@@ -184,7 +184,8 @@ def page_header_html(report: Report) -> str:
 
 
 def nav_html(report: Report) -> str:
-    links = [("#overview", "At a glance")] + [(f"#{s.anchor}", s.title) for s in report.sections]
+    links = [("#overview", "At a glance")] + ([("#tax", "The Keras tax")] if report.tax else [])
+    links += [(f"#{s.anchor}", s.title) for s in report.sections]
     links += [("#article", "2017 reference"), ("#provenance", "Provenance"), ("#files", "Data files")]
     return "<nav>" + "".join(f'<a href="{h}">{e(t)}</a>' for h, t in links) + "</nav>"
 

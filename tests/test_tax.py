@@ -109,3 +109,4 @@ def test_both_reports_show_the_tax_with_its_interval_and_say_what_did_not_run(tm
     assert "Busy machine" in section
     html = index.read_text()
     assert '<section id="tax"><h2>The Keras tax</h2>' in html and "2.00x (1.86-2.21)" in html
+    assert '<a href="#tax">The Keras tax</a>' in html  # in the page's navigation
