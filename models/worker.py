@@ -17,7 +17,7 @@ import sys
 import time
 import traceback
 
-from models.errors import DataUnavailable
+from models.errors import DataUnavailable, RequirementMissing
 from models.util import first_line, median, write_json_atomic
 
 WALL0 = time.time()  # as early as this module allows: the worker's own start
@@ -360,7 +360,8 @@ def main(argv=None):
         raise
     except Exception as exc:  # noqa: BLE001 - every failure becomes a result with its stage and reason
         traceback.print_exc()
-        result["status"] = "skipped" if isinstance(exc, (DataUnavailable, CellSkipped)) else "failed"
+        skip = isinstance(exc, (DataUnavailable, CellSkipped, RequirementMissing))  # what you must provide
+        result["status"] = "skipped" if skip else "failed"
         result["error"] = "%s: %s" % (type(exc).__name__, first_line(exc))
         if result.get("known_issue") and result["status"] == "failed":  # say why first, the raw error after
             result["error"] = "%s; error: %s" % (result["known_issue"]["explained"], result["error"])

@@ -18,6 +18,7 @@ from reports.glance import Glance, glance
 from reports.load import Loaded
 from reports.sweep import sweep_rows
 from reports.tables import comparison_rows, model_order, ranking_now, summary_table
+from reports.tax import TaxRow, tax_rows
 
 
 @dataclass
@@ -61,6 +62,7 @@ class Report:
     raw: dict[str, Path]
     glance: Glance | None = None  # the first table: per test and work
     sweep: list[dict[str, Any]] = field(default_factory=list)  # where a test x backend ran several variants
+    tax: list[TaxRow] = field(default_factory=list)  # Keras against its native twin (reports/tax.py)
     generated_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))
 
     @property
@@ -112,4 +114,5 @@ def assemble(name: str, loaded: Loaded, article: Article, out_dir: Path) -> Repo
         raw=loaded.raw,
         glance=glance(table, article),
         sweep=sweep_rows(table),
+        tax=tax_rows(loaded),
     )

@@ -12,6 +12,7 @@ from reports.html_sections import section_html
 from reports.provenance import load_facts, raw_copy_name
 from reports.sweep import HEADER as SWEEP_HEADER
 from reports.sweep import SLOWER_THAN_BEST, table_cells
+from reports.tax import html_section as tax_html
 
 CSS = """
 :root { --fg:#1d2330; --muted:#5b6475; --line:#d9dee7; --bg:#ffffff; --alt:#f6f8fb; --accent:#0b5cad; }
@@ -183,14 +184,15 @@ def page_header_html(report: Report) -> str:
 
 
 def nav_html(report: Report) -> str:
-    links = [("#overview", "At a glance")] + [(f"#{s.anchor}", s.title) for s in report.sections]
+    links = [("#overview", "At a glance")] + ([("#tax", "The Keras tax")] if report.tax else [])
+    links += [(f"#{s.anchor}", s.title) for s in report.sections]
     links += [("#article", "2017 reference"), ("#provenance", "Provenance"), ("#files", "Data files")]
     return "<nav>" + "".join(f'<a href="{h}">{e(t)}</a>' for h, t in links) + "</nav>"
 
 
 def render(report: Report) -> str:
     body = (page_header_html(report) + nav_html(report) + caveats_html(report.caveats) + overview_html(report)
-            + sweep_html(report) + "".join(section_html(s) for s in report.sections)
+            + sweep_html(report) + tax_html(report.tax) + "".join(section_html(s) for s in report.sections)
             + (article_html(report) if report.sections else "") + provenance_html(report) + files_html()
             + f"<footer>Keras Backend Matrix report, generated {e(report.generated_at)}. Markdown: "
             '<a href="summary.md">summary.md</a>.</footer>')

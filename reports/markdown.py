@@ -14,6 +14,7 @@ from reports.glance import GlanceRow
 from reports.serving import serving_table
 from reports.sweep import HEADER as SWEEP_HEADER
 from reports.sweep import SLOWER_THAN_BEST, table_cells
+from reports.tax import markdown_lines as tax_lines
 
 ALERT = {"danger": "CAUTION", "warn": "WARNING", "info": "NOTE"}
 
@@ -172,6 +173,7 @@ def render(report: Report) -> str:
                     ""]
             out += glance_lines(report, report.glance.per_sample, fmt.rate) + [""]
     out += sweep_lines(report.sweep)
+    out += tax_lines(report.tax)
     for section in report.sections:
         out += section_lines(section, report)
     if report.sections:

@@ -88,19 +88,28 @@ def generation(matrix: Matrix, environment: str) -> str:
     return "keras" + matrix.environments[environment].keras.split(".")[0]
 
 
+DRIVERS = ("keras", "native")  # `--only NAME@keras`: the Keras side only; `NAME@native`: the native twins only
+
+
 def _only(matrix: Matrix, asked: Iterable[str]) -> list[tuple[set[str], str | None]]:
     """Each --only value as (backends it takes, generation or None). NAME is a backend or a family (matrix
-    `backends.<name>.family`): `tensorflow` takes Keras 3's TensorFlow and `tensorflow1`; `tensorflow@keras3` only
-    Keras 3's."""
+    `backends.<name>.family`): `tensorflow` takes Keras 3's TensorFlow, its native twin and `tensorflow1`;
+    `tensorflow@keras3` the Keras 3 environment's two (Keras and the twin it hosts); a driver after another `@`
+    narrows to one side: `tensorflow@keras3@keras` is Keras 3's TensorFlow alone, `torch@native` the PyTorch twin."""
     names = sorted(set(matrix.backends) | {b.family for b in matrix.backends.values() if b.family})
     gens = sorted({generation(matrix, e) for e in matrix.environments})
     out = []
     for value in asked:
-        name, _, gen = value.partition("@")
+        name, *quals = value.split("@")
         _check_names("backend or framework family", "--only", [name], names)
-        if gen:
-            _check_names("Keras generation (NAME@GEN)", f"--only {name}@", [gen], gens)
-        out.append((set(matrix.selected_by(name)), gen or None))
+        _check_names("Keras generation or driver (NAME@GEN, NAME@keras, NAME@native)", f"--only {name}@", quals,
+                     [*gens, *DRIVERS])
+        gen = [q for q in quals if q in gens]
+        driver = [q for q in quals if q in DRIVERS]
+        if len(gen) > 1 or len(driver) > 1:
+            raise SelectionError(f"--only {value}: at most one generation and one driver")
+        out.append(({b for b in matrix.selected_by(name) if matrix.backends[b].driver in (driver or DRIVERS)},
+                    gen[0] if gen else None))
     return out
 
 
@@ -149,6 +158,18 @@ def _variants_for(matrix: Matrix, sel: Selection, backend: str, env_name: str, g
     return [v for v, why in whys.items() if why is None]
 
 
+def _trains(matrix: Matrix, backend: str, model: str, sel: Selection, notes: list[str]) -> bool:
+    """Whether the backend trains one of the matrix's models (`backends.<name>.models`: a native twin exists for a
+    few); a model named with --model that a selected backend lacks is said, once. Model files: `model_misfit`."""
+    models = matrix.backends[backend].models
+    if models is None or model in models or matrix.models[model].module:
+        return True
+    note = f"{backend} trains {', '.join(models)} only: its cells of {model} are not planned"
+    if model in sel.models and note not in notes:
+        notes.append(note)
+    return False
+
+
 def model_misfit(matrix: Matrix, model: str, backend: str, env_name: str) -> str | None:
     """Why a model cannot run on this backend in this environment (None: it can): a model file of your own asks
     for Keras 3 (`keras: "3."`) and Keras itself (a native twin trains only its own networks)."""
@@ -179,8 +200,14 @@ def _combos(matrix: Matrix, sel: Selection, only: list[tuple[set[str], str | Non
             continue
         for env_name, env in matrix.environments.items():
             for backend in (b for b in env.backends if env_name in envs and wanted(b, env_name)):
+                if not _trains(matrix, backend, model, sel, notes):
+                    continue
                 why = model_misfit(matrix, model, backend, env_name)
-                if why and (backend in sel.backends or env_name in sel.environments):
+                # an environment is refused only where none of its backends can run the model (a twin cannot
+                # run a model file, the Keras backend beside it can)
+                refused = env_name in sel.environments and all(model_misfit(matrix, model, b, env_name)
+                                                               for b in env.backends)
+                if why and (backend in sel.backends or refused):
                     raise SelectionError(f"{why}: leave {backend if backend in sel.backends else env_name} out of "
                                          "the selection (--only/--env), or run the model elsewhere")
                 if why:
@@ -290,7 +317,7 @@ def worker_spec(matrix: Matrix, cell: Cell, data_source: str, timeout_s: float |
     spec = {
         "cell": cell.to_dict(),
         "cell_id": cell.id,
-        "backend": matrix.backends[cell.backend].model_dump(),
+        "backend": matrix.backends[cell.backend].model_dump(exclude={"models"}),
         "variant": variant_settings(matrix, cell),
         # what cell_variables sets in the process (unexpanded): the worker records these, not a rebuild of them
         "variables": cell_variables(matrix, cell),

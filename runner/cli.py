@@ -97,7 +97,7 @@ def plan_run(args: argparse.Namespace, console: Console) -> Planned:
     for note in notes:
         console.print(f"[yellow]not planned:[/] {note}", highlight=False)
     if planned is not None:
-        check_resumed_cells(cells, planned, recorded)
+        cells = check_resumed_cells(cells, planned, recorded, matrix)  # the run's cells only
     if executor is None:
         executor, why = choose(args.executor, ExecutorOptions(gpus=args.gpus, dry_run=args.dry_run))
     return Planned(matrix, cells, sel, executor, why)

@@ -95,6 +95,8 @@ def _check_backends(m: Matrix) -> Problems:
                          for model in issue.models if model not in m.models]
             problems += [(loc + ("profiles",), _unknown("profile", prof, m.profiles))
                          for prof in issue.profiles or [] if prof not in m.profiles]
+        problems += [(("backends", b_name, "models"), _unknown("model", model, m.models))
+                     for model in backend.models or [] if model not in m.models]
         family = backend.family
         if family and family in m.backends and m.backends[family].family not in (None, family):
             problems.append((("backends", b_name, "family"), f"family {family!r} is a backend that names another "

@@ -77,6 +77,9 @@ class Backend(_Strict):
     # the framework family `--only` also selects it by (tensorflow1's is tensorflow: `--only tensorflow` takes both
     # generations, `--only tensorflow@keras3` or `--only tensorflow1` one); default: its own name only
     family: str | None = None
+    # the models this backend trains (None: all of them): a native twin exists for some models only. Planning, not
+    # the experiment: left out of the cell's spec (and so of its hash)
+    models: list[str] | None = Field(None, min_length=1)
     data_format: Literal["channels_last", "channels_first"] = "channels_last"
     jit_compile: bool | Literal["auto"] = "auto"
     env: dict[str, str] = Field(default_factory=dict)

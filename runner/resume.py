@@ -58,10 +58,27 @@ def merge_resume(args: argparse.Namespace, recorded: dict[str, Any]) -> None:
     args.no_inference = args.no_inference or recorded.get("inference") is False
 
 
-def check_resumed_cells(cells: list[Any], planned: list[str], recorded: dict[str, Any]) -> None:
-    """Every cell of a resume must be one the run planned; name the option that asks for another."""
+def _recorded_backends(matrix: Any, recorded: dict[str, Any]) -> set[str] | None:
+    """The backends the run's own --only values take in today's matrix (None: the run named none)."""
+    from runner.cells import _only
+
+    values = recorded.get("only") or []
+    return {b for backends, _ in _only(matrix, values) for b in backends} if values else None
+
+
+def check_resumed_cells(cells: list[Any], planned: list[str], recorded: dict[str, Any], matrix: Any = None
+                        ) -> list[Any]:
+    """The cells a resume runs: those the run planned. A cell it did not plan is refused, naming the option that
+    asks for it, unless its backend is one the run never had and its own options take in today's matrix (a
+    backend added since, such as a native twin of its family): that cell was never part of the run, left out."""
+    had = {cell_id.split(".")[1] for cell_id in planned}
+    taken = _recorded_backends(matrix, recorded) if matrix is not None else set()
+    out = []
     for cell in cells:
         if cell.id in planned:
+            out.append(cell)
+            continue
+        if cell.backend not in had and (taken is None or cell.backend in taken):
             continue
         for key, value in (("model", cell.model), ("only", cell.backend), ("env", cell.environment),
                            ("variant", cell.variant)):
@@ -71,3 +88,4 @@ def check_resumed_cells(cells: list[Any], planned: list[str], recorded: dict[str
                     f"{' '.join(f'{LISTS[key]} {v}' for v in recorded[key])})"
                 )
         raise SelectionError(f"the run being resumed planned no cell {cell.id}; leave the selection options out")
+    return out

@@ -7,21 +7,27 @@ import pytest
 from runner.cells import Cell, Selection, SelectionError, cell_variables, expand, plan, repeat_seed, worker_spec
 
 
-def test_default_plan_is_five_models_on_all_seven_backends(matrix):
+def test_default_plan_is_five_models_on_all_seven_backends_and_the_native_twins(matrix):
     cells = expand(matrix, Selection())
-    assert len(cells) == 35  # 5 models x (3 Keras 3 backends + tensorflow1 + cntk + theano + mxnet)
-    assert {c.backend for c in cells} == {"tensorflow", "jax", "torch", "tensorflow1", "cntk", "theano", "mxnet"}
+    # 5 models x (3 Keras 3 backends + tensorflow1 + cntk + theano + mxnet), and the twins of the MNIST models
+    assert len(cells) == 35 + 3 + 3 + 2
+    assert {c.backend for c in cells} == {"tensorflow", "jax", "torch", "tensorflow1", "cntk", "theano", "mxnet",
+                                          "tensorflow-native", "jax-native", "torch-native"}
     assert "keras224-cntk-variant" not in {c.environment for c in cells}  # not the article's: asked for by name
     assert all(c.profile == matrix.defaults.profile for c in cells)
-    assert len({c.id for c in cells}) == 35
+    assert len({c.id for c in cells}) == len(cells)
 
 
 def test_a_framework_name_selects_every_generation_and_name_at_generation_one(matrix):
     both = expand(matrix, Selection(backends=("tensorflow",), models=("mlp",)))
     assert {(c.backend, c.environment) for c in both} == {("tensorflow", "keras3-tensorflow"),
+                                                          ("tensorflow-native", "keras3-tensorflow"),
                                                           ("tensorflow1", "keras2017-tf-cntk")}
-    (keras3,) = expand(matrix, Selection(backends=("tensorflow@keras3",), models=("mlp",)))
-    assert keras3.environment == "keras3-tensorflow"
+    keras3 = expand(matrix, Selection(backends=("tensorflow@keras3",), models=("mlp",)))
+    assert {(c.backend, c.environment) for c in keras3} == {("tensorflow", "keras3-tensorflow"),
+                                                            ("tensorflow-native", "keras3-tensorflow")}
+    (alone,) = expand(matrix, Selection(backends=("tensorflow@keras3@keras",), models=("mlp",)))
+    assert (alone.backend, alone.environment) == ("tensorflow", "keras3-tensorflow")
     (keras2,) = expand(matrix, Selection(backends=("tensorflow@keras2",), models=("mlp",)))
     assert (keras2.backend, keras2.environment) == ("tensorflow1", "keras2017-tf-cntk")
     assert expand(matrix, Selection(backends=("tensorflow1",))) == [c for c in expand(matrix, Selection())
@@ -33,12 +39,12 @@ def test_a_framework_name_selects_every_generation_and_name_at_generation_one(ma
 
 
 def test_only_backend_model_env_and_repeats_filter(matrix):
-    cells = expand(matrix, Selection(backends=("jax",)))
+    cells = expand(matrix, Selection(backends=("jax@keras",)))
     assert len(cells) == 5 and {c.backend for c in cells} == {"jax"}
     cells = expand(matrix, Selection(models=("mlp", "cnn"), environments=("keras3-jax",), repeats=3))
     # interleaved: repeat 1 of every cell, then repeat 2, ... (drift on a shared machine hits every cell alike)
-    assert [(c.model, c.repeat) for c in cells] == [("mlp", 0), ("cnn", 0), ("mlp", 1), ("cnn", 1), ("mlp", 2),
-                                                    ("cnn", 2)]
+    assert [(c.model, c.backend, c.repeat) for c in cells] == [
+        (m, b, r) for r in range(3) for m in ("mlp", "cnn") for b in ("jax", "jax-native")]
 
 
 def test_profiles_override_per_backend_most_specific_last(matrix):
@@ -83,7 +89,7 @@ def test_spec_resolves_profile_limits_and_hashes_the_experiment(matrix):
 
 
 def test_repeats_interleave_round_robin_with_a_seed_each(matrix):
-    sel = Selection(models=("mlp", "cnn"), backends=("jax", "torch"), repeats=3, seed=7,
+    sel = Selection(models=("mlp", "cnn"), backends=("jax@keras", "torch@keras"), repeats=3, seed=7,
                     variants=("stock", "faithful-2017"))
     cells = expand(matrix, sel)
     per_repeat = len(cells) // 3
@@ -129,11 +135,12 @@ def test_all_plans_every_applicable_variant_and_nothing_else(matrix):
 
 
 def test_a_variant_that_does_not_apply_is_not_planned_and_says_so(matrix):
-    cells, notes = plan(matrix, Selection(models=("mlp",), backends=("jax", "torch"), variants=("jax-onednn",)))
+    cells, notes = plan(matrix, Selection(models=("mlp",), backends=("jax@keras", "torch@keras"),
+                                          variants=("jax-onednn",)))
     assert {c.backend for c in cells} == {"jax"}
-    assert notes == ["variant jax-onednn applies to jax, not torch"]
-    with pytest.raises(SelectionError, match="variant tf-xla applies to tensorflow, not jax"):
-        expand(matrix, Selection(backends=("jax",), variants=("tf-xla",)))
+    assert notes == ["variant jax-onednn applies to jax, jax-native, not torch"]
+    with pytest.raises(SelectionError, match="variant tf-xla applies to tensorflow, tensorflow-native, not jax"):
+        expand(matrix, Selection(backends=("jax@keras",), variants=("tf-xla",)))
     with pytest.raises(SelectionError, match="--variant faithful: no such variant.*Did you mean 'faithful-2017'"):
         expand(matrix, Selection(variants=("faithful",)))
 

@@ -39,7 +39,7 @@ def test_parameter_counts_match_the_examples_on_every_backend(matrix, prepared, 
 
 def test_smoke_matrix_on_tensorflow_writes_one_valid_result_per_cell(keras_home, tmp_path):
     placed = {p: p.read_bytes() for p in (keras_home / "datasets").iterdir()}  # not the published files
-    proc = run_runner(["--only", "tensorflow@keras3", "--profile", "smoke"], keras_home, tmp_path)
+    proc = run_runner(["--only", "tensorflow@keras3@keras", "--profile", "smoke"], keras_home, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert {p: p.read_bytes() for p in placed} == placed  # Keras' hash check deleted nothing a user placed
     results = run_results(tmp_path)
@@ -81,8 +81,8 @@ def test_smoke_mlp_trains_on_the_other_backends(keras_home, tmp_path, backend):
 
 
 def test_synthetic_data_is_recorded_in_every_result(keras_home, tmp_path):
-    proc = run_runner(["--only", "tensorflow@keras3", "--model", "hrnn", "--profile", "smoke", "--data", "synthetic"],
-                      keras_home, tmp_path)
+    proc = run_runner(["--only", "tensorflow@keras3@keras", "--model", "hrnn", "--profile", "smoke", "--data",
+                       "synthetic"], keras_home, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     (result,) = run_results(tmp_path)
     assert result["data"]["source"] == "synthetic" and result["work"]["data"] == "synthetic"

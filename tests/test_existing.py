@@ -43,7 +43,7 @@ def test_a_smoke_cell_runs_in_an_existing_interpreter_and_a_differing_pin_is_a_w
         if "jaxlib" in variant["applies_to"].get("versions", {}):
             variant["applies_to"]["versions"] = {"jaxlib": "<0.5"}
     (tmp_path / "matrix.yaml").write_text(yaml.safe_dump(doc))
-    proc = run_runner(["--python", str(python), "--matrix", str(tmp_path / "matrix.yaml"), "--only", "jax",
+    proc = run_runner(["--python", str(python), "--matrix", str(tmp_path / "matrix.yaml"), "--only", "jax@keras",
                        "--model", "mlp", "--profile", "smoke"], keras_home, tmp_path)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"executor existing: --python {python}" in proc.stderr
@@ -65,7 +65,7 @@ def test_a_smoke_cell_runs_in_an_existing_interpreter_and_a_differing_pin_is_a_w
 
 
 def test_an_interpreter_without_keras_is_refused_before_any_cell_starts(keras_home, tmp_path):
-    proc = run_runner(["--python", sys.base_prefix + "/bin/python3", "--only", "jax", "--model", "mlp",
+    proc = run_runner(["--python", sys.base_prefix + "/bin/python3", "--only", "jax@keras", "--model", "mlp",
                        "--profile", "smoke"], keras_home, tmp_path)  # fmt: skip
     assert proc.returncode == 2, proc.stderr[-2000:]
     err = " ".join(proc.stderr.split())

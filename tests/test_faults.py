@@ -29,7 +29,7 @@ def start_runner(args: list[str], keras_home: Path, results: Path, fault: str = 
     """The runner as a user starts it; with SIGINT/SIGHUP at their defaults unless `preexec` says otherwise."""
     env = {**os.environ, "KERAS_HOME": str(keras_home), "KBM_TESTING": "1", "KBM_FAULT": fault}
     cmd = [sys.executable, "-m", "runner", "--results", str(results), "--profile", "smoke",
-           "--only", "tensorflow@keras3"]
+           "--only", "tensorflow@keras3@keras"]
     if matrix is not None:
         cmd += ["--matrix", str(matrix)]
     return subprocess.Popen(cmd + args, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

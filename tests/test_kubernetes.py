@@ -58,10 +58,10 @@ def test_dry_run_writes_manifests_that_validate_strictly(tmp_path):
     (folder,) = (tmp_path / "r").glob("*-dry-run/kubernetes")
     assert f"manifests: {folder}" in proc.stderr
     files = sorted(folder.glob("*.yaml"))
-    assert len(files) == 16  # 5 models x 3 backends, and the code ConfigMap
+    assert len(files) == 24  # 5 models x 3 backends, the twins' 8 cells, and the code ConfigMap
     check = subprocess.run([str(VALIDATE), "--strict", *map(str, files)], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
-    assert check.stdout.count("passed") == 16
+    assert check.stdout.count("passed") == 24
 
     job = yaml.safe_load((folder / "mlp.jax.keras3-jax.smoke.jax-ynn-no-conv.r0.yaml").read_text())
     assert job["apiVersion"] == "batch/v1" and job["kind"] == "Job"
@@ -373,7 +373,7 @@ def fake_cluster(tmp_path, prepared, keras_home):
 
 def runner(args: list[str], env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "runner", "--executor", "kubernetes", "--profile", "smoke",
-                             "--only", "tensorflow@keras3", "--no-report", *args], cwd=REPO_ROOT, env=env,
+                             "--only", "tensorflow@keras3@keras", "--no-report", *args], cwd=REPO_ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=default_signals)
 
 

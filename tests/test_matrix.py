@@ -19,15 +19,19 @@ def test_real_matrix_declares_the_five_models_on_three_keras3_backends(matrix):
     assert {"tensorflow", "jax", "torch"} <= set(matrix.backends)
     assert {"smoke", "quick", "article"} <= set(matrix.profiles)
     defaults = matrix.defaults.environments
+    twins = {"tensorflow-native", "jax-native", "torch-native"}
     assert {b for name in defaults for b in matrix.environments[name].backends} == {
-        "tensorflow", "jax", "torch", "tensorflow1", "cntk", "theano", "mxnet"}  # `make matrix`: all seven
+        "tensorflow", "jax", "torch", "tensorflow1", "cntk", "theano", "mxnet", *twins}  # `make matrix`: all seven
     keras3 = [name for name in defaults if name.startswith("keras3-")]
-    assert {b for name in keras3 for b in matrix.environments[name].backends} == {"tensorflow", "jax", "torch"}
+    assert {b for name in keras3 for b in matrix.environments[name].backends} == {"tensorflow", "jax", "torch",
+                                                                                  *twins}
     for name in keras3:
         env = matrix.environments[name]
         assert env.python == ">=3.11,<3.14" and env.docker.python == "3.11" and env.keras.startswith("3.15")
         assert env.image_python == "3.11"  # what images, the pin check and the GPU recipes build with
-        assert len(env.backends) == 1  # one environment per Keras 3 backend: their dependencies never fight
+        # one environment per Keras 3 backend, their dependencies never fight; it also hosts that framework's twin
+        (keras_side,) = [b for b in env.backends if matrix.backends[b].driver == "keras"]
+        assert env.backends == [keras_side, f"{keras_side}-native"]
     assert matrix.environments["keras2017-theano"].image_python == "3.6"  # a plain version serves both
     torch_env = matrix.environments[matrix.environments_for("torch")[0]]
     assert "torch==2.13.0+cpu" in torch_env.requirements  # the CPU build, never PyPI's CUDA one
@@ -61,13 +65,15 @@ def _line_of(text: str, needle: str) -> int:
         ("    epochs: 20\n", "    epoks: 20\n", "models.mlp.epoks", "unknown key"),
         ("    batch_size: 32\n    epochs: 5\n", "    batch_size: thirty-two\n    epochs: 5\n", "models.hrnn.batch_size",
          "integer"),
-        ("    backends: [jax]", "    backends: [jaxx]", "environments.keras3-jax.backends.0", "did you mean 'jax'"),
+        ("    backends: [jax, jax-native]", "    backends: [jaxx, jax-native]", "environments.keras3-jax.backends.0",
+         "did you mean 'jax'"),
         ("      hrnn: {train_samples: 1000}", "      hrn: {train_samples: 1000}", "profiles.quick.models.hrn",
          "did you mean 'hrnn'"),
         ("    dataset: babi_qa2", "    dataset: babi\n", "models.babi_rnn.dataset", "babi_qa2"),
         ("  profile: quick ", "  profile: quik ", "defaults.profile", "did you mean 'quick'"),
         # variants
-        ("    applies_to: {backends: [torch]}\n    env: {OMP_WAIT_POLICY", "    applies_to: {backends: [pytorch]}\n"
+        ("    applies_to: {backends: [torch, torch-native]}\n    env: {OMP_WAIT_POLICY",
+         "    applies_to: {backends: [pytorch, torch-native]}\n"
          "    env: {OMP_WAIT_POLICY", "variants.torch-omp-passive.applies_to.backends.0", "did you mean 'torch'"),
         ("    steps_per_execution: 8\n", "    steps_per_exec: 8\n", "variants.steps-8.steps_per_exec", "unknown key"),
         ("    env: {OMP_WAIT_POLICY: PASSIVE}", "    env: {OMP-WAIT-POLICY: PASSIVE}",
@@ -87,8 +93,8 @@ def _line_of(text: str, needle: str) -> int:
          "environments.keras2017-tf-cntk.default_variant", "did you mean 'faithful-2017'"),
         ("    recurrent_activation: hard_sigmoid_keras2\n", "    recurrent_activation: hard_sigmoid\n",
          "variants.faithful-2017.recurrent_activation", "hard_sigmoid_keras2"),
-        ('    applies_to: {backends: [jax], keras: ["3."], versions: {jaxlib: ">=0.10.2,<0.11"}}\n',
-         '    applies_to: {backends: [jax], keras: ["3."], versions: {jaxlib: "0.10.2"}}\n',
+        ('    applies_to: {backends: [jax, jax-native], keras: ["3."], versions: {jaxlib: ">=0.10.2,<0.11"}}\n',
+         '    applies_to: {backends: [jax, jax-native], keras: ["3."], versions: {jaxlib: "0.10.2"}}\n',
          "variants.jax-ynn-no-conv.applies_to.versions", "not a version range"),
     ],
 )
@@ -147,7 +153,7 @@ def test_a_variant_stays_on_the_versions_it_was_verified_with(tmp_path, matrix):
         "jax-ynn-no-conv", "jax", "keras3-jax", found={"jaxlib": "0.4.30"})
     # such an interpreter runs the plain default instead of the environment's, and is told why
     old_jaxlib = {"keras3-jax": {"jaxlib": "0.4.30"}}
-    cells, notes = plan(matrix, Selection(backends=("jax",), models=("mlp",), found=old_jaxlib))
+    cells, notes = plan(matrix, Selection(backends=("jax@keras",), models=("mlp",), found=old_jaxlib))
     assert [c.variant for c in cells] == ["stock"]
     assert notes == ["variant jax-ynn-no-conv was verified with jaxlib >=0.10.2,<0.11; the interpreter of keras3-jax "
                      "has jaxlib 0.4.30: jax's cells run variant stock instead"]
@@ -158,11 +164,12 @@ def test_a_variant_stays_on_the_versions_it_was_verified_with(tmp_path, matrix):
 def test_real_variants_cover_the_keras3_backends_and_the_2017_defaults(matrix):
     v = matrix.variants
     assert matrix.defaults.default_variant == "stock"
-    assert set(v["stock"].applies_to.backends) == {"tensorflow", "jax", "torch"}
+    # the twins beside their Keras backends; the PyTorch twin's own layout is torch-channels-first's, not stock's
+    assert set(v["stock"].applies_to.backends) == {"tensorflow", "jax", "torch", "tensorflow-native", "jax-native"}
     assert v["faithful-2017"].data_format == "channels_last"
     assert v["faithful-2017"].recurrent_activation == "hard_sigmoid_keras2"
     assert "mxnet" in v["faithful-2017"].applies_to.backends  # the fork trains 'tf' too (README)
     assert {b for name in v if name.startswith(("jax-", "tf-", "torch-")) for b in v[name].applies_to.backends} \
-        == {"jax", "tensorflow", "torch"}
+        == {"jax", "tensorflow", "torch", "jax-native", "tensorflow-native", "torch-native"}
     for name in ("keras2017-tf-cntk", "keras2017-theano", "keras2017-mxnet", "keras224-cntk-variant"):
         assert matrix.default_variant(name) == "faithful-2017"

@@ -117,7 +117,7 @@ class FakeExecutor(Executor):
 
 
 def cells(*models: str):
-    return plan(MATRIX, Selection(models=models, backends=("jax",), profile="smoke"))[0]
+    return plan(MATRIX, Selection(models=models, backends=("jax@keras",), profile="smoke"))[0]
 
 
 def run(tmp_path: Path, executor: FakeExecutor, planned, resume: Path | None = None, timeout_s: float | None = None):

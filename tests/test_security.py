@@ -211,7 +211,7 @@ def test_a_fault_variable_in_a_users_environment_does_nothing(tmp_path, keras_ho
     env = {k: v for k, v in os.environ.items() if k != "KBM_TESTING"}
     env.update(KERAS_HOME=str(keras_home), KBM_FAULT="raise@mlp,abort@mlp@train")
     proc = subprocess.run([sys.executable, "-m", "runner", "--results", str(tmp_path), "--profile", "smoke",
-                           "--only", "tensorflow@keras3", "--model", "mlp", "--no-report", "--executor", "venv"],
+                           "--only", "tensorflow@keras3@keras", "--model", "mlp", "--no-report", "--executor", "venv"],
                           cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     (result,) = [r for _, r in iter_results(next(p for p in tmp_path.iterdir() if not p.is_symlink()))]

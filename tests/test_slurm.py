@@ -29,7 +29,7 @@ from tests.ci import FIX, default_signals, missing
 from tests.fixtures import matrix_with, results_by_model, the_run
 from tooling.slurm_cluster import ClusterError, LocalSlurmCluster
 
-TF = ["--profile", "smoke", "--only", "tensorflow@keras3", "--no-report"]
+TF = ["--profile", "smoke", "--only", "tensorflow@keras3@keras", "--no-report"]
 
 
 @pytest.fixture(scope="module")

@@ -120,8 +120,8 @@ def test_overhead_goal_needs_a_narrow_interval_to_say_anything():
 def test_keras3_cells_time_the_whole_fit_and_train_whole_cifar_batches(keras_home, tmp_path):
     """TensorFlow under Keras 3, smoke: the fixture's CIFAR-10 has 200 training images, so an epoch is 6 whole
     batches of 32 (192 images), not ceil(200 / 32) = 7, as the example's fit_generator ran."""
-    proc = run_runner(["--only", "tensorflow@keras3", "--model", "mlp", "--model", "cifar10_cnn", "--profile", "smoke",
-                       "--no-report"], keras_home, tmp_path)
+    proc = run_runner(["--only", "tensorflow@keras3@keras", "--model", "mlp", "--model", "cifar10_cnn", "--profile",
+                       "smoke", "--no-report"], keras_home, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = {r["cell"]["model"]: r for r in run_results(tmp_path)}
     for r in results.values():

@@ -177,7 +177,7 @@ def test_two_runs_started_together_on_an_empty_cache_build_the_environment_once(
     for that build under its lock, says so, and reuses it; both train their cell."""
     env = {**os.environ, "KERAS_HOME": str(keras_home), "KBM_CACHE": str(cache)}
     procs = [subprocess.Popen([sys.executable, "-m", "runner", "--results", str(tmp_path / f"results{i}"),
-                               "--profile", "smoke", "--only", "jax", "--model", "mlp", "--no-report",
+                               "--profile", "smoke", "--only", "jax@keras", "--model", "mlp", "--no-report",
                                "--executor", "venv"], cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True) for i in range(2)]
     outputs = [p.communicate(timeout=1200)[0] for p in procs]
