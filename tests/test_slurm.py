@@ -345,7 +345,7 @@ def test_a_dry_run_needs_no_slurm_and_a_run_without_it_names_the_fix(tmp_path):
     empty.mkdir()
     env = {**os.environ, "PATH": str(empty)}
     argv = [sys.executable, "-m", "runner", "--executor", "slurm", "--parallel", "2", "--profile", "smoke", "--only",
-            "tensorflow@keras3", "--model", "mlp", "--model", "cnn", "--results", str(tmp_path / "results")]
+            "tensorflow@keras3@keras", "--model", "mlp", "--model", "cnn", "--results", str(tmp_path / "results")]
     dry = subprocess.run([*argv, "--dry-run"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
     said = " ".join((dry.stdout + dry.stderr).split())
     assert dry.returncode == 0, said[-3000:]
