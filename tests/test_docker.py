@@ -24,7 +24,7 @@ import yaml
 from common.results import iter_results
 from runner.executors import ExecutorOptions, choose
 from runner.executors.base import CellJob
-from runner.executors.container import CELL_DIR
+from runner.executors.container import CELL_DIR, MODEL_FILES_DIR
 from runner.executors.docker import DockerExecutor, DockerUnavailable, connect
 from runner.executors.docker.client import LABEL
 from runner.executors.docker.containers import Mounts
@@ -144,6 +144,31 @@ def test_smoke_cell_runs_in_its_own_container_end_to_end(jax_image, docker_env, 
     client = connect()
     left = client.containers.list(all=True, filters={"label": f"{LABEL}.cell={r['cell_id']}"})
     assert left == []  # removed once it ended
+
+
+def test_a_model_file_of_your_own_trains_in_a_container_mounted_read_only(jax_image, docker_env, keras_home,
+                                                                         tmp_path):
+    """--model-file with the Docker executor: the run's copy of the file is mounted read-only into the cell's
+    container, which imports it from there; the cell's only writable folder is still its own."""
+    example = REPO_ROOT / "examples" / "image_classifier.py"
+    env = {**os.environ, **docker_env, "KERAS_HOME": str(keras_home)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "runner", "--executor", "docker", "--env", ENV, "--model-file", str(example),
+         "--profile", "smoke", "--results", str(tmp_path / "results"), "--no-report", "--no-history"],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = next(p for p in (tmp_path / "results").iterdir() if p.is_dir() and not p.is_symlink())
+    ((path, outcome),) = list(iter_results(run))
+    assert not isinstance(outcome, Exception), outcome
+    r = json.loads(path.read_text())
+    assert r["status"] == "ok", r.get("error")
+    assert r["cell"]["model"] == "image_classifier" and r["cell"]["backend"] == "jax"
+    assert r["executor"]["name"] == "docker" and r["executor"]["writable_mounts"] == [CELL_DIR]
+    (copy,) = (run / "model-files").glob("image_classifier-*.py")
+    assert copy.read_bytes() == example.read_bytes()
+    inner = json.loads((path.parent / "container-spec.json").read_text())
+    assert inner["model"]["module"] == f"{MODEL_FILES_DIR}/{copy.name}"  # imported from the mount, not the host
 
 
 PROBE = r"""
