@@ -42,9 +42,14 @@ def test_pip_install_gives_a_kbm_that_runs_a_model_file_from_any_folder(tmp_path
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     helped = subprocess.run([str(kbm), "--help"], cwd=project, env=env, capture_output=True, text=True, timeout=120)
     assert helped.returncode == 0 and "--model-file" in helped.stdout
-    proc = subprocess.run([str(kbm), "--model-file", "my_model.py", "--profile", "smoke", "--only", "jax",
-                           "--no-history"], cwd=project, env=env, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run([str(kbm), "--model-file", "my_model.py", "--profile", "smoke", "--only", "jax"],
+                          cwd=project, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert "not added to the history" not in proc.stdout + proc.stderr
+    # the run joined the history beside the results, and the installed command reads it back
+    assert (project / "results" / "history.sqlite").is_file()
+    trend = subprocess.run([str(kbm), "history"], cwd=project, env=env, capture_output=True, text=True, timeout=300)
+    assert trend.returncode == 0 and "my_model" in trend.stdout, trend.stdout[-2000:] + trend.stderr[-2000:]
     run = (project / "results" / "latest").resolve()
     ((_, result),) = list(iter_results(run))
     assert result.status is Status.ok and result.cell.model == "my_model"
