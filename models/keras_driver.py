@@ -18,6 +18,7 @@ Python 3.6 compatible.
 import importlib
 
 from models import compat, provenance
+from models.queued import queued_work_waiter
 from models.timing import make_epoch_timer
 
 
@@ -112,7 +113,9 @@ class KerasDriver(object):
 
     # -- training and evaluation -------------------------------------------------------------------------------
     def fit(self, ds, clock, fit_kwargs):
-        timer = make_epoch_timer(self.keras, clock, self.api.metric_name, self.api.generation)
+        wait = queued_work_waiter(self.spec["backend"]["framework"], bool((self.gpu or {}).get("available")))
+        wait = wait if self.api.generation == 3 else None
+        timer = make_epoch_timer(self.keras, clock, self.api.metric_name, self.api.generation, wait)
         self.api.fit(self.model, ds.x_train, ds.y_train, callbacks=[timer], **fit_kwargs)
         return timer.fit_params
 

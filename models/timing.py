@@ -8,7 +8,8 @@ sides of a Keras-against-native comparison are timed by the same code at the sam
 
 Keras 2.0.8 and 1.2.2 never call the test hooks from fit: there the callback times the validation pass from the
 end of the epoch's last batch (`on_batch_end`, which those generations call for every batch anyway, so one more
-trivial callback adds no dispatch) to `on_epoch_end`.
+trivial callback adds no dispatch) to `on_epoch_end`. Keras 3 on JAX returns from its training calls before
+their work is done, so the validation clock starts once that work is (models/queued.py).
 """
 import json
 import time
@@ -79,8 +80,9 @@ class EpochClock(object):
         return record
 
 
-def make_epoch_timer(keras, clock, normalize_metric, generation):
-    """A Keras callback driving `clock`; `generation` (1, 2 or 3) decides how the validation pass is seen."""
+def make_epoch_timer(keras, clock, normalize_metric, generation, wait_queued=None):
+    """A Keras callback driving `clock`; `generation` (1, 2 or 3) decides how the validation pass is seen;
+    `wait_queued(model)` (models/queued.py) waits for training steps an asynchronous backend has not yet run."""
     base = keras.callbacks.Callback
 
     class EpochTimer(base):
@@ -102,6 +104,8 @@ def make_epoch_timer(keras, clock, normalize_metric, generation):
             clock.epoch_begin()
 
         def on_test_begin(self, logs=None):
+            if wait_queued is not None and self.model is not None:
+                wait_queued(self.model)  # the epoch's training steps are done: validation starts here
             clock.validation_begin()
 
         def on_test_end(self, logs=None):

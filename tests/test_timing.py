@@ -8,14 +8,19 @@ tests run on the host; the fields themselves are checked on real smoke cells of 
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import statistics
+import subprocess
+from pathlib import Path
 
 import pytest
 
 from common.stats import between_run_cv, mean_interval, ratio_goal, t975
 from models import provenance
 from models.worker import fit_summary, samples_in_whole_batches
+from runner.paths import REPO_ROOT
 from tests.fixtures import run_results, run_runner
 
 # -- the CPU peak estimate -----------------------------------------------------------------------------------------
@@ -137,3 +142,57 @@ def test_keras3_cells_time_the_whole_fit_and_train_whole_cifar_batches(keras_hom
     assert cifar["data"]["train_samples"] == 200
     assert {e["samples"] for e in cifar["epochs"]} == {192} and cifar["fit_params"]["steps"] == 6
     assert results["mlp"]["fit_params"]["steps"] == 2 and results["mlp"]["epochs"][0]["samples"] == 256
+
+
+# -- an asynchronous backend's queued training steps are training, not validation ---------------------------------
+QUEUED_CHECK = r"""
+import json, sys
+import numpy as np
+import keras
+from models.queued import queued_work_waiter
+from models.timing import EpochClock, make_epoch_timer
+
+events = []
+wait = queued_work_waiter("jax", False)
+
+def waiting(model):
+    events.append(("queued",))
+    wait(model)
+    events.append(("ready", all(v.value.is_ready() for v in model.variables)))
+
+class Clock(EpochClock):
+    def validation_begin(self, at=None):
+        events.append(("validation",))
+        super().validation_begin(at)
+
+class Log:
+    def emit(self, **kw):
+        pass
+
+model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(256, activation="relu"), keras.layers.Dense(10)])
+model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+x, y = np.random.rand(1024, 64).astype("float32"), np.random.randint(0, 10, 1024)
+clock = Clock(Log())
+timer = make_epoch_timer(keras, clock, lambda k: k, 3, waiting)
+model.fit(x, y, batch_size=32, epochs=2, validation_data=(x[:128], y[:128]), callbacks=[timer], verbose=0)
+json.dump({"events": events, "epochs": clock.epochs}, open(sys.argv[1], "w"))
+"""
+
+
+@pytest.mark.venv
+def test_keras3_on_jax_starts_the_validation_clock_once_the_queued_training_steps_are_done(prepared, tmp_path):
+    """JAX returns from each training step before it has run; the timer waits for the model's variables before it
+    starts the validation clock, so `val_s` holds the validation pass, not the epoch's last training steps."""
+    env = prepared("keras3-jax")
+    script, out = tmp_path / "queued_check.py", tmp_path / "queued.json"
+    script.write_text(QUEUED_CHECK)
+    variables = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(REPO_ROOT), "KERAS_HOME": str(tmp_path)}
+    variables.pop("VIRTUAL_ENV", None)
+    proc = subprocess.run([str(Path(env.location) / "bin" / "python"), str(script), str(out)], cwd=REPO_ROOT,
+                          env=variables, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    found = json.loads(out.read_text())
+    kinds = [e[0] for e in found["events"]]
+    assert kinds == ["queued", "ready", "validation"] * 2  # per epoch: wait, then the validation clock
+    assert all(e[1] for e in found["events"] if e[0] == "ready")
+    assert all(e["val_s"] is not None and 0 < e["val_s"] < e["wall_s"] for e in found["epochs"])
