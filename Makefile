@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 ARGS   ?=
 
-.PHONY: help matrix smoke report test lint bench-overhead clean-results engine engine-stop slurm-up slurm-down \
+.PHONY: help matrix smoke report test test-fast lint bench-overhead clean-results engine engine-stop slurm-up slurm-down \
 	bench-slurm gpu-check
 
 help:
@@ -13,6 +13,7 @@ help:
 	@echo "make smoke            every cell at the smoke profile (seconds per cell)"
 	@echo "make report           write results/<run-id>/report/ for the latest run (ARGS='results/<run-id> ...' for others)"
 	@echo "make test             lint and the test suite (builds the Keras 3 environments on first use)"
+	@echo "make test-fast        the tests that need no environment, engine or cluster (about a minute)"
 	@echo "make bench-overhead   measure what the harness costs (prints overhead_ratio=...)"
 	@echo "make gpu-check        on a GPU machine (no internet needed): MLP, CNN, hierarchical RNN at the article profile"
 	@echo "                      in the machine's own Python (GPU_PYTHON=...; KERAS_WHEEL=... if it lacks Keras);"
@@ -40,6 +41,10 @@ report: $(VENV)/.installed
 
 test: $(VENV)/.installed lint
 	$(PY) -m pytest -q -rs $(ARGS)
+
+# the logic alone: no test that needs an environment, an engine, a cluster or Python 3.6, one worker per core
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -q -n auto -m "not venv and not docker and not slurm and not py36" $(ARGS)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from common.errors import BadInput
 from common.results import STOCK_VARIANT
+from runner.debian import RESOLUTION as DEBIAN_RESOLUTION
 from runner.interpreters import built_version, specifier
 from runner.pins import pinned_packages
 from runner.variants import Variant
@@ -159,7 +160,9 @@ class Environment(_Strict):
             "pip_isolated": self.pip_isolated,
         }
         if self.debian_packages or self.library_links:  # only when used: existing environments keep their hash
-            inputs.update(debian_packages=self.debian_packages, library_links=self.library_links)
+            # how the packages are resolved decides what is unpacked: a new method rebuilds, never reuses
+            inputs.update(debian_packages=self.debian_packages, library_links=self.library_links,
+                          debian_resolution=DEBIAN_RESOLUTION)
         if self.index_url or self.extra_index_urls:
             inputs.update(index_url=self.index_url, extra_index_urls=self.extra_index_urls)
         payload = json.dumps(inputs, sort_keys=True)

@@ -63,7 +63,7 @@ def history(*args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="session")
 def real_runs(tmp_path_factory, keras_home) -> dict:
     root = tmp_path_factory.mktemp("history")
-    args = ["--profile", "smoke", "--only", "jax", "--only", "torch", "--model", "mlp", "--no-report",
+    args = ["--profile", "smoke", "--only", "jax@keras", "--only", "torch@keras", "--model", "mlp", "--no-report",
             "--results", str(root / "results")]
     env = {"KERAS_HOME": str(keras_home), "KBM_HISTORY": ""}  # a user's KBM_HISTORY must not catch these runs
     first = kbm(*args, "--repeats", "2", timeout=900, env=env)

@@ -115,7 +115,8 @@ def test_image_is_built_once_from_the_recipe_and_reused_by_hash(jax_image, matri
 def test_smoke_cell_runs_in_its_own_container_end_to_end(jax_image, docker_env, keras_home, tmp_path):
     env = {**os.environ, **docker_env, "KERAS_HOME": str(keras_home)}
     proc = subprocess.run(
-        [sys.executable, "-m", "runner", "--executor", "docker", "--env", ENV, "--model", "mlp", "--profile", "smoke",
+        [sys.executable, "-m", "runner", "--executor", "docker", "--env", ENV, "--only", "jax@keras", "--model", "mlp",
+         "--profile", "smoke",
          "--results", str(tmp_path / "results"), "--no-report"],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
@@ -211,7 +212,8 @@ def test_a_cell_container_has_no_network_no_privileges_and_one_writable_folder(j
 def test_a_hung_cell_is_killed_and_its_container_removed(jax_image, docker_env, matrix, keras_home, tmp_path):
     env = {**os.environ, **docker_env, "KERAS_HOME": str(keras_home), "KBM_TESTING": "1", "KBM_FAULT": "hang@mlp@train"}
     proc = subprocess.run(
-        [sys.executable, "-m", "runner", "--executor", "docker", "--env", ENV, "--model", "mlp", "--profile", "smoke",
+        [sys.executable, "-m", "runner", "--executor", "docker", "--env", ENV, "--only", "jax@keras", "--model", "mlp",
+         "--profile", "smoke",
          "--timeout", "25", "--results", str(tmp_path / "results"), "--no-report"],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
@@ -227,7 +229,8 @@ def test_a_runner_killed_with_sigkill_leaves_no_container_behind(jax_image, dock
     """A container outlives the process that started it: the run's watchdog removes it when the runner is killed."""
     env = {**os.environ, **docker_env, "KERAS_HOME": str(keras_home), "KBM_TESTING": "1", "KBM_FAULT": "hang@mlp@train"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "runner", "--executor", "docker", "--env", ENV, "--model", "mlp", "--profile", "smoke",
+        [sys.executable, "-m", "runner", "--executor", "docker", "--env", ENV, "--only", "jax@keras", "--model", "mlp",
+         "--profile", "smoke",
          "--results", str(tmp_path / "results"), "--no-report"],
         cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -264,7 +267,8 @@ def test_auto_picks_docker_when_an_engine_answers_and_venv_when_none_does(docker
 def test_asking_for_a_gpu_without_one_is_a_clear_error_not_a_cpu_run(jax_image, docker_env, keras_home, tmp_path):
     env = {**os.environ, **docker_env, "KERAS_HOME": str(keras_home)}
     proc = subprocess.run(
-        [sys.executable, "-m", "runner", "--executor", "docker", "--gpus", "1", "--env", ENV, "--model", "mlp",
+        [sys.executable, "-m", "runner", "--executor", "docker", "--gpus", "1", "--env", ENV, "--only", "jax@keras",
+         "--model", "mlp",
          "--profile", "smoke", "--results", str(tmp_path / "results")],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip

@@ -71,8 +71,8 @@ def test_smoke_matrix_on_tensorflow_writes_one_valid_result_per_cell(keras_home,
 
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_smoke_mlp_trains_on_the_other_backends(keras_home, tmp_path, backend):
-    proc = run_runner(["--only", backend, "--model", "mlp", "--model", "cnn", "--profile", "smoke"], keras_home,
-                      tmp_path)
+    proc = run_runner(["--only", f"{backend}@keras", "--model", "mlp", "--model", "cnn", "--profile", "smoke"],
+                      keras_home, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = run_results(tmp_path)
     assert {r["status"] for r in results} == {"ok"}

@@ -22,7 +22,7 @@ TRAINING_STAGES = ["start", "import", "data", "build", "train", "evaluate"]
 
 
 def _one(tmp_path, keras_home, *args, env=None):
-    proc = run_runner(["--profile", "smoke", "--model", "mlp", "--only", "jax", "--no-report", "--no-history",
+    proc = run_runner(["--profile", "smoke", "--model", "mlp", "--only", "jax@keras", "--no-report", "--no-history",
                        *args], keras_home, tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = the_run(tmp_path / "results")
