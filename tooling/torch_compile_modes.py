@@ -1,90 +1,49 @@
-"""Is `torch.compile(mode="reduce-overhead")` worth a variant on this machine? A benchmark that prints figures.
+"""`python -m tooling.torch_compile_modes`: is `torch.compile(mode="reduce-overhead")` worth a variant here?
 
-Runs inside the keras3-torch environment (its interpreter, PYTHONPATH at the repository):
-
-    ~/.cache/keras-backend-matrix/venvs/keras3-torch-*/bin/python -m tooling.torch_compile_modes
-
-The PyTorch twin's MNIST MLP and CNN (models/native: the same modules, Keras' optimizer arithmetic and loss) take
-one training step per call on a fixed batch of 128 random images, in eager mode and under each compile mode.
-Modes are interleaved round by round so drift hits all of them; a round times `--steps` steps after the warm-up
-(whose first call, the compilation, is printed apart). reduce-overhead's gain is CUDA graphs, which need a GPU:
-on a CPU it can only tie the default mode, and this measures whether it does.
+A benchmark that prints figures. On the host: the MNIST MLP's and CNN's optimizers from matrix.yaml, the
+keras3-torch environment prepared (or reused) as the runner does; in that environment
+(tooling/torch_compile_steps.py) the PyTorch twin's modules take one training step per call on a fixed batch,
+eager and under each compile mode, interleaved round by round, and print per-step medians and first-call times.
+reduce-overhead's gain is CUDA graphs, which need a GPU: on a CPU it can only tie the default mode.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from types import SimpleNamespace
+import json
+import tempfile
+from pathlib import Path
 
-import numpy as np
-import torch
+from runner import paths
+from runner.executors.base import CellJob
+from runner.executors.venv import VenvExecutor, launch_worker
+from runner.matrix import load_matrix
 
-from models import cnn, mlp
-from models.native.layers import NativeAPI
-from models.native.torch_twin import build_module, crossentropy, keras_optimizer
-
-MODELS = {
-    "mlp": (mlp, (784,), {"name": "rmsprop", "learning_rate": 1e-3, "rho": 0.9, "epsilon": 1e-8}),
-    "cnn": (cnn, (1, 28, 28), {"name": "adadelta", "learning_rate": 1.0, "rho": 0.95, "epsilon": 1e-8}),
-}
-MODES = ("eager", "default", "reduce-overhead")
-BATCH = 128
+ENV = "keras3-torch"
+MODELS = ("mlp", "cnn")
 
 
-def make_step(model: str, mode: str):
-    """A fresh module and optimizer (seeded alike), and its train step: eager or compiled in `mode`."""
-    module, shape, optimizer = MODELS[model]
-    torch.manual_seed(0)
-    net = build_module(module.build(NativeAPI("channels_first"), SimpleNamespace(input_shape=shape, num_classes=10)))
-    opt = keras_optimizer(net.parameters(), optimizer)
-
-    def step(x, y):
-        loss = crossentropy(y, net(x))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return loss.detach()
-
-    return step if mode == "eager" else torch.compile(step, mode=mode)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=100)
-    parser.add_argument("--model", action="append", choices=sorted(MODELS))
-    args = parser.parse_args()
-    rng = np.random.default_rng(0)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {BATCH}, "
-          f"{args.rounds} rounds x {args.steps} steps")
-    for model in args.model or ["mlp", "cnn"]:
-        shape = MODELS[model][1]
-        x = torch.from_numpy(rng.random((BATCH, *shape), dtype=np.float32))
-        y = torch.nn.functional.one_hot(torch.from_numpy(rng.integers(0, 10, BATCH)), 10).float()
-        steps, first = {}, {}
-        for mode in MODES:
-            steps[mode] = make_step(model, mode)
-            t0 = time.perf_counter()
-            steps[mode](x, y)
-            first[mode] = time.perf_counter() - t0
-            for _ in range(10):
-                steps[mode](x, y)
-        per_step = {mode: [] for mode in MODES}
-        for _ in range(args.rounds):
-            for mode in MODES:
-                t0 = time.perf_counter()
-                for _ in range(args.steps):
-                    loss = steps[mode](x, y)
-                float(loss)
-                per_step[mode].append((time.perf_counter() - t0) / args.steps * 1e3)
-        eager = statistics.median(per_step["eager"])
-        for mode in MODES:
-            ms = per_step[mode]
-            print(f"{model:4s} {mode:16s} first call {first[mode]:7.2f} s   step median {statistics.median(ms):7.3f} "
-                  f"ms (rounds {min(ms):.3f}-{max(ms):.3f})   x{statistics.median(ms) / eager:.2f} of eager")
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m tooling.torch_compile_modes", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds per mode (default 5)")
+    p.add_argument("--steps", type=int, default=100, help="timed steps per round (default 100)")
+    p.add_argument("--model", action="append", choices=MODELS, help="fewer models (default: both)")
+    args = p.parse_args(argv)
+    matrix = load_matrix(paths.DEFAULT_MATRIX)
+    env = VenvExecutor().prepare(ENV, matrix.environments[ENV], print)
+    optimizers = {m: matrix.models[m].optimizer.model_dump(exclude_none=True) for m in args.model or MODELS}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        spec, log = folder / "spec.json", folder / "steps.log"
+        spec.write_text(json.dumps({"rounds": args.rounds, "steps": args.steps, "optimizers": optimizers}))
+        job = CellJob(folder, spec, log, {}, "tooling.torch_compile_steps")
+        handle = launch_worker(str(Path(env.location) / "bin" / "python"), env.location, job)
+        while (status := handle.wait(1.0)) is None:
+            pass
+        print(log.read_text(), end="")
+    return 0 if status == 0 else 1
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
