@@ -132,6 +132,21 @@ class GateProbe(_Strict):
     y: list[float]
 
 
+class Precision(_Strict):
+    """The arithmetic the cell ran, read back from the framework after setup (models/precision.py)."""
+
+    requested: str | None = None  # the variant's float32_precision: float32 | tf32
+    float32_matmul: str | None = None  # float32 | tf32 | bfloat16 | bf16_3x: what float32 dots run as
+    float32_conv: str | None = None  # likewise for convolutions
+    dtype_policy: str | None = None  # Keras' dtype policy (float32, mixed_bfloat16, mixed_float16)
+    effective: str = "float32"  # what a share of peak divides by: float32 | tf32 | mixed_bfloat16 | mixed_float16
+    cudnn_benchmark: bool | None = None
+    cudnn_deterministic: bool | None = None
+    xla_flags: str | None = None
+    flags: dict[str, Any] = Field(default_factory=dict)  # the framework's own switches as it reports them
+    note: str | None = None
+
+
 class Settings(_Strict):
     """The backend and variant settings, resolved, and what the worker's process really saw."""
 
@@ -144,6 +159,8 @@ class Settings(_Strict):
     recurrent_activation_probe: GateProbe | None = None
     steps_per_execution: int | None = None
     mixed_precision: str | None = None
+    float32_precision: str | None = None  # what the variant asked (models/precision.py)
+    precision: Precision | None = None  # what the framework then ran, read back
     jax_config: dict[str, Any] = Field(default_factory=dict)
     jax_config_applied: dict[str, Any] | None = None
     env: dict[str, str] = Field(default_factory=dict)  # every variable the runner set (unexpanded)
@@ -194,6 +211,9 @@ class CpuPeak(_Strict):
 class GpuInfo(_Strict):
     available: bool | None = None  # whether the framework sees one (None: it cannot say)
     devices: list[str] = Field(default_factory=list)
+    name: str | None = None  # the product name of the first GPU ("NVIDIA H200"), from the framework (JAX: device_kind)
+    count: int | None = None  # GPUs the framework sees
+    compute_capability: str | None = None  # "9.0", where the framework says it
     used: bool | None = None  # whether the model's weights lived on it
     weight_device: str | None = None
     config_device: str | None = None  # Theano's configured device

@@ -104,7 +104,9 @@ def cell_row(run_id: str, result: CellResult, spec: dict[str, Any]) -> dict[str,
     """One result as a flat row: identity, how it ran, the headline figures and the work per epoch."""
     cell, data, host = result.cell, result.data, result.host.model_dump()
     model_spec = spec.get("model") or {}
-    kind, device, peak = describe_host(host)
+    precision = result.settings.precision if result.settings else None
+    arithmetic = precision.effective if precision else None
+    kind, device, peak = describe_host(host, arithmetic)
     backend_title = (result.backend.title if result.backend else None) or (spec.get("backend") or {}).get(
         "title") or cell.backend
     load = result.host.load
@@ -135,6 +137,7 @@ def cell_row(run_id: str, result: CellResult, spec: dict[str, Any]) -> dict[str,
         "device_kind": kind,
         "device": device,
         "peak_tflops": peak,
+        "precision": arithmetic or "float32",  # what the peak is of: float32, tf32, mixed_bfloat16, mixed_float16
         "keras": result.versions.get("keras", ""),
         "framework": _framework_version(result.versions),
         "params": result.params,

@@ -281,6 +281,7 @@ def variant_settings(matrix: Matrix, cell: Cell) -> dict[str, Any]:
         "recurrent_activation": variant.recurrent_activation,
         "steps_per_execution": variant.steps_per_execution,
         "mixed_precision": variant.mixed_precision,
+        "float32_precision": variant.float32_precision,
         "env": dict(variant.env),
         "jax_config": dict(variant.jax_config),
     }

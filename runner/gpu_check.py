@@ -4,9 +4,9 @@ It runs the article profile of the MNIST MLP, the MNIST CNN and the hierarchical
 machine's own interpreter has (`--python`: its CUDA builds of JAX, PyTorch or TensorFlow serve; Keras itself
 comes from a wheel you carry when that interpreter lacks it), then checks that every cell really trained on the GPU
 (`host.gpu.used`): a cell that ran on the CPU is a failure, not a result. It writes `gpu-check.md` into the run
-folder: each cell's steady s/epoch, achieved TFLOP/s and share of the GPU's FP32 peak, beside the article's 2017
-K80 figures for the same model. `--allow-cpu` (with `--profile smoke`) lets it run end to end on a CPU machine, so
-the first GPU run needs no fixes.
+folder: each cell's steady s/epoch, achieved TFLOP/s and share of the GPU's peak for the arithmetic it ran,
+beside the article's 2017 K80 figures for the same model. `--allow-cpu` (with `--profile smoke`) lets it run end
+to end on a CPU machine, so the first GPU run needs no fixes.
 
 Exit status: 0 every cell ok on a GPU, 1 a cell failed or ran on the CPU, 2 bad input (no interpreter, no Keras,
 no Keras 3 backend present), 130 interrupted.
@@ -93,8 +93,8 @@ def report(run_dir: Path, results: list[CellResult], allow_cpu: bool) -> tuple[s
     k80 = article.hardware.peak_fp32_tflops
     failures = []
     lines = [f"# GPU check: {run_dir.name}", "",
-             "| model | backend | device | status | steady s/epoch | TFLOP/s | share of peak |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+             "| model | backend | device | arithmetic | status | steady s/epoch | TFLOP/s | share of peak |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for result in results:
         spec = json.loads((run_dir / result.cell_id / "spec.json").read_text())
         row = cell_row(run_dir.name, result, spec)
@@ -106,7 +106,7 @@ def report(run_dir: Path, results: list[CellResult], allow_cpu: bool) -> tuple[s
         rate = tflops(row)
         share = f"{rate / row['peak_tflops']:.1%}" if rate and row["peak_tflops"] else "-"
         lines.append(f"| {row['model']} | {row['backend_title']} ({row['environment']}) | {row['device']} | "
-                     f"{result.status.value}{'' if used else ' (CPU)'} | "
+                     f"{row['precision']} | {result.status.value}{'' if used else ' (CPU)'} | "
                      f"{row['steady_epoch_s'] or 0:.3f} | {rate or 0:.3f} | {share} |")  # fmt: skip
     lines += ["", f"## The 2017 figures ({article.hardware.device}, {k80} TFLOP/s FP32; article profile, first "
               "epoch included)", "", "| model | backend | s/epoch | TFLOP/s | share of peak |", "|---|---|---|---|---|"]

@@ -78,6 +78,9 @@ class NativeDriver:
     def extra_versions(self) -> dict[str, str]:
         return {}
 
+    def dtype_policy(self) -> str:
+        return "float32"  # the twins compute in float32 (no mixed precision: the matrix keeps those variants away)
+
     def known_issue(self, spec: dict[str, Any]) -> dict[str, Any] | None:
         return known_issue(spec)
 
