@@ -322,7 +322,7 @@ def worker_spec(matrix: Matrix, cell: Cell, data_source: str, timeout_s: float |
         "variant": variant_settings(matrix, cell),
         # what cell_variables sets in the process (unexpanded): the worker records these, not a rebuild of them
         "variables": cell_variables(matrix, cell),
-        "model": model.model_dump(),
+        "model": model.model_dump() | ({"batch_size": limits.batch_size} if limits.batch_size else {}),
         "run": {
             "epochs": limits.epochs or model.epochs,
             "train_samples": limits.train_samples,

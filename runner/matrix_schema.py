@@ -208,6 +208,8 @@ class ModelSpec(_Strict):
 
 class ProfileLimits(_Strict):
     epochs: int | None = Field(None, ge=1)
+    # a batch size other than the model's: a different work (recorded), for benchmarks that need many cheap steps
+    batch_size: int | None = Field(None, ge=1)
     train_samples: int | None = Field(None, ge=1)
     test_samples: int | None = Field(None, ge=1)
     timeout_s: float | None = Field(None, gt=0)
