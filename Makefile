@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 ARGS   ?=
 
 .PHONY: help matrix smoke report test test-fast lint bench-overhead clean-results engine engine-stop slurm-up slurm-down \
-	bench-slurm gpu-check
+	bench-slurm gpu-check gpu-bundle
 
 help:
 	@echo "make matrix           run the matrix (default profile; pass options as ARGS='--only jax')"
@@ -15,9 +15,11 @@ help:
 	@echo "make test             lint and the test suite (builds the Keras 3 environments on first use)"
 	@echo "make test-fast        the tests that need no environment, engine or cluster (about a minute)"
 	@echo "make bench-overhead   measure what the harness costs (prints overhead_ratio=...)"
-	@echo "make gpu-check        on a GPU machine (no internet needed): MLP, CNN, hierarchical RNN at the article profile"
-	@echo "                      in the machine's own Python (GPU_PYTHON=...; KERAS_WHEEL=... if it lacks Keras);"
-	@echo "                      a cell that ran on the CPU fails it. On a CPU: make gpu-check PROFILE=smoke ALLOW_CPU=1"
+	@echo "make gpu-bundle BUNDLE=DIR  where the index answers: every wheel gpu-check needs for the GPU machine's"
+	@echo "                      python3 (GPU_PY_VERSION=3.12, GPU_PLATFORM=manylinux_2_28_x86_64), MNIST and this project"
+	@echo "make gpu-check BUNDLE=DIR    on a GPU machine, no index or network: MLP, CNN, hierarchical RNN and twins,"
+	@echo "                      gpu profile, in the machine's own python3 (GPU_PYTHON=...); a CPU cell fails it."
+	@echo "                      Without BUNDLE: from .venv (KERAS_WHEEL=... if it lacks Keras). On a CPU: PROFILE=smoke ALLOW_CPU=1"
 	@echo "make engine           start a private Docker engine (root); prints the export lines: eval \"\$$(make -s engine)\""
 	@echo "make engine-stop      stop it by its pid and clean up after it"
 	@echo "make slurm-up         start a local single-node Slurm cluster with 2 fake GPUs (root); eval \"\$$(make -s slurm-up)\""
@@ -52,13 +54,28 @@ lint: $(VENV)/.installed
 bench-overhead: $(VENV)/.installed
 	$(PY) -m tooling.bench $(ARGS)
 
-# The first GPU run (runner/gpu_check.py): the machine's own interpreter and CUDA builds, through --python.
+# The GPU run (runner/gpu_check.py): the machine's own interpreter and CUDA builds, through --python, the gpu profile.
+# BUNDLE=DIR (a folder or tarball made by `make gpu-bundle` where the package index answers): verify it, install
+# from it alone and run, with GPU_PYTHON and nothing else (no .venv, no index: runner/bundle_run.py is stdlib only).
 GPU_PYTHON ?= python3
-PROFILE    ?= article
+PROFILE    ?= gpu
+# `make gpu-bundle BUNDLE=DIR`: the target interpreter and wheel platform (the GPU machine's python3)
+GPU_PY_VERSION ?= 3.12
+GPU_PLATFORM   ?= manylinux_2_28_x86_64
 
+ifdef BUNDLE
+gpu-check:
+	$(GPU_PYTHON) -m runner.bundle_run $(BUNDLE) --profile $(PROFILE) $(if $(ALLOW_CPU),--allow-cpu) \
+		$(if $(DATA),--data $(DATA)) $(ARGS)
+else
 gpu-check: $(VENV)/.installed
 	$(PY) -m runner.gpu_check --python $(GPU_PYTHON) --profile $(PROFILE) $(if $(ALLOW_CPU),--allow-cpu) \
 		$(if $(KERAS_WHEEL),--keras-wheel $(KERAS_WHEEL)) $(if $(DATA),--data $(DATA)) $(ARGS)
+endif
+
+gpu-bundle: $(VENV)/.installed
+	@test -n "$(BUNDLE)" || { echo "make gpu-bundle BUNDLE=DIR: name the bundle's (new) folder"; exit 2; }
+	$(PY) -m runner.bundle $(BUNDLE) --python-version $(GPU_PY_VERSION) --platform $(GPU_PLATFORM) $(ARGS)
 
 clean-results:
 	rm -rf results

@@ -257,5 +257,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     if command == "sweep":
         return run_main(argv[1:], sweep=True)
+    if command == "gpu-bundle":  # what gpu-check needs, carried to a GPU machine without an index (runner/bundle.py)
+        from runner.bundle import main as bundle_main
+
+        return bundle_main(argv[1:])
     return run_main(argv)
 

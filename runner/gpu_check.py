@@ -1,12 +1,13 @@
-"""`make gpu-check`: the first run on a GPU machine, one command, no internet needed.
+"""`make gpu-check`: the run on a GPU machine, one command, no internet needed.
 
-It runs the article profile of the MNIST MLP, the MNIST CNN and the hierarchical RNN on every Keras 3 backend the
-machine's own interpreter has (`--python`: its CUDA builds of JAX, PyTorch or TensorFlow serve; Keras itself
-comes from a wheel you carry when that interpreter lacks it), then checks that every cell really trained on the GPU
-(`host.gpu.used`): a cell that ran on the CPU is a failure, not a result. It writes `gpu-check.md` into the run
-folder: each cell's steady s/epoch, achieved TFLOP/s and share of the GPU's peak for the arithmetic it ran,
-beside the article's 2017 K80 figures for the same model. `--allow-cpu` (with `--profile smoke`) lets it run end
-to end on a CPU machine, so the first GPU run needs no fixes.
+It runs the `gpu` profile (about 6 minutes on one H100/H200; `--profile article` for the 2017 epochs) of the MNIST
+MLP, the MNIST CNN and the hierarchical RNN on every Keras 3 backend the machine's own interpreter has, each beside
+its native twin (`--python`: its CUDA builds of JAX, PyTorch or TensorFlow serve; what the interpreter lacks comes
+from a bundle, `make gpu-check BUNDLE=DIR`, runner/bundle_run.py, or a carried Keras wheel), then checks that every
+cell really trained on the GPU (`host.gpu.used`): a cell that ran on the CPU is a failure, not a result. It writes
+`gpu-check.md` into the run folder: each cell's steady s/epoch, achieved TFLOP/s and share of the GPU's peak for
+the arithmetic it ran, beside the article's 2017 K80 figures for the same model. `--allow-cpu` (with `--profile
+smoke`) lets it run end to end on a CPU machine, so the first GPU run needs no fixes.
 
 Exit status: 0 every cell ok on a GPU, 1 a cell failed or ran on the CPU, 2 bad input (no interpreter, no Keras,
 no Keras 3 backend present), 130 interrupted.
@@ -128,7 +129,9 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("--python", default=os.environ.get("GPU_PYTHON") or "python3",
                    help="the machine's own interpreter with its CUDA builds (default: python3 on PATH)")
-    p.add_argument("--profile", default="article", help="article (default) or smoke")
+    p.add_argument("--profile", default="gpu",
+                   help="gpu (default: about 6 minutes on one H100/H200), article (the 2017 epochs) or smoke")
+    p.add_argument("--keras-only", action="store_true", help="Keras' backends only, without the native twins")
     p.add_argument("--allow-cpu", action="store_true", help="accept cells that ran on the CPU (for CPU machines)")
     p.add_argument("--keras-wheel", default=os.environ.get("KERAS_WHEEL"),
                    help="a Keras .whl (or folder) installed when the interpreter lacks Keras (default: ./.whl/)")
@@ -140,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     say = lambda msg: print(f"gpu-check: {msg}", file=sys.stderr, flush=True)  # noqa: E731
     try:
         matrix = load_matrix(args.matrix)
-        # Keras' own backends: the native twins (models/native/) have not met a GPU yet
+        # Keras' own backends, each with its native twin (models/native/) unless --keras-only
         keras3 = {b: matrix.backends[b].framework for name, env in matrix.environments.items()
                   if env.keras.startswith("3") for b in env.backends if matrix.backends[b].driver == "keras"}
         pythonpath = os.environ.get("PYTHONPATH", "")
@@ -163,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     results_root = args.results.resolve()
     cmd = [sys.executable, "-m", "runner", "--python", args.python, "--profile", args.profile,
            "--results", str(results_root), "--matrix", str(args.matrix.resolve()),
-           *(a for b in backends for a in ("--only", f"{b}@keras3@keras")),
+           *(a for b in backends for a in ("--only", f"{b}@keras3{'@keras' if args.keras_only else ''}")),
            *(a for m in args.model or MODELS for a in ("--model", m)),
            *(["--data", args.data] if args.data else [])]  # fmt: skip
     code = subprocess.run(cmd, env={**os.environ, "PYTHONPATH": pythonpath}, cwd=paths.REPO_ROOT).returncode
