@@ -95,6 +95,9 @@ class Work(_Strict):
     steps_per_execution: int = Field(1, ge=1)
     data: str  # real | synthetic | file:<sha256 prefix> (--data-file)
     model_hash: str | None = None  # a user model file's sha256 (None: one of the five models)
+    # the arithmetic it ran (settings.precision.effective): float32, tf32, mixed_bfloat16 (None: before it was
+    # recorded, float32)
+    precision: str | None = None
 
 
 class DataInfo(_Strict):

@@ -244,13 +244,13 @@ def fit_plan(model_spec, ds):
     return kwargs, n_fit, n_val
 
 
-def work_of(spec, variant, n_fit, n_val, ds):
+def work_of(spec, variant, n_fit, n_val, ds, precision="float32"):
     """What each epoch trained and validated: figures compare only for the same work (common/work.py)."""
     source = ds.info["source"]
     data = "synthetic" if source == "synthetic" else ("file:" + ds.info["sha256"][:12] if source == "file" else "real")
     return {"train_samples": n_fit, "val_samples": n_val, "batch_size": spec["model"]["batch_size"],
             "epochs": spec["run"]["epochs"], "steps_per_execution": variant.get("steps_per_execution") or 1,
-            "data": data, "model_hash": spec["model"].get("module_sha256")}
+            "data": data, "model_hash": spec["model"].get("module_sha256"), "precision": precision}
 
 
 def stage_train(cell):
@@ -272,7 +272,8 @@ def stage_train(cell):
     result.update(epoch_summary(clock.epochs))
     result.update(fit_summary(timeline["fit_s"], len(clock.epochs), clock.train_begin_perf - t))
     result["fit_params"] = fit_params
-    result["work"] = work_of(spec, cell.variant, n_fit, n_val, cell.ds)
+    result["work"] = work_of(spec, cell.variant, n_fit, n_val, cell.ds,
+                             (result["settings"].get("precision") or {}).get("effective") or "float32")
     result["settings"]["process_threads"] = thread_names()  # after training, the framework's pools are up
 
 

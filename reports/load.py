@@ -126,6 +126,8 @@ def cell_row(run_id: str, result: CellResult, spec: dict[str, Any]) -> dict[str,
         # whether this was its environment's default variant when it ran (results before variants: it was)
         "variant_default": bool((spec.get("variant") or {}).get("is_default", cell.variant == STOCK_VARIANT)),
         "changes_numerics": bool(result.settings and result.settings.variant_changes_numerics),
+        # a native twin fed per step from the host, as Keras feeds arrays (variant native-host-feed)
+        "twin_feed": (spec.get("variant") or {}).get("twin_feed") or "device",
         "jit_compile": result.settings.jit_compile_resolved if result.settings else None,
         "profile": cell.profile,
         "repeat": cell.repeat,

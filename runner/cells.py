@@ -282,6 +282,7 @@ def variant_settings(matrix: Matrix, cell: Cell) -> dict[str, Any]:
         "steps_per_execution": variant.steps_per_execution,
         "mixed_precision": variant.mixed_precision,
         "float32_precision": variant.float32_precision,
+        "twin_feed": variant.twin_feed,
         "env": dict(variant.env),
         "jax_config": dict(variant.jax_config),
     }
