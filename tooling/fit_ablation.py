@@ -15,7 +15,8 @@ epochs of `fit` under variants that each add one piece of what a cell does:
 
 Each variant keeps its own model (compiled once), and the variants run interleaved, `--repeats` times: steady
 seconds per epoch = (fit of E epochs - fit of 1) / (E - 1), as models/bare_fit.py measures. The table's ratio is to
-bare. Python >= 3.8 (it runs in the environment, not the host).
+bare. The backend's variables from matrix.yaml are set first, as in a cell. Python >= 3.8 (it runs in the
+environment, not the host).
 """
 
 from __future__ import annotations
@@ -47,6 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     if unknown or args.epochs < 2:
         p.error(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}" if unknown else "--epochs >= 2")
     os.environ["KERAS_BACKEND"] = args.backend
+    import yaml
+
+    with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "matrix.yaml")) as handle:
+        backend_env = yaml.safe_load(handle)["backends"][args.backend].get("env") or {}
+    os.environ.update(backend_env)  # what a cell of this backend runs with (JAX: no preallocation)
     import keras
     import numpy as np
 
