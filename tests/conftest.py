@@ -16,7 +16,7 @@ from runner import paths
 from runner.executors.venv import VenvExecutor
 from runner.matrix import load_matrix
 from runner.paths import REPO_ROOT
-from tests.fixtures import populate_keras_home
+from tests.fixtures import populate_keras_home, private_cache_in
 from tests.history_fixtures import make_nights, postgres, real_runs  # noqa: F401 - the history tests' fixtures
 
 # What a test needs, read from the fixtures it takes, so `-m "not venv and not docker and not slurm and not py36"`
@@ -32,19 +32,6 @@ def pytest_collection_modifyitems(items):
         for fixture in getattr(item, "fixturenames", ()):
             if fixture in NEEDS:
                 item.add_marker(NEEDS[fixture])
-
-
-# what a private cache shares with the user's: what takes minutes to build and is checked before it is reused
-SHARED_CACHE = ("venvs", "docker")
-
-
-def private_cache_in(root: Path, shared: Path) -> Path:
-    """`root` as a cache of its own, with the shared folders linked to the user's cache."""
-    root.mkdir(parents=True, exist_ok=True)
-    for name in SHARED_CACHE:
-        (shared / name).mkdir(parents=True, exist_ok=True)
-        (root / name).symlink_to(shared / name, target_is_directory=True)
-    return root
 
 
 @pytest.fixture(scope="session", autouse=True)

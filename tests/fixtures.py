@@ -75,6 +75,21 @@ def matrix_with(folder: Path, **smoke: object) -> Path:
     return path
 
 
+# -- caches: each test's own, the environments shared -------------------------------------------------------------
+
+# what a private cache shares with the user's: what takes minutes to build and is checked before it is reused
+SHARED_CACHE = ("venvs", "docker")
+
+
+def private_cache_in(root: Path, shared: Path) -> Path:
+    """`root` as a cache of its own (KBM_CACHE), with the shared folders linked to the user's cache `shared`."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name in SHARED_CACHE:
+        (shared / name).mkdir(parents=True, exist_ok=True)
+        (root / name).symlink_to(shared / name, target_is_directory=True)
+    return root
+
+
 # -- waiting on something that runs beside whatever else loads the machine ----------------------------------------
 
 

@@ -25,7 +25,7 @@ from history.cli import make_absolute as history_absolute
 from history.cli import parser as history_parser
 from runner.cli import parse
 from runner.paths import REPO_ROOT
-from tests.conftest import private_cache_in
+from tests.fixtures import private_cache_in
 
 TINY = '''
 import keras
