@@ -19,10 +19,11 @@ EXIT_OK, EXIT_REGRESSION, EXIT_BAD_INPUT = 0, 1, 2
 SUBCOMMANDS = ("show", "add", "rebuild", "report", "check")
 # the options that name files or folders, made absolute as they are read (a postgresql:// URL stays as typed), as
 # the runner's are (common/userpaths.py; history/ reaches outside itself only through history/source.py)
-PATHS = {"history": "target", "runs": "path", "results": "path", "out": "path"}
+PATHS = ("history", "runs", "results", "out")
 
 
 def _absolute(value: str | Path) -> str | Path:
+    """A path absolute against the current folder (`~` expanded, symlinks kept as named); a URL as typed."""
     if isinstance(value, str) and "://" in value:
         return value
     path = Path(os.path.expanduser(value)).absolute()
