@@ -41,12 +41,20 @@ smoke: $(VENV)/.installed
 report: $(VENV)/.installed
 	$(PY) -m runner report $(ARGS)
 
+# The tests run in a random order (pytest-randomly), a new one each time: no test may pass on what another left
+# behind. The seed is printed first; SEED=N repeats that order.
+SEED ?= $(shell od -An -N4 -tu4 /dev/urandom)
+SEED := $(strip $(SEED))
+
 test: $(VENV)/.installed lint
-	$(PY) -m pytest -q -rs $(ARGS)
+	@echo "tests in random order, seed $(SEED) (make test SEED=$(SEED) repeats it)"
+	$(PY) -m pytest -q -rs -p randomly --randomly-seed=$(SEED) $(ARGS)
 
 # the logic alone: no test that needs an environment, an engine, a cluster or Python 3.6, one worker per core
 test-fast: $(VENV)/.installed
-	$(PY) -m pytest -q -n auto -m "not venv and not docker and not slurm and not py36" $(ARGS)
+	@echo "tests in random order, seed $(SEED) (make test-fast SEED=$(SEED) repeats it)"
+	$(PY) -m pytest -q -n auto -p randomly --randomly-seed=$(SEED) \
+		-m "not venv and not docker and not slurm and not py36" $(ARGS)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

@@ -26,7 +26,7 @@ from runner.cells import Cell, Selection, SelectionError, plan
 from runner.dryrun import dry_run
 from runner.executors import Executor, ExecutorOptions, choose
 from runner.matrix import Matrix, load_matrix
-from runner.options import SWEEP_MODELS, SWEEP_REPEATS, build_parser, check_numbers, selection_of
+from runner.options import SWEEP_MODELS, SWEEP_REPEATS, build_parser, check_numbers, parse_paths, selection_of
 from runner.orchestrate import RunOptions, RunOutcome, run_cells
 from runner.progress import Display, make_console
 from runner.resume import check_resumed_cells, merge_resume, recorded_selection
@@ -48,8 +48,10 @@ class Planned:
 
 
 def parse(argv: list[str], sweep: bool) -> argparse.Namespace:
-    """The options; `sweep` changes the defaults to every applicable variant of the MNIST tests, 3 repeats."""
+    """The options, every path among them absolute (what was typed kept in `typed_paths`, for run.json); `sweep`
+    changes the defaults to every applicable variant of the MNIST tests, 3 repeats."""
     args = build_parser("python -m runner sweep" if sweep else "python -m runner").parse_args(argv)
+    args.typed_paths = parse_paths(args)
     args.sweep = sweep
     if sweep:
         args.model = args.model or list(SWEEP_MODELS)
@@ -120,7 +122,8 @@ def run_main(argv: list[str], sweep: bool = False) -> int:
         return EXIT_OK
     console.print(f"executor {planned.why}", style="cyan", highlight=False)
     options = RunOptions(args.results.resolve(), data, args.timeout, ["python", "-m", "runner", *argv], planned.why,
-                         args.resume, args.parallel, selection_of(args, planned.matrix), planned.sel)
+                         args.resume, args.parallel, selection_of(args, planned.matrix), planned.sel,
+                         typed_paths=args.typed_paths)
     try:
         with Display(console) as display:
             outcome = run_cells(planned.matrix, planned.cells, planned.executor, options, display)

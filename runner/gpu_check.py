@@ -26,6 +26,7 @@ from typing import Any
 
 from common.errors import BadInput
 from common.results import CellResult, Status, iter_results
+from common.userpaths import make_absolute
 from runner import paths
 from runner.matrix import MatrixError, load_matrix
 
@@ -140,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", choices=["real", "synthetic"], help="synthetic: no dataset needed (speed only)")
     p.add_argument("--model", action="append", choices=MODELS, help="fewer models (default: all three)")
     args = p.parse_args(argv)
+    # the run below starts in the checkout's root: the paths typed here mean the folder gpu-check was started in
+    make_absolute(args, {"python": "interpreter", "keras_wheel": "path", "results": "path", "matrix": "path"})
     say = lambda msg: print(f"gpu-check: {msg}", file=sys.stderr, flush=True)  # noqa: E731
     try:
         matrix = load_matrix(args.matrix)

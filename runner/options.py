@@ -1,8 +1,9 @@
 """The run's command line: every option once, as data (flags and argparse settings), with the help a user reads.
 
-`build_parser` turns OPTIONS into the parser of `python -m runner` and of `python -m runner sweep`; `check_numbers`
-refuses nonsense numbers before anything is planned; `selection_of` is what run.json records (defaults resolved,
-so a later default change cannot alter what a run meant).
+`build_parser` turns OPTIONS into the parser of `python -m runner` and of `python -m runner sweep`; PATHS are the
+options that name files, made absolute as they are parsed (common/userpaths.py); `check_numbers` refuses nonsense
+numbers before anything is planned; `selection_of` is what run.json records (defaults resolved, so a later default
+change cannot alter what a run meant).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from common.userpaths import make_absolute
 from runner.cells import SelectionError
 
 DESCRIPTION = """\
@@ -98,6 +100,17 @@ OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
                           "postgresql:// URL (default: $KBM_HISTORY, else RESULTS/history.sqlite)")),
     (("--no-history",), dict(action="store_true", help="do not add this run to the history database")),
 ]
+
+
+# the options that name a file or folder (dest -> how it is made absolute): relative to the folder the command runs
+# in, turned absolute once by `parse_paths`, so the probe, the workers and the schedulers all see the same file
+PATHS = {"matrix": "path", "model_file": "path", "data_file": "path", "results": "path", "resume": "path",
+         "history": "target", "python": "interpreter"}
+
+
+def parse_paths(args: argparse.Namespace) -> dict[str, Any]:
+    """Every path option made absolute in place; returns what was typed, which run.json keeps beside them."""
+    return make_absolute(args, PATHS)
 
 
 def build_parser(prog: str = "python -m runner") -> argparse.ArgumentParser:
