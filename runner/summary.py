@@ -1,6 +1,8 @@
 """The table a run ends with: one line per cell, the figures a reader looks for first, each distinct reason for
 a failure or a skip stated once below it (six cells skipped for one missing dataset share one footnote); then,
-per test and work, a ranking that says "tie" wherever the intervals of steady epochs (repeats pooled) overlap.
+per test and work, common.ranking's ranking (letters shared only where intervals overlap), saying which interval
+it used: between runs with 3 or more repeats, else the spread of epochs within a process. Rows and rankings follow
+common.display's order (Keras 3 backends, their native twins, the 2017 stacks), as the report's columns do.
 
 Cells whose work differs (a 2017 backend given a tenth of the samples) are never ranked together: each group of
 one model and one work is ranked apart, its heading says the work, and the table's `work` column stands beside
@@ -12,9 +14,9 @@ from __future__ import annotations
 from rich.console import Console
 from rich.text import Text
 
-from common.ranking import Entry, rank, ranking_text
+from common.display import display_key
+from common.ranking import LEGEND, Entry, rank, ranking_spread, ranking_text
 from common.results import CellResult, Status
-from common.stats import spread
 from common.termtable import Column, Footnotes, fit
 from common.work import describe, work_key
 
@@ -118,38 +120,72 @@ def table(results: list[CellResult], title: str, width: int = 100):
     return fit(columns, rows, width, title, styles), footnotes.lines()
 
 
+def display_sorted(results: list[CellResult]) -> list[CellResult]:
+    """Cells by test (in the order they ran), then by common.display's backend order, environment, variant, repeat."""
+    models = {m: i for i, m in enumerate(dict.fromkeys(r.cell.model for r in results))}
+
+    def key(r: CellResult) -> tuple:
+        driver = r.backend.driver if r.backend else None
+        return (models[r.cell.model], display_key(r.cell.backend, driver, r.versions.get("keras")),
+                r.cell.environment, r.cell.variant, r.cell.repeat)
+
+    return sorted(results, key=key)
+
+
+def _labels(ids: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], str]:
+    """The backend's name, with its environment and variant only where they tell two entries of it apart."""
+    out = {}
+    for ident in ids:
+        same = [i for i in ids if i[0] == ident[0]]
+        extra = [ident[k] for k in (1, 2) if len({i[k] for i in same}) > 1]
+        out[ident] = ident[0] + (f" ({', '.join(extra)})" if extra else "")
+    return out
+
+
 def rankings(results: list[CellResult]) -> list[tuple[str, str]]:
-    """(heading, ranking) per model and work: backend x environment x variant groups ranked by the median of
-    their steady epochs (every ok repeat pooled), ties where the intervals overlap. Only cells of the same work
-    are ranked together; a model run with several works gets one ranking per work, its heading saying which."""
-    groups: dict[tuple[str, tuple], dict[str, list[float]]] = {}
+    """(heading, ranking) per model and work: backend x environment x variant groups ranked by common.ranking on
+    the median of their steady epochs (every ok repeat pooled), with the interval it says (between runs from 3
+    repeats). Only cells of the same work are ranked together; a model run with several works gets one ranking
+    per work, its heading saying which."""
+    groups: dict[tuple[str, tuple], dict[tuple[str, str, str], tuple[list[float], list[float]]]] = {}
     works: dict[tuple[str, tuple], dict] = {}
-    for r in results:
-        if r.status is not Status.ok:
-            continue
+    for r in display_sorted([r for r in results if r.status is Status.ok]):
         work = r.work.model_dump() if r.work else None
         key = (r.cell.model, work_key(work))
         works[key] = work
-        label = f"{r.cell.backend} ({r.cell.environment}, {r.cell.variant})"
-        groups.setdefault(key, {}).setdefault(label, []).extend(e.wall_s for e in r.epochs[1:])
+        per_repeat, epochs = groups.setdefault(key, {}).setdefault(
+            (r.cell.backend, r.cell.environment, r.cell.variant), ([], []))
+        if r.steady_epoch_s is not None:
+            per_repeat.append(r.steady_epoch_s)
+        epochs.extend(e.wall_s for e in r.epochs[1:])
     per_model: dict[str, int] = {}
     for model, _ in groups:
         per_model[model] = per_model.get(model, 0) + 1
     out = []
-    for key, by_label in groups.items():
-        entries = [Entry(label, sp.median, sp.lo, sp.hi) for label, xs in by_label.items() if (sp := spread(xs))]
+    for key, by_id in groups.items():
+        labels = _labels(list(by_id))
+        entries, bases = [], []
+        for ident, (per_repeat, epochs) in by_id.items():
+            if (found := ranking_spread(per_repeat, epochs)) is not None:
+                sp, basis = found
+                entries.append(Entry(labels[ident], sp.median, sp.lo, sp.hi))
+                bases.append(basis)
         if len(entries) > 1:
             model = key[0]
             heading = model if per_model[model] == 1 else f"{model}, {describe(works[key])}"
+            heading += f" (steady s/epoch; intervals: {'; '.join(dict.fromkeys(bases))})"
             out.append((heading, ranking_text(rank(entries))))
     return out
 
 
 def print_summary(console: Console, results: list[CellResult], title: str) -> None:
-    out, notes = table(results, title, width=min(console.width, 120))
+    """The closing table and rankings, every line within the console's width (tests check 80 and 100 columns)."""
+    out, notes = table(display_sorted(results), title, width=min(console.width, 120))
     console.print(out)
     for line in notes:
         console.print(Text(line), overflow="fold")
-    for heading, text in rankings(results):
-        console.print(Text(f"ranking of {heading} (steady s/epoch; a tie where intervals overlap): {text}"),
-                      overflow="fold")
+    ranked = rankings(results)
+    for heading, text in ranked:
+        console.print(Text(f"ranking of {heading}: {text}"), overflow="fold")
+    if ranked:
+        console.print(Text(f"({LEGEND})"), overflow="fold")
