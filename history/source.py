@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from reports.load import load_raw, load_runs
+from reports.load import load_raw, load_runs, run_folders  # noqa: F401 (run_folders: one rule, reports' own)
 
 # Columns of reports.load's cells frame the store keeps as they are (identity, provenance, headline figures).
 CELL_COLUMNS = (
@@ -133,13 +133,6 @@ def read_runs(run_dirs: list[Path]) -> Batch:
             batch.epochs.append({"run_id": run_id, "spec_hash": hashes[e["cell_id"]], "epoch": int(e["epoch"]),
                                  "wall_s": float(e["wall_s"]), "steady": bool(e["steady"])})
     return batch
-
-
-def run_folders(results_dir: Path) -> list[Path]:
-    """The run folders of a results folder, oldest first (run ids start with their time); `latest` is a link to one
-    of them and reports/ holds no run."""
-    return sorted(p for p in Path(results_dir).iterdir()
-                  if p.is_dir() and not p.is_symlink() and (p / "run.json").is_file())
 
 
 def backend_color(backend: str) -> str:
