@@ -26,7 +26,7 @@ h1 { font-size:22px; margin:0 0 4px; } h2 { font-size:18px; margin:32px 0 8px; p
   border-top:1px solid var(--line); } h3 { font-size:15px; margin:18px 0 6px; }
 .meta { color:var(--muted); margin:2px 0; }
 nav { position:sticky; top:0; background:rgba(255,255,255,.96); border-bottom:1px solid var(--line); padding:6px 0;
-      z-index:2; } nav a { margin-right:14px; white-space:nowrap; }
+      z-index:2; overflow-x:auto; white-space:nowrap; } nav a { margin-right:14px; white-space:nowrap; }
 a { color:var(--accent); text-decoration:none; } a:hover { text-decoration:underline; }
 .caveat { border-left:5px solid; padding:8px 12px; margin:8px 0; border-radius:3px; }
 .caveat b { letter-spacing:.02em; }
@@ -50,7 +50,10 @@ tr:nth-child(even) td { background:#fbfcfe; }
 .flag.noisy { background:#fff0c2; color:#7a5200; } .flag.bad { background:#fdecea; color:#a11; }
 .flag.busy { background:#eef2f7; color:#384355; }
 .swatch { display:inline-block; width:10px; height:10px; border-radius:2px; margin-right:6px; vertical-align:0; }
-.figs { display:grid; grid-template-columns:repeat(auto-fit, minmax(440px, 1fr)); gap:12px; margin:8px 0; }
+.figs { display:grid; grid-template-columns:repeat(auto-fit, minmax(min(440px, 100%), 1fr)); gap:12px;
+        margin:8px 0; }
+.meta, .caveat, .legend, #verdict { overflow-wrap:anywhere; }
+@media (max-width: 600px) { main { padding:0 10px 32px; } h1 { font-size:18px; } #verdict ul { font-size:14px; } }
 figure { margin:0; border:1px solid var(--line); border-radius:4px; padding:6px; background:#fff; }
 figure img { width:100%; height:auto; display:block; }
 figcaption { color:var(--muted); font-size:12px; margin-top:4px; }

@@ -39,17 +39,20 @@ def _names(labels: list[str]) -> str:
 
 
 def _speed(row: GlanceRow) -> str:
+    """The fastest and the slowest apart from it, or, where the intervals tell nothing apart, says so."""
     if not row.ranked:
         (label, value), = row.values.items()
         return f"only {label} ran, {fmt.seconds(value)} s/epoch"
     best = row.ranked[0]
-    out = f"{best.label} fastest, {fmt.seconds(best.entry.median)} s/epoch"
     close = [r.label for r in row.ranked[1:] if r.first]
-    if close:
-        out += f" ({_names(close)} within its interval)"
     apart = [r for r in row.ranked if not r.first]
     if not apart:
-        return out + "; no backend apart from it"
+        lo, hi = fmt.seconds(best.entry.median), fmt.seconds(max(r.entry.median for r in row.ranked))
+        figures = f"{lo} s/epoch each" if lo == hi else f"{lo}-{hi} s/epoch"
+        return f"{_names([r.label for r in row.ranked])} cannot be told apart ({figures}, intervals overlap)"
+    out = f"{best.label} fastest, {fmt.seconds(best.entry.median)} s/epoch"
+    if close:
+        out += f" ({_names(close)} within its interval)"
     slowest = apart[-1]
     return out + f"; {slowest.label} {slowest.entry.median / best.entry.median:.1f}x slower"
 

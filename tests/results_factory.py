@@ -124,3 +124,32 @@ def fresh_mlp_run(root: Path, name: str = "20261204-101500-fresh", cifar_skipped
                             "in ~/.keras/datasets, or run with --data synthetic.")
             cells.append((r, make_spec(r)))
     return write_run(root, cells, name)
+
+
+def fresh_matrix_run(root: Path, name: str = "20261204-101500-fresh") -> Path:
+    """A whole fresh quick run as a new 2-core machine makes it: FRESH_MLP and the CNN on the Keras 3 backends and
+    their twins, the 2017 stacks on a tenth of the samples (different work), the hierarchical RNN, CIFAR-10 and
+    bAbI skipped for two missing datasets, one busy cell: every kind of caveat the first screen has to summarise."""
+    cells = []
+    for model, scale in (("mlp", 1.0), ("cnn", 4.0)):
+        for backend, (env, variant, steady) in FRESH_MLP.items():
+            r = make_result(model, backend, env, variant=variant, profile="quick", steady=[s * scale for s in steady],
+                            train_samples=30000, val_samples=5000, data="real", accuracy=0.97, val_s=0.1,
+                            busy=(model, backend) == ("cnn", "torch"), cpu_ratio=1.5)
+            cells.append((twin(r) if backend.endswith("-native") else r, make_spec(r)))
+        for backend, env, pace in (("tensorflow1", "keras2017-tf-cntk", 1.0), ("cntk", "keras2017-tf-cntk", 1.3),
+                                   ("theano", "keras2017-theano", 2.5), ("mxnet", "keras2017-mxnet", 1.1)):
+            r = make_result(model, backend, env, variant="faithful-2017", profile="quick", train_samples=3000,
+                            val_samples=500, data="real", steady=[x * scale * pace for x in (0.4, 0.42, 0.45)])
+            cells.append((r, make_spec(r)))
+    for backend in ("tensorflow", "jax", "torch", "jax-native", "torch-native"):
+        r = make_result("hrnn", backend, f"keras3-{backend.removesuffix('-native')}", profile="quick",
+                        steady=[9.0, 10.0, 14.0], train_samples=30000, val_samples=5000, data="real")
+        cells.append((twin(r) if backend.endswith("-native") else r, make_spec(r)))
+    for model, dataset in (("cifar10_cnn", "cifar10"), ("babi_rnn", "babi_qa2")):
+        for backend in ("tensorflow", "jax", "torch"):
+            r = make_result(model, backend, profile="quick", status="skipped",
+                            error=f"{dataset}: not in the Keras cache and not downloadable; place it in "
+                            "~/.keras/datasets, or run with --data synthetic.")
+            cells.append((r, make_spec(r)))
+    return write_run(root, cells, name)
