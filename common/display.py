@@ -38,12 +38,23 @@ def group_of(driver: str | None, keras_version: str | None) -> int:
 
 
 @cache
-def matrix_order(path: Path = DEFAULT_MATRIX) -> dict[str, tuple[int, int]]:
-    """backend -> (group, position) from matrix.yaml's backends and environments; empty where it cannot be read."""
+def _matrix(path: Path) -> dict[str, Any]:
     try:
-        doc: dict[str, Any] = yaml.safe_load(Path(path).read_text()) or {}
+        return yaml.safe_load(Path(path).read_text()) or {}
     except (OSError, yaml.YAMLError):
         return {}
+
+
+def model_key(model: str, path: Path = DEFAULT_MATRIX) -> tuple[int, str]:
+    """Tests in matrix.yaml's order (the article's: MLP, CNN, CIFAR-10, hierarchical RNN, bAbI), then any other."""
+    models = list(_matrix(path).get("models") or {})
+    return (models.index(model) if model in models else len(models), model)
+
+
+@cache
+def matrix_order(path: Path = DEFAULT_MATRIX) -> dict[str, tuple[int, int]]:
+    """backend -> (group, position) from matrix.yaml's backends and environments; empty where it cannot be read."""
+    doc = _matrix(path)
     backends: dict[str, dict[str, Any]] = doc.get("backends") or {}
     keras: dict[str, str] = {}
     for env in (doc.get("environments") or {}).values():

@@ -86,13 +86,19 @@ def first_place(ranked: Sequence[Ranked]) -> set[str]:
     return {r.label for r in ranked if r.first}
 
 
+def ranking_parts(ranked: Sequence[Ranked], fmt: Callable[[float], str] = lambda s: f"{s:.3g} s",
+                  esc: Callable[[str], str] = str) -> list[str]:
+    """`1. A 1.00 s (a)` per entry, fastest first; letters only when more than one entry was ranked. `esc`
+    escapes labels (HTML)."""
+    show = len(ranked) > 1
+    return [f"{r.position}. {esc(r.label)} {fmt(r.entry.median)}" + (f" ({r.letters})" if show else "")
+            for r in ranked]
+
+
 def ranking_text(ranked: Sequence[Ranked], fmt: Callable[[float], str] = lambda s: f"{s:.3g} s",
                  esc: Callable[[str], str] = str) -> str:
-    """`1. A 1.00 s (a) · 1. B 1.05 s (ab) · 3. C 3.00 s (c)`; empty when nothing ranked. A letter is shown only
-    when more than one entry was ranked; `esc` escapes labels (HTML)."""
-    show = len(ranked) > 1
-    return " · ".join(f"{r.position}. {esc(r.label)} {fmt(r.entry.median)}" + (f" ({r.letters})" if show else "")
-                      for r in ranked)
+    """`1. A 1.00 s (a) · 1. B 1.05 s (ab) · 3. C 3.00 s (c)`; empty when nothing ranked."""
+    return " · ".join(ranking_parts(ranked, fmt, esc))
 
 
 LEGEND = ("same letter: the intervals overlap, the two cannot be told apart; 1.: the fastest, or its interval "

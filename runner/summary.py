@@ -11,11 +11,13 @@ speed and accuracy whenever a test ran more than one work.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from rich.console import Console
 from rich.text import Text
 
-from common.display import display_key
-from common.ranking import LEGEND, Entry, rank, ranking_spread, ranking_text
+from common.display import display_key, model_key
+from common.ranking import LEGEND, Entry, Ranked, rank, ranking_parts, ranking_spread, ranking_text
 from common.results import CellResult, Status
 from common.termtable import Column, Footnotes, fit
 from common.work import describe, work_key
@@ -121,12 +123,11 @@ def table(results: list[CellResult], title: str, width: int = 100):
 
 
 def display_sorted(results: list[CellResult]) -> list[CellResult]:
-    """Cells by test (in the order they ran), then by common.display's backend order, environment, variant, repeat."""
-    models = {m: i for i, m in enumerate(dict.fromkeys(r.cell.model for r in results))}
+    """Cells by test (matrix.yaml's order), then common.display's backend order, environment, variant, repeat."""
 
     def key(r: CellResult) -> tuple:
         driver = r.backend.driver if r.backend else None
-        return (models[r.cell.model], display_key(r.cell.backend, driver, r.versions.get("keras")),
+        return (model_key(r.cell.model), display_key(r.cell.backend, driver, r.versions.get("keras")),
                 r.cell.environment, r.cell.variant, r.cell.repeat)
 
     return sorted(results, key=key)
@@ -142,11 +143,20 @@ def _labels(ids: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], str]:
     return out
 
 
-def rankings(results: list[CellResult]) -> list[tuple[str, str]]:
-    """(heading, ranking) per model and work: backend x environment x variant groups ranked by common.ranking on
-    the median of their steady epochs (every ok repeat pooled), with the interval it says (between runs from 3
-    repeats). Only cells of the same work are ranked together; a model run with several works gets one ranking
-    per work, its heading saying which."""
+@dataclass
+class Ranking:
+    """One test and work, ranked by common.ranking; `basis` says what its intervals measure."""
+
+    heading: str
+    basis: str
+    ranked: list[Ranked]
+
+
+def ranking_groups(results: list[CellResult]) -> list[Ranking]:
+    """Per model and work: backend x environment x variant groups ranked by common.ranking on the median of their
+    steady epochs (every ok repeat pooled), with the interval it says (between runs from 3 repeats). Only cells
+    of the same work are ranked together; a model run with several works gets one ranking per work, its heading
+    saying which."""
     groups: dict[tuple[str, tuple], dict[tuple[str, str, str], tuple[list[float], list[float]]]] = {}
     works: dict[tuple[str, tuple], dict] = {}
     for r in display_sorted([r for r in results if r.status is Status.ok]):
@@ -173,19 +183,42 @@ def rankings(results: list[CellResult]) -> list[tuple[str, str]]:
         if len(entries) > 1:
             model = key[0]
             heading = model if per_model[model] == 1 else f"{model}, {describe(works[key])}"
-            heading += f" (steady s/epoch; intervals: {'; '.join(dict.fromkeys(bases))})"
-            out.append((heading, ranking_text(rank(entries))))
+            out.append(Ranking(heading, "; ".join(dict.fromkeys(bases)), rank(entries)))
     return out
 
 
+def rankings(results: list[CellResult]) -> list[tuple[str, str]]:
+    """(heading, ranking text) per model and work; the heading says which interval the ranking used."""
+    return [(f"{g.heading} (steady s/epoch; intervals: {g.basis})", ranking_text(g.ranked))
+            for g in ranking_groups(results)]
+
+
+def wrapped(parts: list[str], width: int, indent: str = "  ") -> list[str]:
+    """Entries joined by " · " into lines of at most `width`, never broken inside an entry."""
+    lines, line = [], ""
+    for part in parts:
+        candidate = f"{line} · {part}" if line else indent + part
+        if line and len(candidate) > width:
+            lines.append(line)
+            candidate = indent + "· " + part
+        line = candidate
+    return [*lines, line] if line else lines
+
+
 def print_summary(console: Console, results: list[CellResult], title: str) -> None:
-    """The closing table and rankings, every line within the console's width (tests check 80 and 100 columns)."""
+    """The closing table and rankings, every line within the console's width (tests check 80 and 100 columns):
+    a ranking's heading on a line of its own, its entries below, broken between entries only."""
     out, notes = table(display_sorted(results), title, width=min(console.width, 120))
     console.print(out)
     for line in notes:
         console.print(Text(line), overflow="fold")
-    ranked = rankings(results)
-    for heading, text in ranked:
-        console.print(Text(f"ranking of {heading}: {text}"), overflow="fold")
-    if ranked:
-        console.print(Text(f"({LEGEND})"), overflow="fold")
+    groups = ranking_groups(results)
+    bases = list(dict.fromkeys(g.basis for g in groups))
+    for g in groups:
+        own = f"; intervals: {g.basis}" if len(bases) > 1 else ""
+        console.print(Text(f"ranking of {g.heading} (steady s/epoch{own}):"), overflow="fold")
+        for line in wrapped(ranking_parts(g.ranked), console.width):
+            console.print(Text(line), overflow="fold")
+    if groups:
+        said = f"intervals: {bases[0]}; " if len(bases) == 1 else ""
+        console.print(Text(f"({said}{LEGEND})"), overflow="fold")

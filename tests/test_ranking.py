@@ -25,7 +25,7 @@ from reports.content import assemble
 from reports.load import load_runs
 from runner.paths import REPO_ROOT
 from runner.summary import print_summary, rankings
-from tests.results_factory import fresh_mlp_run
+from tests.results_factory import fresh_matrix_run, fresh_mlp_run
 
 KERAS3_FIRST = ["TensorFlow", "JAX", "PyTorch", "TensorFlow (native)", "JAX (native)", "PyTorch (native)"]
 
@@ -85,12 +85,22 @@ def test_the_closing_lines_rank_like_the_report_and_fit_100_columns(tmp_path):
     assert heading == f"mlp (steady s/epoch; intervals: {WITHIN})"
     assert text.startswith("1. jax 0.986 s (a) · 1. jax-native 1.27 s (ab)"), text
     assert re.search(r"\d\. torch 3\.43 s \([b-z]+\)$", text), text
+    whole = [r for _, r in iter_results(fresh_matrix_run(tmp_path / "whole"))]  # 31 cells, five rankings
     console = Console(width=100, file=io.StringIO(), color_system=None, force_terminal=False)
-    print_summary(console, results, "run fresh (9 of 9 cells)")
-    out = console.file.getvalue()
-    assert all(len(line) <= 100 for line in out.splitlines()), out
-    rows = [line.split()[1] for line in out.splitlines() if line.split()[:1] == ["mlp"]]
-    assert rows == ["tensorflow", "jax", "torch", "tensorflow-native", "jax-native", "torch-native"]
+    print_summary(console, whole, "run fresh (31 of 31 cells)")
+    lines = console.file.getvalue().splitlines()
+    assert all(len(line) <= 100 for line in lines), lines
+    rows = [line.split()[:2] for line in lines if line.split()[:1] in (["mlp"], ["hrnn"])]
+    assert [b for m, b in rows if m == "mlp"] == ["tensorflow", "jax", "torch", "tensorflow-native", "jax-native",
+                                                  "torch-native", "tensorflow1", "cntk", "theano", "mxnet"]
+    assert lines.index(next(line for line in lines if line.startswith("mlp "))) < lines.index(
+        next(line for line in lines if line.startswith("hrnn ")))  # tests in matrix.yaml's order
+    start = next(i for i, line in enumerate(lines) if line.startswith("ranking of "))
+    for line in lines[start:-2]:  # every entry whole on its line: a heading, or entries joined by " · "
+        assert line.startswith(("ranking of ", "  1. ", "  · ")), line
+        assert all(re.fullmatch(r"\d+\. \S+( \([^)]*\))? [\d.]+ s \([a-z]+\)", part.strip())
+                   for part in line.strip().lstrip("· ").split(" · ")) or line.startswith("ranking of "), line
+    assert lines[-2].startswith(f"(intervals: {WITHIN}; same letter")
 
 
 # -- one column order -----------------------------------------------------------------------------------------------
