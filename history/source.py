@@ -135,6 +135,20 @@ def read_runs(run_dirs: list[Path]) -> Batch:
     return batch
 
 
+def backend_key(backend: str) -> tuple:
+    """The run report's column order (Keras 3 backends, native twins, 2017 stacks), so history lists alike."""
+    from common.display import display_key
+
+    return display_key(backend)
+
+
+def model_key(model: str) -> tuple:
+    """The run report's order of tests (matrix.yaml's)."""
+    from common.display import model_key
+
+    return model_key(model)
+
+
 def backend_color(backend: str) -> str:
     """The run report's colour for a backend, so a backend looks the same on every page."""
     from reports.plots import color

@@ -15,7 +15,9 @@ from reports.plots import color
 COLUMN_HELP = {
     "steady s/epoch": "median wall time of the epochs after the first (training + validation pass), pooled over "
                       "repeats; each repeat is a separate process",
-    "interval": "95% CI of the median from order statistics (6+ samples), else min-max of the steady epochs",
+    "interval": "what the rankings use: with 3+ repeats, between runs (one steady figure per process); below, the "
+                "spread of the steady epochs within the process(es), which says little about the next run. 95% CI "
+                "of the median from order statistics (6+ values), else min-max",
     "CV": "coefficient of variation of the steady epochs; above 5% the cell is flagged noisy",
     "1st epoch s": "the first callback epoch (median over repeats): Keras 3's tracing and compilation included; "
                    "Keras 2.0.8/1.2.2 build their training function before it (counted in article-style only)",
