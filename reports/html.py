@@ -86,14 +86,14 @@ def _glance_table(report: Report, rows: list, unit) -> str:
 
 
 def overview_html(report: Report) -> str:
-    """Steady s/epoch per test and work, bold the fastest of each row (ties share it); then, for tests whose
-    backends did different work, training time per sample with the validation pass taken out."""
+    """Steady s/epoch per test and work, bold the first place of each row (common.ranking); then the one caveats
+    box; then, for tests whose backends did different work, training time per sample, validation taken out."""
     g = report.glance
     if g is None or not g.rows:
-        return ""
+        return caveats_box_html(report.caveats)
     html = ('<section id="overview"><h2>At a glance: steady seconds per epoch</h2>'
             + _glance_table(report, g.rows, fmt.seconds)
-            + f'<p class="legend">{e(g.legend())}</p>')
+            + f'<p class="legend">{e(g.legend())}</p>' + caveats_box_html(report.caveats))
     if g.per_sample:
         html += ("<h3>Across different work: microseconds per training sample (validation pass excluded)</h3>"
                  '<p class="legend">For tests whose backends did different work: steady epoch less its validation '
@@ -207,7 +207,7 @@ def nav_html(report: Report) -> str:
 
 
 def render(report: Report) -> str:
-    body = (page_header_html(report) + nav_html(report) + overview_html(report) + caveats_box_html(report.caveats)
+    body = (page_header_html(report) + nav_html(report) + overview_html(report)
             + sweep_html(report) + tax_html(report.tax) + "".join(section_html(s) for s in report.sections)
             + caveats_detail_html(report.caveats)
             + (article_html(report) if report.sections else "") + provenance_html(report) + files_html()

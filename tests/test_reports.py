@@ -292,7 +292,8 @@ def test_the_verdict_is_above_the_fold_on_a_laptop_and_a_phone(tmp_path, width, 
     assert check.viewport == (width, height)
     assert check.above_the_fold("#verdict"), (check.boxes, check.screenshots["top"])
     assert check.boxes["#overview"]["top"] < height, check.boxes  # the table starts on the first screen
-    assert check.boxes["#caveats-box"] is not None
+    boxes = check.boxes  # the order a reader meets them: the answer, the table, then the one caveats box
+    assert boxes["#verdict"]["bottom"] <= boxes["#overview"]["top"] < boxes["#caveats-box"]["top"], boxes
     assert check.scroll_width <= width, check.scroll_width  # no sideways scrolling of the page itself
     print(f"{width}x{height}: verdict {check.boxes['#verdict']}, screenshot {check.screenshots['top']}")
 
