@@ -71,6 +71,12 @@ def matrix_order(path: Path = DEFAULT_MATRIX) -> dict[str, tuple[int, int]]:
     return out
 
 
+def family_of(backend: str) -> str | None:
+    """The framework family matrix.yaml gives a backend (a twin's and TensorFlow 1.x's: their Keras 3 backend's)."""
+    spec = (_matrix(DEFAULT_MATRIX).get("backends") or {}).get(backend) or {}
+    return spec.get("family") or (backend if spec else None)
+
+
 def display_key(backend: str, driver: str | None = None, keras_version: str | None = None) -> tuple[int, int, str]:
     """Sort key of a backend in every table: (group, position in matrix.yaml, name)."""
     known = matrix_order().get(backend)
