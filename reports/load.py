@@ -188,6 +188,16 @@ EPOCH_COLUMNS = ["run_id", "cell_id", "repeat", "seed", *CELL_KEYS, "epoch", "st
                  "cpu_s", "val_s", "samples", "loss", "accuracy", "val_loss", "val_accuracy"]
 
 
+def is_run_folder(path: Path) -> bool:
+    return Path(path).is_dir() and (Path(path) / "run.json").is_file()
+
+
+def run_folders(results_dir: Path) -> list[Path]:
+    """The run folders of a results folder, oldest first (run ids start with their time); `latest` is a link to one
+    of them and reports/ holds no run."""
+    return sorted(p for p in Path(results_dir).iterdir() if not p.is_symlink() and is_run_folder(p))
+
+
 def load_runs(run_dirs: list[Path]) -> Loaded:
     run_ids, runs, rows, epochs, raw, problems = [], {}, [], [], {}, []
     for run_dir in run_dirs:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from html import escape
 
 from history.site.svg import sparkline, trend_plot
+from history.source import model_key
 from history.view import Row, commit_range, finding_text, short, trend_text, value_text
 
 CSS = """
@@ -99,7 +100,7 @@ def index_html(rows: list[Row], where: str, generated: str) -> str:
             f'<td class="num">{e(value_text(latest.value, r.series.metric.unit))}<br>'
             f'<span class="muted">{e(latest.time[:10])}</span></td><td>{e(trend_text(r))}</td>'
             f"<td>{_steps_cell(r)}</td></tr>")
-    tests = sorted({r.series.key.model for r in rows})
+    tests = sorted({r.series.key.model for r in rows}, key=model_key)
     links = " ".join(f'<a href="{test_file(t)}">{e(t)}</a>' for t in tests)
     content = (regressions_box(rows) + f"<h2>Every test</h2><p>Pages: {links}</p>"
                f"<table><thead>{head}</thead><tbody>{''.join(body)}</tbody></table>" + LEGEND)
