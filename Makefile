@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 ARGS   ?=
 
 .PHONY: help matrix smoke report test test-fast lint bench-overhead clean-results engine engine-stop slurm-up slurm-down \
-	bench-slurm gpu-check
+	bench-slurm gpu-check docs
 
 help:
 	@echo "make matrix           run the matrix (default profile; pass options as ARGS='--only jax')"
@@ -14,6 +14,7 @@ help:
 	@echo "make report           write results/<run-id>/report/ for the latest run (ARGS='results/<run-id> ...' for others)"
 	@echo "make test             lint and the test suite (builds the Keras 3 environments on first use)"
 	@echo "make test-fast        the tests that need no environment, engine or cluster (about a minute)"
+	@echo "make docs             the manual (docs/, MkDocs + Material) built into site/ with --strict"
 	@echo "make bench-overhead   measure what the harness costs (prints overhead_ratio=...)"
 	@echo "make gpu-check        on a GPU machine (no internet needed): MLP, CNN, hierarchical RNN at the article profile"
 	@echo "                      in the machine's own Python (GPU_PYTHON=...; KERAS_WHEEL=... if it lacks Keras);"
@@ -45,6 +46,11 @@ test: $(VENV)/.installed lint
 # the logic alone: no test that needs an environment, an engine, a cluster or Python 3.6, one worker per core
 test-fast: $(VENV)/.installed
 	$(PY) -m pytest -q -n auto -m "not venv and not docker and not slurm and not py36" $(ARGS)
+
+# the manual: docs/ and the reference pages generated from the code (tooling/docs_reference.py, via the hook in
+# mkdocs.yml); --strict turns a broken link, a page left out of the nav or a missing page into a failure
+docs: $(VENV)/.installed
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --clean
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
