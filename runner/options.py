@@ -47,7 +47,7 @@ OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
                        "(tensorflow@keras3)")),
     (("--model",), dict(action="append", default=[], help="run only this model (repeatable)")),
     (("--model-file",), dict(action="append", default=[], type=Path, metavar="PATH",
-                             help="your own Keras 3 model: a Python file with build() (README, \"Your own model\"); "
+                             help="your own Keras 3 model: a Python file with build() (docs/how-to/own-model.md); "
                              "repeatable; runs on every Keras 3 backend unless --only says otherwise")),
     (("--data-file",), dict(type=Path, metavar="FILE.npz",
                             help="data for --model-file models: an .npz with x_train, y_train, x_test, y_test")),

@@ -3,7 +3,7 @@
 A model file's FLOPs come from the probe's cost analysis (runner/usermodels.py); this checks that method where the
 answer is known: each of the five models built on synthetic data of its real shapes in the keras3-jax
 environment (models/probe_model.py --builtin), its forward FLOP per sample against `flop_per_sample`, and the
-gradient step's against 3x forward. Prints a Markdown table (README, "Your own model").
+gradient step's against 3x forward. Prints a Markdown table (docs/how-to/own-model.md).
 """
 
 from __future__ import annotations
