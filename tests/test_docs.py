@@ -104,3 +104,13 @@ def test_a_broken_link_fails_the_build(tmp_path):
     (tmp_path / "mkdocs.yml").write_text(yaml.safe_dump(config))
     proc = build(tmp_path / "mkdocs.yml", tmp_path / "site")
     assert proc.returncode == 1 and "no-such-page.md" in proc.stdout + proc.stderr
+
+
+def test_the_result_files_table_names_every_top_level_field_and_no_other():
+    """The hand-written meanings (docs/reference/result-files.md) beside the generated list: the first column of
+    its table names every top-level field of the contract, and nothing the contract lacks."""
+    text = (REPO_ROOT / "docs" / "reference" / "result-files.md").read_text()
+    named = set()
+    for row in re.findall(r"^\| (`[^|]*) \|", text, re.M):
+        named |= {n.removesuffix("[]") for n in re.findall(r"`([\w\[\]]+)`", row)}
+    assert named == set(CellResult.model_fields)
