@@ -114,3 +114,13 @@ def test_the_result_files_table_names_every_top_level_field_and_no_other():
     for row in re.findall(r"^\| (`[^|]*) \|", text, re.M):
         named |= {n.removesuffix("[]") for n in re.findall(r"`([\w\[\]]+)`", row)}
     assert named == set(CellResult.model_fields)
+
+
+def test_the_result_reference_gives_every_unit_the_names_carry():
+    from tooling.docs_reference import fields
+
+    rows = {r["field"]: r for r in fields(CellResult)}
+    assert rows["epochs[].wall_s"]["unit"] == "seconds" and rows["memory.peak_rss_mb"]["unit"] == "MB"
+    assert rows["inference.latency[].p50_ms"]["unit"] == "milliseconds"
+    unitless = [f for f in rows if re.search(r"_(s|ms|mb|gb|mhz|gflops|bytes|share)$", f) and not rows[f]["unit"]]
+    assert unitless == []

@@ -11,6 +11,7 @@ The mkdocs hook (`tooling/mkdocs_hooks.py`) adds them to the site at build time,
 
 from __future__ import annotations
 
+import argparse
 import ast
 import inspect
 import io
@@ -179,9 +180,16 @@ def cli_page() -> str:
                  "`./kbm run`.\n\n",
                  "## kbm\n\n```text\n", build_parser("kbm").format_help(), "```\n\n"]
         for name, command in COMMANDS.items():
-            parts += [f"## kbm {name}\n\n", command.summary, "\n\n```text\n", command.parser().format_help(),
-                      "```\n\n"]
+            parser = command.parser()
+            parts += [f"## kbm {name}\n\n", command.summary, "\n\n```text\n", parser.format_help(), "```\n\n"]
+            for sub, subparser in _subcommands(parser).items():
+                parts += [f"### kbm {name} {sub}\n\n```text\n", subparser.format_help(), "```\n\n"]
     return "".join(parts)
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """A parser's own subcommands (`kbm history show`, ...), in the order it declares them."""
+    return next((dict(a.choices) for a in parser._actions if isinstance(a, argparse._SubParsersAction)), {})
 
 
 def pages() -> dict[str, str]:
