@@ -5,7 +5,7 @@ Layout of a run (one run = one new folder, nothing overwritten):
     RESULTS/<run-id>/<cell-id>/spec.json      what the worker was told
     RESULTS/<run-id>/<cell-id>/worker.log     everything the worker and its framework printed
     RESULTS/<run-id>/<cell-id>/events.jsonl   stage and epoch events (progress, and the stage a crash reached)
-    RESULTS/<run-id>/<cell-id>/result.json    the result (README, "Result files", documents every field)
+    RESULTS/<run-id>/<cell-id>/result.json    the result (docs/reference/result-files.md)
 
 Schema 2 declares every field (units in the names: `_s`, `_ms`, `_mb`); nested models forbid fields they do not
 declare, so a typo in the worker is a validation error, not a silent new key. `migrate` reads schema 1 files.
@@ -355,7 +355,8 @@ class Memory(_Strict):
 
 
 class CellResult(_Strict):
-    """One cell's result. Every field README documents is here; a worker field not declared fails validation."""
+    """One cell's result. The manual's reference lists every field from this model; a worker field not declared
+    fails validation."""
 
     schema_version: Literal[2]
     status: Status

@@ -1,4 +1,4 @@
-"""`python -m runner history [show|add|rebuild|report|check]`: the history of every run, by series.
+"""`kbm history [show|add|rebuild|report|check]`: the history of every run, by series.
 
 Exit statuses as the runner's: 0 fine, 1 `check` found a new conclusive regression, 2 bad input (no history, an
 unknown series, a folder that is not a run, an unreachable database).
@@ -53,6 +53,8 @@ subcommands:
                             more memory, lower throughput), 0 otherwise, 2 on bad input
 """
 
+EPILOG = "exit status: 0 fine, 1 `check` found a new conclusive regression, 2 bad input."
+
 
 def _history_arg(p: argparse.ArgumentParser, default_text: str = "results/history.sqlite") -> None:
     p.add_argument("--history", metavar="PATH|URL",
@@ -75,7 +77,7 @@ def _judge_args(p: argparse.ArgumentParser) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m runner history", description=DESCRIPTION,
+    p = argparse.ArgumentParser(prog="kbm history", description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     show = sub.add_parser("show", help="per series: latest value, trend, steps (the default)",

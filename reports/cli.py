@@ -21,11 +21,12 @@ EXIT_OK, EXIT_BAD_INPUT = 0, 2  # as reports.compare; pandas and matplotlib are 
 DEFAULT_RUN = Path("results") / "latest"
 
 
-def report_main(argv: list[str]) -> int:
+def report_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m runner report",
+        prog="kbm report",
         description="Turn run folders into results/<run-id>/report/: index.html (opens offline), summary.md, plots "
         "(PNG and SVG), every epoch as CSV and Parquet, copies of the raw results.",
+        epilog="exit status: 0 written, 2 bad input (not a run folder).",
     )
     p.add_argument("runs", nargs="*", type=Path, metavar="RUN",
                    help=f"run folders (default: {DEFAULT_RUN}); each gets its own report unless --name. A results "
@@ -36,7 +37,11 @@ def report_main(argv: list[str]) -> int:
                    "default: each run's own folder (results/<run-id>/report/)")
     p.add_argument("--name", help="merge all RUNs into one report of this name (e.g. to put backends run "
                    "separately side by side), written to results/reports/NAME/ beside the first run")
-    args = p.parse_args(argv)
+    return p
+
+
+def report_main(argv: list[str]) -> int:
+    args = report_parser().parse_args(argv)
     from reports.build import NothingToReport, merged_report_dir, run_report_dir, write_report
     from reports.load import run_id_of
 
@@ -125,13 +130,14 @@ def compare_table(rows: list[list[str]], title: str, width: int) -> Table:
     return fit(columns, rows, width, title, styles)
 
 
-def compare_main(argv: list[str]) -> int:
+def compare_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m runner compare",
+        prog="kbm compare",
         description="Per cell, B's steady s/epoch over A's, the test accuracy delta, and the batch-1 latency, "
         "throughput and peak memory ratios, each judged against the spread between runs (repeats), not between "
-        "epochs. Only cells of the same work are compared. Exit status: 0 no conclusive regression, 1 a conclusive "
-        "regression, 2 bad input (different hardware or work without --allow-mixed / --allow-different-work).",
+        "epochs. Only cells of the same work are compared.",
+        epilog="exit status: 0 no conclusive regression, 1 a conclusive regression, 2 bad input (different hardware "
+        "or work without --allow-mixed / --allow-different-work).",
     )
     p.add_argument("run_a", type=Path, metavar="RUN_A", help="the baseline run folder")
     p.add_argument("run_b", type=Path, metavar="RUN_B", help="the run to judge")
@@ -149,7 +155,11 @@ def compare_main(argv: list[str]) -> int:
                    help="compare cells whose work differs (samples per epoch, batch, epochs, data) anyway "
                    "(labelled); refused otherwise, exit 2")
     p.add_argument("--markdown", type=Path, metavar="FILE", help="also write the table as Markdown (PR comments)")
-    args = p.parse_args(argv)
+    return p
+
+
+def compare_main(argv: list[str]) -> int:
+    args = compare_parser().parse_args(argv)
     from reports.compare import (
         DEFAULT_BETWEEN_RUN_SPREAD,
         CompareError,

@@ -92,7 +92,7 @@ def summary_html(section: Section) -> str:
 
 
 def serving_html(section: Section) -> str:
-    """Inference and memory beside training speed (README, "Inference and memory")."""
+    """Inference and memory beside training speed (docs/concepts/inference-memory.md)."""
     header, rows = serving_table(section.rows)
     if not rows:
         return ""

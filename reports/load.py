@@ -39,11 +39,11 @@ def run_id_of(run_dir: Path) -> str:
     return Path(run_dir).resolve().name
 
 
-def _framework_version(versions: dict[str, str]) -> str:
-    for name in ("tensorflow", "jax", "torch", "cntk", "theano", "mxnet"):
-        if name in versions:
-            return f"{name} {versions[name]}"
-    return ""
+def _framework_version(result: CellResult) -> str:
+    """The cell's framework and its version. The result names its framework (matrix.yaml `backends.<name>.framework`,
+    else the Keras backend), so a new framework needs no entry here."""
+    name = (result.backend.framework if result.backend else None) or result.versions.get("keras_backend")
+    return f"{name} {result.versions[name]}" if name in result.versions else ""
 
 
 def _inference_columns(result: CellResult) -> dict[str, Any]:
@@ -141,7 +141,7 @@ def cell_row(run_id: str, result: CellResult, spec: dict[str, Any]) -> dict[str,
         "peak_tflops": peak,
         "precision": arithmetic or "float32",  # what the peak is of: float32, tf32, mixed_bfloat16, mixed_float16
         "keras": result.versions.get("keras", ""),
-        "framework": _framework_version(result.versions),
+        "framework": _framework_version(result),
         "params": result.params,
         "first_epoch_s": result.first_epoch_s,
         "compile_s": result.compile_s,

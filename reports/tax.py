@@ -38,8 +38,6 @@ SETTINGS = (("keras", False), ("keras", True), ("native", False), ("native", Tru
 SETTING_TITLES = {("keras", False): "Keras eager", ("keras", True): "Keras compiled",
                   ("native", False): "native eager", ("native", True): "native compiled"}
 GROUP = ("model", "environment", "profile", "data_source", "work_key")
-MODEL_ORDER = ("mlp", "cnn", "cifar10_cnn", "hrnn", "babi_rnn")  # the article's tests, then any other
-FAMILY_ORDER = ("tensorflow", "jax", "torch")
 
 
 @dataclass
@@ -177,11 +175,18 @@ def tax_rows(loaded: Loaded) -> list[TaxRow]:
     steady = _steady_epochs(loaded)
     rows = [_row(key, group, steady) for key, group in ok.groupby(list(GROUP), sort=False)]
 
-    def order(r: TaxRow) -> tuple:
-        return (MODEL_ORDER.index(r.model) if r.model in MODEL_ORDER else len(MODEL_ORDER), r.model,
-                FAMILY_ORDER.index(r.family) if r.family in FAMILY_ORDER else len(FAMILY_ORDER), r.family)
+    # the report's one order (reports/tables.py): the article's tests, then any other; backends likewise
+    from reports.article import load_article
+    from reports.tables import backend_order, model_order
 
-    return sorted((r for r in rows if r.sides), key=order)
+    rows = [r for r in rows if r.sides]
+    models = model_order(load_article(), [r.model for r in rows])
+    families = backend_order([r.family for r in rows])
+
+    def order(r: TaxRow) -> tuple:
+        return models.index(r.model), families.index(r.family)
+
+    return sorted(rows, key=order)
 
 
 # -- rendering: the same cells for summary.md and index.html ------------------------------------------------------

@@ -30,7 +30,7 @@ from common.userpaths import make_absolute
 from runner import paths
 from runner.matrix import MatrixError, load_matrix
 
-MODELS = ("mlp", "cnn", "hrnn")
+DATASET = "mnist"  # the MNIST tests of matrix.yaml (models with this dataset), unless --model names fewer
 WHEEL_FOLDER = paths.REPO_ROOT / ".whl"  # where a carried Keras wheel is looked for when KERAS_WHEEL is not set
 FIND = r"""
 import importlib.util, json, sys
@@ -125,9 +125,13 @@ def report(run_dir: Path, results: list[CellResult], allow_cpu: bool) -> tuple[s
     return "\n".join(lines) + "\n", failures
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m runner.gpu_check", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+def parser() -> argparse.ArgumentParser:
+    """`kbm gpu-check` and `python -m runner.gpu_check`: the module's docstring is its help."""
+    from runner.commands import make_parser
+
+    doc = __doc__.split("\n\n", 1)[1]
+    what, status = doc.rsplit("\n\n", 1)
+    p = make_parser("gpu-check", what, status[0].lower() + status[1:])
     p.add_argument("--python", default=os.environ.get("GPU_PYTHON") or "python3",
                    help="the machine's own interpreter with its CUDA builds (default: python3 on PATH)")
     p.add_argument("--profile", default="gpu",
@@ -139,8 +143,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", type=Path, default=Path("results"))
     p.add_argument("--matrix", type=Path, default=paths.DEFAULT_MATRIX)
     p.add_argument("--data", choices=["real", "synthetic"], help="synthetic: no dataset needed (speed only)")
-    p.add_argument("--model", action="append", choices=MODELS, help="fewer models (default: all three)")
-    args = p.parse_args(argv)
+    p.add_argument("--model", action="append", help="fewer models (default: every model of the matrix whose dataset "
+                   "is mnist)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     # the run below starts in the checkout's root: the paths typed here mean the folder gpu-check was started in
     make_absolute(args, {"python": "interpreter", "keras_wheel": "path", "results": "path", "matrix": "path"})
     say = lambda msg: print(f"gpu-check: {msg}", file=sys.stderr, flush=True)  # noqa: E731
@@ -170,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     cmd = [sys.executable, "-m", "runner", "--python", args.python, "--profile", args.profile,
            "--results", str(results_root), "--matrix", str(args.matrix.resolve()),
            *(a for b in backends for a in ("--only", f"{b}@keras3{'@keras' if args.keras_only else ''}")),
-           *(a for m in args.model or MODELS for a in ("--model", m)),
+           *(a for m in args.model or matrix.models_of(DATASET) for a in ("--model", m)),
            *(["--data", args.data] if args.data else [])]  # fmt: skip
     code = subprocess.run(cmd, env={**os.environ, "PYTHONPATH": pythonpath}, cwd=paths.REPO_ROOT).returncode
     if code in (2, 130):

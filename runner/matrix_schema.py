@@ -281,6 +281,10 @@ class Matrix(_Strict):
         """The backends `--only NAME` takes: the backend called NAME and every backend of the family NAME."""
         return [b for b, spec in self.backends.items() if name in (b, spec.family)]
 
+    def models_of(self, dataset: str) -> list[str]:
+        """The models that train on `dataset`, in the matrix's order: the sweep's and gpu-check's MNIST tests."""
+        return [name for name, spec in self.models.items() if spec.dataset == dataset]
+
     def environments_for(self, backend: str) -> list[str]:
         return [name for name, env in self.environments.items() if backend in env.backends]
 

@@ -110,7 +110,8 @@ def index_html(rows: list[Row], where: str, generated: str) -> str:
 LEGEND = ("<p class=\"muted\">One series per cell (model, backend, environment, profile, variant, data source) and "
           "hardware fingerprint; each point is one run (the median of its repeats). Steps: penalised L1 (Potts) fit "
           "with an information criterion, each step past its threshold and its series' own noise; drift: Theil-Sen "
-          "slope over the recent runs. README, \"History\", has the method and its measured rates.</p>")
+          "slope over the recent runs. The manual has the method (docs/how-to/history.md) and its "
+          "measured rates (docs/measurements.md).</p>")
 
 
 def points_table(row: Row) -> str:
