@@ -12,7 +12,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 # the fields of `Work` (common/results.py) that decide comparability, in the order a heading names them
-KEY_FIELDS = ("train_samples", "val_samples", "batch_size", "epochs", "steps_per_execution", "data", "model_hash")
+KEY_FIELDS = ("train_samples", "val_samples", "batch_size", "epochs", "steps_per_execution", "data", "model_hash",
+              "config")
 LABELS = {
     "train_samples": "training samples/epoch",
     "val_samples": "validation samples/epoch",
@@ -21,6 +22,7 @@ LABELS = {
     "steps_per_execution": "steps per execution",
     "data": "data",
     "model_hash": "model file",
+    "config": "configuration",
 }
 
 
@@ -43,6 +45,8 @@ def describe(work: Mapping[str, Any] | None) -> str:
     parts.append(f"{work.get('data')} data")
     if work.get("model_hash"):
         parts.append(f"model file {work['model_hash'][:8]}")
+    if work.get("config"):
+        parts.append(f"configuration {work['config']}")
     return ", ".join(parts)
 
 
