@@ -6,13 +6,16 @@ opens a half-written report and a rebuild leaves no stale plots behind.
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
 
-from reports import html, markdown
+from common.results import CellResult
+from reports import html, keras_io, markdown
 from reports.article import load_article
 from reports.content import Report, assemble
 from reports.load import load_runs, run_id_of
@@ -45,6 +48,18 @@ def write_data(report: Report, cells: pd.DataFrame, out: Path) -> None:
     summary.to_csv(data / "summary.csv", index=False)
 
 
+def suite_text(paths: Iterable[Path]) -> str:
+    """The keras.io suite's section (reports/keras_io.py), after the rest of summary.md; empty without suite cells."""
+    results = []
+    for path in paths:
+        try:
+            results.append(CellResult.model_validate(json.loads(Path(path).read_text())))
+        except (ValueError, OSError):
+            continue  # the loader already listed it among the problems
+    lines = keras_io.suite_lines(results)
+    return "\n" + "\n".join(lines).rstrip() + "\n" if lines else ""
+
+
 def write_report(run_dirs: list[Path], out_dir: Path, name: str | None = None) -> Path:
     """Build the report of `run_dirs` into `out_dir`; returns the path of its index.html."""
     run_dirs = [Path(p) for p in run_dirs]
@@ -57,7 +72,7 @@ def write_report(run_dirs: list[Path], out_dir: Path, name: str | None = None) -
         report = assemble(name, loaded, load_article(), tmp)
         write_data(report, loaded.cells, tmp)
         copy_raw(loaded.raw, tmp)
-        (tmp / "summary.md").write_text(markdown.render(report))
+        (tmp / "summary.md").write_text(markdown.render(report) + suite_text(loaded.raw.values()))
         (tmp / "index.html").write_text(html.render(report))
         old = out_dir.with_name(f".{out_dir.name}.old")
         if out_dir.exists():
