@@ -26,8 +26,14 @@ def _digest(arrays):
 
 
 def keras_hub_version():
-    import keras_hub
+    """KerasHub's version; an environment without it (an image built before the suite) skips the cell, saying so."""
+    try:
+        import keras_hub
+    except ImportError as exc:
+        from models.errors import RequirementMissing
 
+        raise RequirementMissing("the keras.io suite needs keras-hub, which this environment lacks (%s): it is "
+                                 "installed by matrix.yaml's requirements_no_deps (virtualenvs)" % exc) from exc
     return keras_hub.__version__
 
 
