@@ -160,8 +160,9 @@ class HubModel(object):
         model.compile(sampler="greedy")  # as keras-benchmarks; training is over
         out = {"prompt_tokens": gen["prompt_tokens"], "max_length": gen["max_length"], "runs": []}
         for batch in gen["batch_sizes"]:
-            first = self._generate_s(model, ds, batch, gen["prompt_tokens"] + 1, gen.get("repeats", 3))
-            full = self._generate_s(model, ds, batch, gen["max_length"], gen.get("repeats", 3))
+            prompt, repeats = gen["prompt_tokens"], gen.get("repeats", 3)
+            first = self._generate_s(model, ds, batch, prompt, prompt + 1, repeats)
+            full = self._generate_s(model, ds, batch, prompt, gen["max_length"], repeats)
             tokens = gen["max_length"] - gen["prompt_tokens"]
             out["runs"].append({
                 "batch_size": batch, "new_tokens": tokens, "time_to_first_token_ms": first * 1e3,
@@ -171,16 +172,15 @@ class HubModel(object):
         return out
 
     @staticmethod
-    def _generate_s(model, ds, batch, length, repeats):
+    def _generate_s(model, ds, batch, prompt, length, repeats):
+        """Median seconds of one greedy generate() from `prompt` test tokens to `length` (padding: to generate)."""
         import numpy as np
 
-        prompt = int(np.asarray(ds.x_test["token_ids"]).shape[1])
         rows = np.arange(batch) % len(ds.y_test)
-        p = min(prompt, length - 1)
         tokens = np.zeros((batch, length), dtype="int32")
         mask = np.zeros((batch, length), dtype=bool)
-        tokens[:, :p] = ds.x_test["token_ids"][rows, :p]
-        mask[:, :p] = True
+        tokens[:, :prompt] = ds.x_test["token_ids"][rows, :prompt]
+        mask[:, :prompt] = True
         inputs = {"token_ids": tokens, "padding_mask": mask}
         def call():  # the tokens as host arrays: JAX dispatches asynchronously, so the copy waits for the work
             out = model.generate(inputs, stop_token_ids=None)
