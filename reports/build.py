@@ -48,16 +48,15 @@ def write_data(report: Report, cells: pd.DataFrame, out: Path) -> None:
     summary.to_csv(data / "summary.csv", index=False)
 
 
-def suite_text(paths: Iterable[Path]) -> str:
-    """The keras.io suite's section (reports/keras_io.py), after the rest of summary.md; empty without suite cells."""
+def suite_lines(paths: Iterable[Path]) -> list[str]:
+    """The keras.io suite's section (reports/keras_io.py) as markdown lines; empty without suite cells."""
     results = []
     for path in paths:
         try:
             results.append(CellResult.model_validate(json.loads(Path(path).read_text())))
         except (ValueError, OSError):
             continue  # the loader already listed it among the problems
-    lines = keras_io.suite_lines(results)
-    return "\n" + "\n".join(lines).rstrip() + "\n" if lines else ""
+    return keras_io.suite_lines(results)
 
 
 def write_report(run_dirs: list[Path], out_dir: Path, name: str | None = None) -> Path:
@@ -72,8 +71,11 @@ def write_report(run_dirs: list[Path], out_dir: Path, name: str | None = None) -
         report = assemble(name, loaded, load_article(), tmp)
         write_data(report, loaded.cells, tmp)
         copy_raw(loaded.raw, tmp)
-        (tmp / "summary.md").write_text(markdown.render(report) + suite_text(loaded.raw.values()))
-        (tmp / "index.html").write_text(html.render(report))
+        suite = suite_lines(loaded.raw.values())  # after the rest: summary.md's end, index.html's footer
+        (tmp / "summary.md").write_text(markdown.render(report) + ("\n" + "\n".join(suite).rstrip() + "\n"
+                                                                   if suite else ""))
+        (tmp / "index.html").write_text(html.render(report).replace("<footer>", keras_io.lines_html(suite)
+                                                                     + "<footer>", 1))
         old = out_dir.with_name(f".{out_dir.name}.old")
         if out_dir.exists():
             shutil.rmtree(old, ignore_errors=True)

@@ -10,6 +10,7 @@ the suite's `keras-io` configuration, and every such row names the hardware diff
 from __future__ import annotations
 
 from collections.abc import Iterable
+from html import escape
 from pathlib import Path
 from typing import Any, Literal
 
@@ -143,3 +144,31 @@ def suite_lines(results: Iterable[CellResult], reference: KerasIo | None = None)
 def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
             *["| " + " | ".join(str(c) for c in row) + " |" for row in rows]]
+
+
+def lines_html(lines: list[str]) -> str:
+    """The section's markdown lines as HTML (headings, paragraphs, tables), for index.html beside summary.md."""
+    out, table = [], []
+
+    def flush() -> None:
+        if table:
+            rows = [r for r in table if not set(r.replace("|", "").strip()) <= {"-"}]
+            cells = [[escape(c.strip()) for c in r.strip().strip("|").split("|")] for r in rows]
+            head = "".join(f"<th>{c}</th>" for c in cells[0])
+            body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in cells[1:])
+            out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+            table.clear()
+
+    for line in lines:
+        if line.startswith("|"):
+            table.append(line)
+            continue
+        flush()
+        if line.startswith("### "):
+            out.append(f"<h3>{escape(line[4:])}</h3>")
+        elif line.startswith("## "):
+            out.append(f'<h2 id="keras-io-suite">{escape(line[3:])}</h2>')
+        elif line:
+            out.append(f"<p>{escape(line)}</p>")
+    flush()
+    return f"<section>{''.join(out)}</section>" if out else ""

@@ -15,7 +15,7 @@ import pytest
 
 from common.results import CellResult, Status, iter_results
 from common.work import describe, work_key
-from reports.keras_io import load_keras_io, suite_lines
+from reports.keras_io import lines_html, load_keras_io, suite_lines
 from runner.cells import Selection, plan, worker_spec
 from runner.paths import REPO_ROOT
 from tests.fixtures import run_runner, the_run
@@ -130,6 +130,8 @@ def test_keras_io_figures_stand_only_beside_its_own_configuration_with_the_hardw
     assert "| fit (batch 32) | jax | 222.37 | 200.00 | 0.90 |" in big
     assert "keras.io ran one NVIDIA A100 40GB" in big and "these cells ran on NVIDIA H200" in big
     assert "benchmarks.md" in big  # the source, with the figures
+    page = lines_html(suite_lines([suite_result("jax", "keras-io", 200.0, "NVIDIA H200")], reference))
+    assert "<td>222.37</td><td>200.00</td>" in page and page.count("<table>") == 2  # index.html, too
 
 
 # -- the real environments -----------------------------------------------------------------------------------------
