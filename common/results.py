@@ -48,7 +48,7 @@ class Status(str, Enum):
         return self in (Status.failed, Status.timeout)
 
 
-Stage = Literal["start", "import", "data", "build", "train", "evaluate", "inference", "record", "done",
+Stage = Literal["start", "import", "data", "build", "train", "evaluate", "inference", "generate", "record", "done",
                 "environment", "launch", "executor"]
 
 
@@ -98,6 +98,7 @@ class Work(_Strict):
     # the arithmetic it ran (settings.precision.effective): float32, tf32, mixed_bfloat16 (None: before it was
     # recorded, float32)
     precision: str | None = None
+    config: str | None = None  # a keras.io suite model's configuration, `name:hash` (None: the five, a file)
 
 
 class DataInfo(_Strict):
@@ -196,6 +197,7 @@ class Timeline(_Strict):
     train_s: float | None = None  # the train stage: fit_s and what the worker does around it
     evaluate_s: float | None = None
     inference_s: float | None = None
+    generate_s: float | None = None  # a keras.io suite causal LM's generation (models/hub.py)
     record_s: float | None = None
     process_cpu_s: float | None = None
 
@@ -354,6 +356,43 @@ class Memory(_Strict):
     gpu_note: str | None = None  # why gpu_peak_mb is null
 
 
+class KerasIoFit(_Strict):
+    """keras.io's training figure: ms per step over its window (steps 1..100 of the first epoch, step 0 out)."""
+
+    ms_per_step: float | None = Field(None, gt=0)
+    steps: int = Field(ge=0)
+    window: int = Field(ge=1)
+    first_step_excluded: bool = True
+
+
+class GenerateRun(_Strict):
+    batch_size: int = Field(ge=1)
+    new_tokens: int = Field(ge=1)
+    time_to_first_token_ms: float = Field(gt=0)
+    ms_per_token: float | None = None  # (full call - first token) / further tokens; noise can make it <= 0
+    generate_call_ms: float = Field(gt=0)  # keras.io's generate figure: one whole generate() call
+
+
+class Generate(_Strict):
+    prompt_tokens: int = Field(ge=1)
+    max_length: int = Field(ge=2)
+    runs: list[GenerateRun] = Field(default_factory=list)
+
+
+class SuiteInfo(_Strict):
+    """A keras.io suite model (models/hub.py): KerasHub's classes from an explicit configuration, random weights."""
+
+    suite: str
+    task: str | None = None
+    keras_hub: str | None = None
+    weights: Literal["random"] | None = None
+    config_name: str | None = None
+    config: dict[str, Any] | None = None
+    trainable_params: int | None = Field(None, ge=0)  # LoRA trains a small part of the parameters
+    keras_io_fit: KerasIoFit | None = None
+    generate: Generate | None = None
+
+
 class CellResult(_Strict):
     """One cell's result. The manual's reference lists every field from this model; a worker field not declared
     fails validation."""
@@ -379,6 +418,7 @@ class CellResult(_Strict):
     build_fn_s: float | None = Field(None, ge=0)
     test: TestScores | None = None
     inference: Inference | None = None
+    suite: SuiteInfo | None = None  # the keras.io suite's models only
     memory: Memory | None = None
     data: DataInfo | None = None
     fit_params: FitParams | None = None

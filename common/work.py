@@ -13,7 +13,7 @@ from typing import Any
 
 # the fields of `Work` (common/results.py) that decide comparability, in the order a heading names them
 KEY_FIELDS = ("train_samples", "val_samples", "batch_size", "epochs", "steps_per_execution", "data", "model_hash",
-              "precision")
+              "precision", "config")
 DEFAULTS = {"steps_per_execution": 1, "precision": "float32"}  # what a result from before the field recorded
 LABELS = {
     "train_samples": "training samples/epoch",
@@ -24,6 +24,7 @@ LABELS = {
     "data": "data",
     "model_hash": "model file",
     "precision": "arithmetic",
+    "config": "configuration",
 }
 
 
@@ -48,6 +49,8 @@ def describe(work: Mapping[str, Any] | None) -> str:
         parts.append(f"{work['precision']} arithmetic")
     if work.get("model_hash"):
         parts.append(f"model file {work['model_hash'][:8]}")
+    if work.get("config"):
+        parts.append(f"configuration {work['config']}")
     return ", ".join(parts)
 
 

@@ -176,7 +176,8 @@ class Keras3API(object):
         lr = spec["learning_rate"]
         if spec.get("decay"):
             lr = opts.schedules.InverseTimeDecay(lr, decay_steps=1, decay_rate=spec["decay"])
-        cls = {"rmsprop": opts.RMSprop, "adadelta": opts.Adadelta, "adam": opts.Adam}[spec["name"]]
+        cls = {"rmsprop": opts.RMSprop, "adadelta": opts.Adadelta, "adam": opts.Adam,
+               "adamw": opts.AdamW}[spec["name"]]  # adamw: keras-benchmarks' optimizer for the keras.io suite
         return cls(learning_rate=lr, **self._optimizer_extras(spec))
 
     @staticmethod

@@ -48,9 +48,11 @@ def throughput(predict, x, n, batch_size, passes):
 
 
 def one_sample(x):
-    """The first test sample as a batch of one (a list of inputs for a multi-input model)."""
+    """The first test sample as a batch of one (a list or dict of inputs for a multi-input model)."""
     if isinstance(x, (list, tuple)):
         return [part[:1] for part in x]
+    if isinstance(x, dict):  # named inputs (a KerasHub task's token_ids, padding_mask, ...)
+        return dict((name, part[:1]) for name, part in x.items())
     return x[:1]
 
 

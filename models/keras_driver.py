@@ -43,7 +43,7 @@ class KerasDriver(object):
         self.spec = spec
         self.variant = variant
         self.gpus_hint = gpus_hint  # a function: GPUs the cell has, known once the framework is imported
-        self.keras = self.api = self.model = None
+        self.keras = self.api = self.model = self.module = None
         self.jit_resolved = None
         self.fit_params = {}
 
@@ -86,7 +86,9 @@ class KerasDriver(object):
         self.api.set_seed(seed)
 
     def load_data(self, spec, layout, module=None):
-        if getattr(module, "user", False):  # a model file of the user's own brings its data (models/user_model.py)
+        # a model file of the user's own (models/user_model.py) and a keras.io suite model (models/hub.py) bring
+        # their own data
+        if callable(getattr(module, "load_dataset", None)):
             return module.load_dataset(spec)
         from models import data  # NumPy, and only once Keras itself imported (an environment without it says so)
 
@@ -101,7 +103,8 @@ class KerasDriver(object):
         self.model = module.build(self.api, ds)
         optimizer = self.api.optimizer(self.spec["model"]["optimizer"])
         jit, steps = self.variant["jit_compile"], self.variant.get("steps_per_execution")
-        if getattr(module, "user", False):  # the file's own compile(model), told the variant's settings
+        self.module = module
+        if callable(getattr(module, "compile_model", None)):  # its own compile, told the variant's settings
             self.jit_resolved = module.compile_model(self.keras, self.model, optimizer, jit, steps)
         else:
             self.jit_resolved = self.api.compile(self.model, optimizer, module.LOSS, jit, steps)
@@ -119,7 +122,9 @@ class KerasDriver(object):
         wait = queued_work_waiter(self.spec["backend"]["framework"], bool((self.gpu or {}).get("available")))
         wait = wait if self.api.generation == 3 else None
         timer = make_epoch_timer(self.keras, clock, self.api.metric_name, self.api.generation, wait)
-        self.api.fit(self.model, ds.x_train, ds.y_train, callbacks=[timer], **fit_kwargs)
+        extra = getattr(self.module, "fit_callbacks", None)  # the suite's keras.io step window (models/hub.py)
+        callbacks = [timer] + (extra(self.keras) if callable(extra) else [])
+        self.api.fit(self.model, ds.x_train, ds.y_train, callbacks=callbacks, **fit_kwargs)
         return timer.fit_params
 
     def evaluate(self, x, y, batch_size):

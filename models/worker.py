@@ -71,7 +71,7 @@ def record_settings(spec, result):
     file of the user's own keeps Keras' default image layout whatever the variant says: its INPUT_SHAPE and data
     are in the layout it was written for (a layout variant would reinterpret them, not transpose them)."""
     variant = spec["variant"]  # runner/cells.py worker_spec, always
-    if spec["model"].get("module"):
+    if spec["model"].get("module") or spec["model"].get("suite"):  # KerasHub's suite: its images are HWC too
         variant = dict(variant, data_format="channels_last")
     env = spec["variables"]  # every variable the runner set (runner.cells.cell_variables), not a rebuild of them
     result["settings"] = {
@@ -139,7 +139,8 @@ def model_module(spec):
         from models import user_model
 
         return user_model.load(spec["model"]["module"])
-    return importlib.import_module("models." + spec["cell"]["model"])
+    module = importlib.import_module("models." + spec["cell"]["model"])
+    return getattr(module, "MODEL", module)  # a keras.io suite model is an object over KerasHub (models/hub.py)
 
 
 class CellRun(object):
@@ -205,6 +206,11 @@ def stage_data(cell):
     cell.driver.seed(cell.spec["cell"]["seed"])
     cell.ds = cell.driver.load_data(cell.spec, cell.module.INPUT_LAYOUT, cell.module)
     cell.result["data"] = cell.ds.info
+    if getattr(cell.module, "suite", None):  # a keras.io suite model: its KerasHub version with the others
+        from models import hub
+
+        cell.result["versions"]["keras_hub"] = hub.keras_hub_version()
+        cell.result["suite"] = {"suite": cell.module.suite}
 
 
 def stage_build(cell):
@@ -250,7 +256,8 @@ def work_of(spec, variant, n_fit, n_val, ds, precision="float32"):
     data = "synthetic" if source == "synthetic" else ("file:" + ds.info["sha256"][:12] if source == "file" else "real")
     return {"train_samples": n_fit, "val_samples": n_val, "batch_size": spec["model"]["batch_size"],
             "epochs": spec["run"]["epochs"], "steps_per_execution": variant.get("steps_per_execution") or 1,
-            "data": data, "model_hash": spec["model"].get("module_sha256"), "precision": precision}
+            "data": data, "model_hash": spec["model"].get("module_sha256"), "precision": precision,
+            "config": spec["model"].get("config_id")}  # a suite model's configuration: small is not keras.io's
 
 
 def stage_train(cell):
@@ -291,11 +298,22 @@ def stage_inference(cell):
 
     ds, result = cell.ds, cell.result
     model = cell.spec["cell"]["model"]
+    config = cell.spec["model"].get("config") or {}  # a suite model predicts at its own batch (keras.io's)
     measured = inference.measure(cell.driver, ds.x_test, len(ds.y_test), cell.spec["inference"],
-                                 cell.spec["model"]["batch_size"], lambda: cell._inject("inference-call", model))
+                                 config.get("predict_batch_size") or cell.spec["model"]["batch_size"],
+                                 lambda: cell._inject("inference-call", model))
     result["inference"] = measured
     if measured["error"]:
         result["warnings"].append("inference: " + measured["error"])
+
+
+def stage_generate(cell):
+    """A keras.io suite causal LM's generation (models/hub.py): time to first token and ms per token; a failure is
+    a warning, as inference's, never the training result's loss."""
+    try:
+        cell.result["suite"]["generate"] = cell.module.measure_generate(cell.driver.model, cell.ds)
+    except Exception as exc:  # noqa: BLE001 - generation must never cost the training result
+        cell.result["warnings"].append("generate: %s: %s" % (type(exc).__name__, first_line(exc)))
 
 
 def stage_record(cell):
@@ -308,13 +326,16 @@ def stage_record(cell):
     peak, method, note = driver.gpu_peak()
     result["memory"].update(peak_rss_mb=memory.peak_rss_mb(), gpu_peak_mb=peak, gpu_method=method, gpu_note=note,
                             gpu_preallocate=memory.preallocation(cell.spec["backend"]["framework"]))
+    if cell.result.get("suite") is not None:  # what the suite model was, once training ran (models/hub.py)
+        cell.result["suite"].update(cell.module.describe(cell.driver.model))
     result["status"] = "ok"
     if cell.issue is not None:
         result["warnings"].append("the known issue did not occur: " + cell.issue["explained"])
 
 
 STAGES = [("import", stage_import), ("data", stage_data), ("build", stage_build), ("train", stage_train),
-          ("evaluate", stage_evaluate), ("inference", stage_inference), ("record", stage_record)]
+          ("evaluate", stage_evaluate), ("inference", stage_inference), ("generate", stage_generate),
+          ("record", stage_record)]
 
 
 def run(spec, result):
@@ -335,6 +356,8 @@ def run(spec, result):
         for name, stage in STAGES:
             if name == "inference" and not spec.get("inference"):
                 continue  # --no-inference, or a profile without it: nothing measured, nothing claimed
+            if name == "generate" and not getattr(cell.module, "generates", False):
+                continue  # only a suite model generates
             extra = {"epochs": spec["run"]["epochs"]} if name == "train" else {}
             with cell.stage(name, **extra):
                 stage(cell)

@@ -6,14 +6,17 @@ opens a half-written report and a rebuild leaves no stale plots behind.
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
 
 from common.errors import BadInput
-from reports import html, markdown
+from common.results import CellResult
+from reports import html, keras_io, markdown
 from reports.article import load_article
 from reports.content import Report, assemble
 from reports.load import load_runs, run_id_of
@@ -50,6 +53,17 @@ class NothingToReport(BadInput):
     """Run folders without a single readable result: a report of nothing would look like a report."""
 
 
+def suite_lines(paths: Iterable[Path]) -> list[str]:
+    """The keras.io suite's section (reports/keras_io.py) as markdown lines; empty without suite cells."""
+    results = []
+    for path in paths:
+        try:
+            results.append(CellResult.model_validate(json.loads(Path(path).read_text())))
+        except (ValueError, OSError):
+            continue  # the loader already listed it among the problems
+    return keras_io.suite_lines(results)
+
+
 def write_report(run_dirs: list[Path], out_dir: Path, name: str | None = None) -> Path:
     """Build the report of `run_dirs` into `out_dir`; returns the path of its index.html. Raises NothingToReport
     (and writes nothing) where the folders hold no readable result."""
@@ -66,8 +80,11 @@ def write_report(run_dirs: list[Path], out_dir: Path, name: str | None = None) -
         report = assemble(name, loaded, load_article(), tmp)
         write_data(report, loaded.cells, tmp)
         copy_raw(loaded.raw, tmp)
-        (tmp / "summary.md").write_text(markdown.render(report))
-        (tmp / "index.html").write_text(html.render(report))
+        suite = suite_lines(loaded.raw.values())  # after the rest: summary.md's end, index.html's footer
+        (tmp / "summary.md").write_text(markdown.render(report) + ("\n" + "\n".join(suite).rstrip() + "\n"
+                                                                   if suite else ""))
+        (tmp / "index.html").write_text(html.render(report).replace("<footer>", keras_io.lines_html(suite)
+                                                                     + "<footer>", 1))
         old = out_dir.with_name(f".{out_dir.name}.old")
         if out_dir.exists():
             shutil.rmtree(old, ignore_errors=True)

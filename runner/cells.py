@@ -16,6 +16,7 @@ from typing import Any
 from common.errors import BadInput
 from common.results import STOCK_VARIANT, skeleton
 from runner.matrix import Matrix
+from runner.matrix_schema import ModelSpec
 
 
 class SelectionError(BadInput):
@@ -198,6 +199,8 @@ def _combos(matrix: Matrix, sel: Selection, only: list[tuple[set[str], str | Non
     for model in matrix.models:
         if (sel.models and model not in sel.models) or (models_only and model not in models_only):
             continue
+        if matrix.models[model].opt_in and model not in sel.models and model not in (models_only or []):
+            continue  # the keras.io suite runs when named (--model, a profile's models_only)
         for env_name, env in matrix.environments.items():
             for backend in (b for b in env.backends if env_name in envs and wanted(b, env_name)):
                 if not _trains(matrix, backend, model, sel, notes):
@@ -303,6 +306,22 @@ def cell_variables(matrix: Matrix, cell: Cell) -> dict[str, str]:
     }
 
 
+def suite_model(model: ModelSpec, config: str | None) -> dict[str, Any]:
+    """The model as the worker sees it; a keras.io suite model with its configuration resolved (the profile's
+    `config`, `small` by default): the configuration, its `name:hash` id (the work's `config`, so figures of two
+    configurations never rank together), and the batch size and parameter count that configuration has."""
+    chosen = model.config_for(config)
+    if chosen is None:  # the five and a model file: their spec (and spec hash) as before the suite
+        return model.model_dump(exclude={"configs", "opt_in", "suite"})
+    spec = model.model_dump(exclude={"configs", "opt_in"})
+    name, cfg = chosen
+    body = cfg.model_dump()
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:8]
+    spec.update(config=dict(body, name=name), config_id=f"{name}:{digest}", batch_size=cfg.batch_size,
+                expected_params=cfg.expected_params)
+    return spec
+
+
 def worker_spec(matrix: Matrix, cell: Cell, data_source: str, timeout_s: float | None = None,
                 sel: Selection | None = None) -> dict[str, Any]:
     """Everything the worker needs, resolved on the host so the worker never reads YAML.
@@ -323,7 +342,7 @@ def worker_spec(matrix: Matrix, cell: Cell, data_source: str, timeout_s: float |
         "variant": variant_settings(matrix, cell),
         # what cell_variables sets in the process (unexpanded): the worker records these, not a rebuild of them
         "variables": cell_variables(matrix, cell),
-        "model": model.model_dump() | ({"batch_size": limits.batch_size} if limits.batch_size else {}),
+        "model": suite_model(model, limits.config) | ({"batch_size": limits.batch_size} if limits.batch_size else {}),
         "run": {
             "epochs": limits.epochs or model.epochs,
             "train_samples": limits.train_samples,
@@ -342,6 +361,10 @@ def worker_spec(matrix: Matrix, cell: Cell, data_source: str, timeout_s: float |
         # timed after training and evaluation (models/inference.py); None: no inference in this cell
         "inference": inference,
     }
+    suite = spec["model"].get("config")
+    if suite:  # a suite model's epoch is its configuration's unless the profile says
+        spec["run"]["train_samples"] = spec["run"]["train_samples"] or suite["train_samples"]
+        spec["run"]["test_samples"] = spec["run"]["test_samples"] or suite["test_samples"]
     hashed = {k: v for k, v in spec.items() if k != "timeout_s"}
     # a model file is its bytes (module_sha256), wherever it lies: its path is not the experiment
     hashed["model"] = {k: v for k, v in spec["model"].items() if k not in ("module", "data_file")}

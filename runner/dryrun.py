@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -68,6 +70,32 @@ def dry_run(console: Console, matrix, cells, executor, data: str, timeout: float
     table = fit([columns[i] for i in shown], [[row[i] for i in shown] for row in rows], min(console.width, 120),
                 f"{len(cells)} cells ({', '.join(said)})")
     console.print(table)
+    for line in suite_lines(specs):
+        console.print(Text(line))
+
+
+def suite_lines(specs: list[dict[str, Any]]) -> list[str]:
+    """One line per keras.io suite model planned: the configuration its cells train (part of their work)."""
+    lines: dict[str, None] = {}
+    for spec in specs:
+        cfg = spec["model"].get("config")
+        if not cfg:
+            continue
+        sizes = [f"batch {cfg['batch_size']}"]
+        if cfg.get("predict_batch_size"):
+            sizes.append(f"predict batch {cfg['predict_batch_size']}")
+        if cfg.get("sequence_length"):
+            sizes.append(f"sequence {cfg['sequence_length']}")
+        sizes.append(cfg.get("dtype") or "the policy's dtype")
+        if cfg.get("lora_rank"):
+            sizes.append(f"LoRA rank {cfg['lora_rank']}")
+        if cfg.get("generate"):
+            gen = cfg["generate"]
+            sizes.append(f"generate to {gen['max_length']} tokens at batch {', '.join(map(str, gen['batch_sizes']))}")
+        backbone = ", ".join(f"{k} {v}" for k, v in cfg["backbone"].items())
+        lines[f"{spec['cell']['model']}: configuration {spec['model']['config_id']}: {'; '.join(sizes)}; "
+              f"backbone {backbone}"] = None
+    return list(lines)
 
 
 def _numerics(scope: bool | list[str]) -> str:

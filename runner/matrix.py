@@ -149,6 +149,15 @@ def _check_profiles(m: Matrix) -> Problems:
                 problems.append((loc + ("backends", backend), _unknown("backend", backend, m.backends)))
             problems += [(loc + ("backends", backend, "models", model), _unknown("model", model, m.models))
                          for model in limits.models if model not in m.models]
+        # a profile's configuration must exist for every suite model it may run
+        runs = prof.models_only or list(m.models)
+        for model in runs:
+            spec = m.models.get(model)
+            config = prof.limits_for(model).config
+            if spec is not None and spec.configs and config and config not in spec.configs:
+                where = loc + (("models", model, "config") if model in prof.models else ("config",))
+                problems.append((where, f"model {model} has no configuration {config!r} (it has "
+                                 f"{', '.join(spec.configs)})"))
     return problems
 
 

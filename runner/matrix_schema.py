@@ -120,6 +120,10 @@ class Environment(_Strict):
     keras: str
     backends: list[str] = Field(min_length=1)
     requirements: list[str] = Field(min_length=1)
+    # installed after `requirements` with `pip install --no-deps`: a package whose declared dependencies would
+    # bring what the environment must not hold (KerasHub's tensorflow-text pulls TensorFlow into the JAX and
+    # PyTorch environments); its real runtime dependencies are listed in `requirements`
+    requirements_no_deps: list[str] = Field(default_factory=list)
     pip_isolated: bool = False  # ignore the machine's pip config (needed for old interpreters)
     # package indexes beside the machine's own (runner/indexes.py): `index_url` replaces PyPI unless the user set
     # PIP_INDEX_URL; `extra_index_urls` are added to what pip is configured with (a CPU build's index)
@@ -144,7 +148,7 @@ class Environment(_Strict):
     @property
     def pins(self) -> dict[str, str]:
         """Every package it pins exactly (name -> version), and keras."""
-        return pinned_packages(self.keras, self.requirements)
+        return pinned_packages(self.keras, self.requirements + self.requirements_no_deps)
 
     @property
     def image_python(self) -> str:
@@ -165,6 +169,8 @@ class Environment(_Strict):
                           debian_resolution=DEBIAN_RESOLUTION)
         if self.index_url or self.extra_index_urls:
             inputs.update(index_url=self.index_url, extra_index_urls=self.extra_index_urls)
+        if self.requirements_no_deps:  # only when used: environments without it keep their hash
+            inputs.update(requirements_no_deps=self.requirements_no_deps)
         payload = json.dumps(inputs, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
@@ -175,7 +181,7 @@ def expand_env_dir(variables: dict[str, str], env_dir: str) -> dict[str, str]:
 
 
 class Optimizer(_Strict):
-    name: Literal["rmsprop", "adadelta", "adam"]
+    name: Literal["rmsprop", "adadelta", "adam", "adamw"]  # adamw: keras-benchmarks' optimizer (Keras 3 only)
     learning_rate: float = Field(gt=0)
     rho: float | None = None
     epsilon: float | None = None
@@ -184,10 +190,43 @@ class Optimizer(_Strict):
     beta_2: float | None = None
 
 
+DEFAULT_CONFIG = "small"
+
+
+class GenerateConfig(_Strict):
+    """How a suite causal LM's generation is timed (models/hub.py): prompts of `prompt_tokens` token ids padded
+    to `max_length`, greedy, at each batch size (keras.io: 5-word prompts, max_length 50, batches 32 and 1)."""
+
+    prompt_tokens: int = Field(ge=1)
+    max_length: int = Field(ge=2)
+    batch_sizes: list[Annotated[int, Field(ge=1)]] = Field(min_length=1)
+    repeats: int = Field(3, ge=1)
+
+
+class SuiteConfig(_Strict):
+    """One named configuration of a keras.io suite model (models/hub.py): KerasHub backbone arguments, the task's,
+    the batch and sequence sizes and the precision. It is part of the cell's work (common/work.py): figures of two
+    configurations never rank together, and keras.io's figures sit only beside its own configuration."""
+
+    backbone: dict[str, Any] = Field(min_length=1)  # KerasHub <Name>Backbone(**backbone), random weights
+    batch_size: int = Field(ge=1)
+    predict_batch_size: int | None = Field(None, ge=1)  # inference's "model" batch (keras.io: BERT 256), else batch
+    sequence_length: int | None = Field(None, ge=1)  # token models: the training sequence length
+    num_classes: int | None = Field(None, ge=2)  # classifiers
+    lora_rank: int | None = Field(None, ge=1)  # causal LMs: backbone.enable_lora(rank), as keras.io fine-tunes
+    dtype: str | None = None  # the backbone's dtype policy (keras.io's LLMs: "bfloat16"); None: the global one
+    train_samples: int = Field(ge=1)  # the epoch when the profile sets none
+    test_samples: int = Field(ge=1)
+    generate: GenerateConfig | None = None
+    expected_params: int | None = Field(None, ge=1)  # KerasHub's count_params for this configuration
+    keras_io: str | None = None  # the keras.io figures it reproduces (reports/keras_io.yaml), None: none
+
+
 class ModelSpec(_Strict):
     title: str
-    # the five models' datasets; `user`: a model file's own data (load_data, --data-file, or synthetic)
-    dataset: Literal["mnist", "cifar10", "babi_qa2", "user"]
+    # the five models' datasets; `user`: a model file's own data (load_data, --data-file, or synthetic);
+    # `synthetic`: a keras.io suite model's data of the right shapes (models/hub.py), never fetched
+    dataset: Literal["mnist", "cifar10", "babi_qa2", "user", "synthetic"]
     batch_size: int = Field(ge=1)
     epochs: int = Field(ge=1)
     optimizer: Optimizer
@@ -204,6 +243,21 @@ class ModelSpec(_Strict):
     keras: str | None = None
     data_file: str | None = None  # --data-file: an .npz with x_train, y_train, x_test, y_test
     data_sha256: str | None = None  # its bytes' hash (in the spec hash; the path is not)
+    # the keras.io suite (models/hub.py): the suite's name, its named configurations (a profile's `config` picks
+    # one, `small` by default), and whether it runs only when named (`--model`, a profile's models_only), so the
+    # default matrix keeps its five models
+    suite: str | None = None
+    configs: dict[str, SuiteConfig] | None = None
+    opt_in: bool = False
+
+    def config_for(self, name: str | None) -> tuple[str, SuiteConfig] | None:
+        """The named configuration (None: `small`), or None for a model without configurations."""
+        if not self.configs:
+            return None
+        name = name or DEFAULT_CONFIG
+        if name not in self.configs:
+            raise ValueError(f"no configuration {name!r} (it has {', '.join(self.configs)})")
+        return name, self.configs[name]
 
 
 class ProfileLimits(_Strict):
@@ -218,6 +272,8 @@ class ProfileLimits(_Strict):
     cpus: float | None = Field(None, gt=0)
     gpus: int | None = Field(None, ge=0)
     shm_gb: float | None = Field(None, gt=0)
+    # which named configuration of a suite model (models.<name>.configs) the profile runs; None: `small`
+    config: str | None = None
 
 
 class BackendLimits(ProfileLimits):

