@@ -267,6 +267,23 @@ def _validation_messages(exc: ValidationError, path: Path, lines: dict[tuple, in
                      for loc, whats in by_loc.items())
 
 
+def _duplicate_keys(node: yaml.Node, where: str = "") -> list[tuple[str, int, int]]:
+    """(dotted key, first line, repeated line) for every key a mapping defines twice, at any depth."""
+    out: list[tuple[str, int, int]] = []
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key, value in node.value:
+            name = f"{where}.{key.value}" if where else str(key.value)
+            if key.value in seen:
+                out.append((name, seen[key.value], key.start_mark.line + 1))
+            seen.setdefault(key.value, key.start_mark.line + 1)
+            out += _duplicate_keys(value, name)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            out += _duplicate_keys(item, f"{where}[{i}]")
+    return out
+
+
 def load_matrix(path: str | Path) -> Matrix:
     """Parse and validate; raise MatrixError listing every problem as FILE:LINE: key: message."""
     path = Path(path)
@@ -283,6 +300,10 @@ def load_matrix(path: str | Path) -> Matrix:
         raise MatrixError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
     if not isinstance(raw, dict) or node is None:
         raise MatrixError(f"{path}:1: the matrix must be a mapping with backends, environments, models, profiles")
+    duplicates = _duplicate_keys(node)
+    if duplicates:  # YAML keeps the last silently: a second `mixed-bf16:` would replace the first unseen
+        raise MatrixError("\n".join(f"{path}:{line}: {key}: defined twice (first on line {first}); keep one"
+                                     for key, first, line in duplicates))
     lines = _line_index(node)
     try:
         matrix = Matrix.model_validate(raw)

@@ -174,3 +174,17 @@ def test_real_variants_cover_the_keras3_backends_and_the_2017_defaults(matrix):
         == {"jax", "tensorflow", "torch", "jax-native", "tensorflow-native", "torch-native"}
     for name in ("keras2017-tf-cntk", "keras2017-theano", "keras2017-mxnet", "keras224-cntk-variant"):
         assert matrix.default_variant(name) == "faithful-2017"
+
+
+def test_a_key_defined_twice_names_both_lines(tmp_path):
+    """YAML keeps the last of two equal keys without a word; two branches that each add a variant of one name must
+    not end with one of them silently gone."""
+    text = (REPO_ROOT / "matrix.yaml").read_text()
+    block = text[text.index("  tf32:\n"):text.index("  mixed-bf16:\n")]
+    bad = tmp_path / "matrix.yaml"
+    bad.write_text(text.replace(block, block + block, 1))
+    first = text[:text.index("  tf32:\n")].count("\n") + 1
+    with pytest.raises(MatrixError) as err:
+        load_matrix(bad)
+    again = first + block.count("\n")
+    assert f"{bad}:{again}: variants.tf32: defined twice (first on line {first})" in str(err.value)
