@@ -61,7 +61,8 @@ def parse(argv: list[str], sweep: bool) -> argparse.Namespace:
 def existing_interpreter(args: argparse.Namespace, matrix: Matrix, sel: Selection) -> tuple[Executor, str, Selection]:
     """--python: the cells run in that interpreter; it must import Keras and every selected backend first. The
     environments the selection touches are probed (each default variant fits its own pins), then the variants are
-    checked against what that interpreter really imports (XLA aborts on flags its jaxlib lacks)."""
+    checked against what that interpreter really imports (XLA aborts on flags its jaxlib lacks) and on the device
+    class it has (GPUs its frameworks see)."""
     if args.executor not in ("auto", "existing"):
         raise SelectionError(f"--python runs the cells in that interpreter; it cannot be combined with --executor "
                              f"{args.executor} (leave out one of them)")
@@ -72,7 +73,9 @@ def existing_interpreter(args: argparse.Namespace, matrix: Matrix, sel: Selectio
     environments = list(dict.fromkeys(c.environment for c in touched))
     executor, why = choose("existing", ExecutorOptions(python=args.python, matrix=matrix))
     executor.preflight(environments)
-    return executor, why, replace(sel, found=executor.found_versions(environments))
+    # the device class is the interpreter's: GPUs its frameworks see make the cells GPU cells (default variants)
+    return executor, why, replace(sel, found=executor.found_versions(environments),
+                                  gpus=executor.gpu_count(environments) or None)
 
 
 def plan_run(args: argparse.Namespace, console: Console) -> Planned:

@@ -163,6 +163,11 @@ def main(argv: list[str] | None = None) -> int:
         say(f"error: {exc}")
         return 2
     say(f"{args.python}: Keras 3 backends present: {', '.join(backends)}; profile {args.profile}")
+    for backend in backends:  # the variant each backend runs: its environment's default for the device class
+        env_name = next(e for e in matrix.environments_for(backend) if matrix.environments[e].keras.startswith("3"))
+        say(f"default variant of {backend} ({env_name}): on a GPU {matrix.default_variant(env_name, True)}, on a "
+            f"CPU {matrix.default_variant(env_name, False)} (matrix.yaml default_variant; the run takes the GPU one "
+            "where the interpreter's framework sees a GPU)")
     results_root = args.results.resolve()
     cmd = [sys.executable, "-m", "runner", "--python", args.python, "--profile", args.profile,
            "--results", str(results_root), "--matrix", str(args.matrix.resolve()),
