@@ -97,6 +97,14 @@ def plan_run(args: argparse.Namespace, console: Console) -> Planned:
     if args.python:
         executor, why, sel = existing_interpreter(args, matrix, sel)
     cells, notes = plan(matrix, sel)
+    if args.budget_s is not None:
+        from runner.estimate import fit_budget
+
+        cells, more = fit_budget(matrix, cells, sel, args.budget_s)
+        notes += more
+        if not cells:
+            raise SelectionError(f"--budget-s {args.budget_s:g}: no variant's cells fit by the recorded per-step "
+                                 "figures (matrix.yaml step_seconds); give more seconds or select fewer cells")
     for note in notes:
         console.print(f"[yellow]not planned:[/] {note}", highlight=False)
     if planned is not None:
@@ -117,6 +125,9 @@ def run_main(argv: list[str], sweep: bool = False) -> int:
     data = args.data or planned.matrix.defaults.data
     if args.dry_run:
         dry_run(make_console(), planned.matrix, planned.cells, planned.executor, data, args.timeout, planned.sel)
+        from runner.estimate import describe, planned_time
+
+        make_console().print(describe(planned_time(planned.matrix, planned.cells, planned.sel)), highlight=False)
         folder = planned.executor.write_manifests(planned.matrix, planned.cells, data, args.timeout, args.results)
         if folder is not None:  # a scheduler's jobs, as files
             console.print(f"manifests: {folder}", highlight=False)

@@ -165,8 +165,20 @@ def _check_defaults_and_models(m: Matrix) -> Problems:
     return problems
 
 
+def _check_step_seconds(m: Matrix) -> Problems:
+    problems: Problems = []
+    for device, table in m.step_seconds.items():
+        for backend, models in table.backends.items():
+            loc = ("step_seconds", device, "backends", backend)
+            if backend not in m.backends:
+                problems.append((loc, _unknown("backend", backend, m.backends)))
+            problems += [(loc + (model,), _unknown("model", model, m.models)) for model in models
+                         if model not in m.models]
+    return problems
+
+
 def _cross_check(m: Matrix) -> Problems:
-    problems = _check_backends(m)
+    problems = _check_backends(m) + _check_step_seconds(m)
     for env_name, env in m.environments.items():
         problems += _check_environment(m, env_name, env)
     return problems + _check_profiles(m) + _check_defaults_and_models(m) + _check_variants(m)

@@ -289,6 +289,17 @@ class Profile(ProfileLimits):
         return ProfileLimits(**base)
 
 
+class StepSeconds(_Strict):
+    """Recorded seconds per training step (a steady epoch, its validation included, over its steps) on one device
+    class: what `--dry-run` and `sweep --budget-s` plan time from. Figures are per backend and model, for the
+    backend's default variant; `overhead_s` is each cell's time besides its epochs (start, imports, compilation,
+    evaluation, inference), per driver."""
+
+    source: str = Field(min_length=10)  # the machine, the date and the run the figures come from
+    overhead_s: dict[Literal["keras", "native"], Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
+    backends: dict[str, dict[str, Annotated[float, Field(gt=0)]]] = Field(min_length=1)
+
+
 class Matrix(_Strict):
     schema_version: Literal[1]
     defaults: Defaults = Defaults()
@@ -298,6 +309,7 @@ class Matrix(_Strict):
     models: dict[str, ModelSpec] = Field(min_length=1)
     profiles: dict[str, Profile] = Field(min_length=1)
     variants: dict[str, Variant] = Field(default_factory=dict)
+    step_seconds: dict[Literal["cpu", "gpu"], StepSeconds] = Field(default_factory=dict)
 
     @field_validator("backends", "environments", "models", "profiles", "variants")
     @classmethod

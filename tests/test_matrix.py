@@ -93,9 +93,10 @@ def _line_of(text: str, needle: str) -> int:
          "environments.keras2017-tf-cntk.default_variant", "did you mean 'faithful-2017'"),
         ("    recurrent_activation: hard_sigmoid_keras2\n", "    recurrent_activation: hard_sigmoid\n",
          "variants.faithful-2017.recurrent_activation", "hard_sigmoid_keras2"),
-        ('    applies_to: {backends: [jax, jax-native], keras: ["3."], versions: {jaxlib: ">=0.10.2,<0.11"}}\n',
-         '    applies_to: {backends: [jax, jax-native], keras: ["3."], versions: {jaxlib: "0.10.2"}}\n',
-         "variants.jax-ynn-no-conv.applies_to.versions", "not a version range"),
+        ('    applies_to: {backends: [jax, jax-native], keras: ["3."], device: cpu, '
+         'versions: {jaxlib: ">=0.10.2,<0.11"}}\n',
+         '    applies_to: {backends: [jax, jax-native], keras: ["3."], device: cpu, versions: {jaxlib: "0.10.2"}}\n',
+         "variants.jax-no-ynn.applies_to.versions", "not a version range"),  # the first of the CPU flags
     ],
 )
 def test_mistakes_name_file_line_and_key(tmp_path, old, new, key, words):
