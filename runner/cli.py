@@ -100,11 +100,15 @@ def plan_run(args: argparse.Namespace, console: Console) -> Planned:
     if args.budget_s is not None:
         from runner.estimate import fit_budget
 
-        cells, more = fit_budget(matrix, cells, sel, args.budget_s)
+        cells, more, unknown = fit_budget(matrix, cells, sel, args.budget_s)
         notes += more
         if not cells:
             raise SelectionError(f"--budget-s {args.budget_s:g}: no variant's cells fit by the recorded per-step "
                                  "figures (matrix.yaml step_seconds); give more seconds or select fewer cells")
+        if unknown:
+            console.print(f"[yellow]note:[/] {len(unknown)} cells have no recorded per-step figure (matrix.yaml "
+                          f"step_seconds), planned without counting against --budget-s: {', '.join(unknown[:4])}"
+                          + (", ..." if len(unknown) > 4 else ""), highlight=False)
     for note in notes:
         console.print(f"[yellow]not planned:[/] {note}", highlight=False)
     if planned is not None:

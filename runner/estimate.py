@@ -67,11 +67,13 @@ def describe(plan: Plan) -> str:
     return line
 
 
-def fit_budget(matrix: Matrix, cells: list[Cell], sel: Selection, budget_s: float) -> tuple[list[Cell], list[str]]:
-    """The cells whose variants fit in `budget_s` by the recorded figures, and a note for each variant left out.
+def fit_budget(matrix: Matrix, cells: list[Cell], sel: Selection,
+               budget_s: float) -> tuple[list[Cell], list[str], list[str]]:
+    """The cells whose variants fit in `budget_s` by the recorded figures, a note for each variant left out, and
+    the ids of the cells planned without a figure (they count nothing against the budget).
 
     Each backend's default variant is planned first (a sweep ranks against it), then the others in matrix order,
-    each with all its cells (every model and repeat) or not at all; a cell without a figure is kept and said."""
+    each with all its cells (every model and repeat) or not at all; a cell without a figure is kept."""
     groups: dict[tuple[str, str, str], list[Cell]] = {}
     for cell in cells:
         groups.setdefault((cell.backend, cell.environment, cell.variant), []).append(cell)
@@ -92,8 +94,5 @@ def fit_budget(matrix: Matrix, cells: list[Cell], sel: Selection, budget_s: floa
         else:
             notes.append(f"variant {key[2]} of {key[0]} ({len(groups[key])} cells, about {cost:.0f} s) would not fit "
                          f"in --budget-s {budget_s:g} ({used:.0f} s planned before it)")
-    if unknown:
-        notes.append(f"{len(unknown)} cells have no recorded per-step figure (matrix.yaml step_seconds) and are "
-                     f"planned without counting against --budget-s: {', '.join(unknown[:4])}"
-                     + (", ..." if len(unknown) > 4 else ""))
-    return [c for c in cells if (c.backend, c.environment, c.variant) in kept], notes
+    kept_cells = [c for c in cells if (c.backend, c.environment, c.variant) in kept]
+    return kept_cells, notes, [i for i in unknown if any(c.id == i for c in kept_cells)]

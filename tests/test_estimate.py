@@ -39,7 +39,8 @@ def test_no_figure_for_a_cpu_is_said_not_guessed(matrix):
 def test_a_budget_keeps_the_defaults_first_and_drops_whole_variants(matrix):
     sel = Selection(backends=("jax@keras3", "torch@keras3"), profile="gpu", models=("mlp", "cnn"), variants=("all",))
     cells, _ = plan(matrix, sel)
-    kept, notes = fit_budget(matrix, cells, sel, 200)
+    kept, notes, unknown = fit_budget(matrix, cells, sel, 200)
+    assert unknown == []  # the MLP and the CNN have figures on every backend
     assert {(c.backend, c.variant) for c in kept} <= {("jax", "stock"), ("jax-native", "stock"),
                                                       ("torch", "torch-channels-first"),
                                                       ("torch-native", "torch-channels-first")}
@@ -50,6 +51,9 @@ def test_a_budget_keeps_the_defaults_first_and_drops_whole_variants(matrix):
     assert all({c.model for c in kept if (c.backend, c.variant) == key} == {"mlp", "cnn"}
                for key in {(c.backend, c.variant) for c in kept})
     assert fit_budget(matrix, cells, sel, 1e9)[0] == cells
+    with_rnn = Selection(backends=("torch@keras3",), profile="gpu", models=("hrnn",))
+    kept, _, unknown = fit_budget(matrix, plan(matrix, with_rnn)[0], with_rnn, 1)
+    assert len(kept) == 2 and len(unknown) == 2  # no figure: kept, said apart, nothing counted
 
 
 def test_a_budget_nothing_fits_exits_2_and_a_bad_one_too():
