@@ -279,6 +279,39 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def build_manifest(out: Path, python_version: str, platforms: list[str], packages: dict[str, Package],
+                   left_out: set[str], project_file: str, mnist: dict, skipped: dict[str, set[str]]) -> dict:
+    """manifest.json's content: the target, every wheel with who needs it and at which versions, what a lean bundle
+    expects from the interpreter, what is never carried and why, and every file's sha256."""
+    _, project_version, project_requires = wheel_metadata(out / "wheels" / project_file)
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name != "download.log")
+    sums = {f: sha256_file(out / f) for f in files}
+    manifest = {
+        "format": FORMAT,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "made_by": {"python": sys.version.split()[0], "git": paths.git_state()},
+        "target": {"python_version": python_version, "implementation": "cp", "platforms": platforms},
+        "project": {"name": "keras-backend-matrix", "version": project_version, "file": f"wheels/{project_file}",
+                    "requires": project_requires},
+        "packages": [{"name": p.name, "version": p.version, "file": f"wheels/{p.file}", "roles": sorted(p.roles),
+                      "pinned": p.pin == p.version, "required_by": dict(sorted(p.required_by.items())),
+                      "never_shadow": p.name in NEVER_SHADOW}
+                     for p in sorted(packages.values(), key=lambda p: p.name) if p.name not in left_out],  # fmt: skip
+        # --lean: expected from the interpreter itself (gpu-check refuses to start without one, unless optional)
+        "left_out": [{"name": p.name, "version": p.version, "required_by": dict(sorted(p.required_by.items())),
+                      "optional": p.name in OPTIONAL}
+                     for p in sorted(packages.values(), key=lambda p: p.name) if p.name in left_out],  # fmt: skip
+        "mnist": mnist,
+        "runner": RUNNER_FILE,
+        "not_carried": {**{n: "a framework: the machine's own CUDA build serves (required by "
+                           f"{', '.join(sorted(who))})" for n, who in sorted(skipped.items())
+                           if n not in LEFT_OUT},
+                        **{n: why for n, why in LEFT_OUT.items()}},
+        "sha256": sums,
+    }
+    return manifest
+
+
 def make_bundle(out: Path, python_version: str, platforms: list[str], matrix_path: Path, tarball: bool,
                 say=print, lean: bool = False) -> dict:
     """Write the bundle into `out` (which must be empty or absent); returns the manifest."""
@@ -309,35 +342,11 @@ def make_bundle(out: Path, python_version: str, platforms: list[str], matrix_pat
         shutil.move(mnist.pop("path"), out / mnist["file"])
         (out / "download.log").write_text("\n".join(resolver.log))
     shutil.copy2(Path(__file__).with_name("bundle_run.py"), out / RUNNER_FILE)
-    _, project_version, project_requires = wheel_metadata(wheels / project.name)
-    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name != "download.log")
-    sums = {f: sha256_file(out / f) for f in files}
-    manifest = {
-        "format": FORMAT,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "made_by": {"python": sys.version.split()[0], "git": paths.git_state()},
-        "target": {"python_version": python_version, "implementation": "cp", "platforms": platforms},
-        "project": {"name": "keras-backend-matrix", "version": project_version, "file": f"wheels/{project.name}",
-                    "requires": project_requires},
-        "packages": [{"name": p.name, "version": p.version, "file": f"wheels/{p.file}", "roles": sorted(p.roles),
-                      "pinned": p.pin == p.version, "required_by": dict(sorted(p.required_by.items())),
-                      "never_shadow": p.name in NEVER_SHADOW}
-                     for p in sorted(packages.values(), key=lambda p: p.name) if p.name not in left_out],  # fmt: skip
-        # --lean: expected from the interpreter itself (gpu-check refuses to start without one, unless optional)
-        "left_out": [{"name": p.name, "version": p.version, "required_by": dict(sorted(p.required_by.items())),
-                      "optional": p.name in OPTIONAL}
-                     for p in sorted(packages.values(), key=lambda p: p.name) if p.name in left_out],  # fmt: skip
-        "mnist": mnist,
-        "runner": RUNNER_FILE,
-        "not_carried": {**{n: "a framework: the machine's own CUDA build serves (required by "
-                           f"{', '.join(sorted(who))})" for n, who in sorted(resolver.skipped.items())
-                           if n not in LEFT_OUT},
-                        **{n: why for n, why in LEFT_OUT.items()}},
-        "sha256": sums,
-    }
+    manifest = build_manifest(out, python_version, platforms, packages, left_out, project.name, mnist,
+                              resolver.skipped)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    (out / "SHA256SUMS").write_text("".join(f"{h}  {f}\n" for f, h in sums.items()))
-    size = sum((out / f).stat().st_size for f in files)
+    (out / "SHA256SUMS").write_text("".join(f"{h}  {f}\n" for f, h in manifest["sha256"].items()))
+    size = sum((out / f).stat().st_size for f in manifest["sha256"])
     if left_out:
         say(f"--lean: left out as the GPU image's own: {', '.join(sorted(left_out))}")
     say(f"bundle {out}: {len(packages) - len(left_out)} wheels + the project + MNIST, {size / 1e6:.1f} MB, "
