@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 ARGS   ?=
 
 .PHONY: help matrix smoke report test test-fast lint bench-overhead clean-results engine engine-stop slurm-up slurm-down \
-	bench-slurm gpu-check gpu-bundle
+	bench-slurm gpu-check gpu-bundle docs
 
 help:
 	@echo "make matrix           run the matrix (default profile; pass options as ARGS='--only jax')"
@@ -14,6 +14,7 @@ help:
 	@echo "make report           write results/<run-id>/report/ for the latest run (ARGS='results/<run-id> ...' for others)"
 	@echo "make test             lint and the test suite (builds the Keras 3 environments on first use)"
 	@echo "make test-fast        the tests that need no environment, engine or cluster (about a minute)"
+	@echo "make docs             the manual (docs/, MkDocs + Material) built into site/ with --strict"
 	@echo "make bench-overhead   measure what the harness costs (prints overhead_ratio=...)"
 	@echo "make gpu-bundle BUNDLE=DIR  where the index answers: every wheel gpu-check needs for the GPU machine's"
 	@echo "                      python3 (GPU_PY_VERSION=3.12, GPU_PLATFORM=manylinux_2_28_x86_64), MNIST and this project"
@@ -41,12 +42,25 @@ smoke: $(VENV)/.installed
 report: $(VENV)/.installed
 	$(PY) -m runner report $(ARGS)
 
+# The tests run in a random order (pytest-randomly), a new one each time: no test may pass on what another left
+# behind. The seed is printed first; SEED=N repeats that order.
+SEED ?= $(shell od -An -N4 -tu4 /dev/urandom)
+SEED := $(strip $(SEED))
+
 test: $(VENV)/.installed lint
-	$(PY) -m pytest -q -rs $(ARGS)
+	@echo "tests in random order, seed $(SEED) (make test SEED=$(SEED) repeats it)"
+	$(PY) -m pytest -q -rs -p randomly --randomly-seed=$(SEED) $(ARGS)
 
 # the logic alone: no test that needs an environment, an engine, a cluster or Python 3.6, one worker per core
 test-fast: $(VENV)/.installed
-	$(PY) -m pytest -q -n auto -m "not venv and not docker and not slurm and not py36" $(ARGS)
+	@echo "tests in random order, seed $(SEED) (make test-fast SEED=$(SEED) repeats it)"
+	$(PY) -m pytest -q -n auto -p randomly --randomly-seed=$(SEED) \
+		-m "not venv and not docker and not slurm and not py36" $(ARGS)
+
+# the manual: docs/ and the reference pages generated from the code (tooling/docs_reference.py, via the hook in
+# mkdocs.yml); --strict turns a broken link, a page left out of the nav or a missing page into a failure
+docs: $(VENV)/.installed
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --clean
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

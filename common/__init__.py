@@ -1,6 +1,6 @@
 """What the host-side packages share: the result contract, statistics, rankings, terminal tables, UTC time.
 
-    results.py    the typed result contract (schema 2): one model per field README documents, `migrate()` from
+    results.py    the typed result contract (schema 2): one model per field (the manual lists them), `migrate()` from
                   schema 1, atomic writes, validated loading
     work.py       a cell's work (what it trained and validated per epoch): what makes two figures comparable
     stats.py      medians with distribution-free intervals, noise flags, t-intervals

@@ -1,4 +1,4 @@
-"""Schema 1 results, read as schema 2: the one place that knows the old format (README, "Result files").
+"""Schema 1 results, read as schema 2: the one place that knows the old format (docs/reference/result-files.md).
 
 What changed in schema 2:
 - the backend's facts (`title`, `keras_backend`, `framework`, `family`) moved from `settings` into `backend`;

@@ -5,7 +5,7 @@ Layout of a run (one run = one new folder, nothing overwritten):
     RESULTS/<run-id>/<cell-id>/spec.json      what the worker was told
     RESULTS/<run-id>/<cell-id>/worker.log     everything the worker and its framework printed
     RESULTS/<run-id>/<cell-id>/events.jsonl   stage and epoch events (progress, and the stage a crash reached)
-    RESULTS/<run-id>/<cell-id>/result.json    the result (README, "Result files", documents every field)
+    RESULTS/<run-id>/<cell-id>/result.json    the result (docs/reference/result-files.md)
 
 Schema 2 declares every field (units in the names: `_s`, `_ms`, `_mb`); nested models forbid fields they do not
 declare, so a typo in the worker is a validation error, not a silent new key. `migrate` reads schema 1 files.
@@ -95,6 +95,9 @@ class Work(_Strict):
     steps_per_execution: int = Field(1, ge=1)
     data: str  # real | synthetic | file:<sha256 prefix> (--data-file)
     model_hash: str | None = None  # a user model file's sha256 (None: one of the five models)
+    # the arithmetic it ran (settings.precision.effective): float32, tf32, mixed_bfloat16 (None: before it was
+    # recorded, float32)
+    precision: str | None = None
 
 
 class DataInfo(_Strict):
@@ -132,6 +135,21 @@ class GateProbe(_Strict):
     y: list[float]
 
 
+class Precision(_Strict):
+    """The arithmetic the cell ran, read back from the framework after setup (models/precision.py)."""
+
+    requested: str | None = None  # the variant's float32_precision: float32 | tf32
+    float32_matmul: str | None = None  # float32 | tf32 | bfloat16 | bf16_3x: what float32 dots run as
+    float32_conv: str | None = None  # likewise for convolutions
+    dtype_policy: str | None = None  # Keras' dtype policy (float32, mixed_bfloat16, mixed_float16)
+    effective: str = "float32"  # what a share of peak divides by: float32 | tf32 | mixed_bfloat16 | mixed_float16
+    cudnn_benchmark: bool | None = None
+    cudnn_deterministic: bool | None = None
+    xla_flags: str | None = None
+    flags: dict[str, Any] = Field(default_factory=dict)  # the framework's own switches as it reports them
+    note: str | None = None
+
+
 class Settings(_Strict):
     """The backend and variant settings, resolved, and what the worker's process really saw."""
 
@@ -144,6 +162,8 @@ class Settings(_Strict):
     recurrent_activation_probe: GateProbe | None = None
     steps_per_execution: int | None = None
     mixed_precision: str | None = None
+    float32_precision: str | None = None  # what the variant asked (models/precision.py)
+    precision: Precision | None = None  # what the framework then ran, read back
     jax_config: dict[str, Any] = Field(default_factory=dict)
     jax_config_applied: dict[str, Any] | None = None
     env: dict[str, str] = Field(default_factory=dict)  # every variable the runner set (unexpanded)
@@ -194,6 +214,9 @@ class CpuPeak(_Strict):
 class GpuInfo(_Strict):
     available: bool | None = None  # whether the framework sees one (None: it cannot say)
     devices: list[str] = Field(default_factory=list)
+    name: str | None = None  # the product name of the first GPU ("NVIDIA H200"), from the framework (JAX: device_kind)
+    count: int | None = None  # GPUs the framework sees
+    compute_capability: str | None = None  # "9.0", where the framework says it
     used: bool | None = None  # whether the model's weights lived on it
     weight_device: str | None = None
     config_device: str | None = None  # Theano's configured device
@@ -332,7 +355,8 @@ class Memory(_Strict):
 
 
 class CellResult(_Strict):
-    """One cell's result. Every field README documents is here; a worker field not declared fails validation."""
+    """One cell's result. The manual's reference lists every field from this model; a worker field not declared
+    fails validation."""
 
     schema_version: Literal[2]
     status: Status

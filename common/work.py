@@ -12,7 +12,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 # the fields of `Work` (common/results.py) that decide comparability, in the order a heading names them
-KEY_FIELDS = ("train_samples", "val_samples", "batch_size", "epochs", "steps_per_execution", "data", "model_hash")
+KEY_FIELDS = ("train_samples", "val_samples", "batch_size", "epochs", "steps_per_execution", "data", "model_hash",
+              "precision")
+DEFAULTS = {"steps_per_execution": 1, "precision": "float32"}  # what a result from before the field recorded
 LABELS = {
     "train_samples": "training samples/epoch",
     "val_samples": "validation samples/epoch",
@@ -21,6 +23,7 @@ LABELS = {
     "steps_per_execution": "steps per execution",
     "data": "data",
     "model_hash": "model file",
+    "precision": "arithmetic",
 }
 
 
@@ -28,7 +31,7 @@ def work_key(work: Mapping[str, Any] | None) -> tuple:
     """A hashable key for `work` (None: unknown work, which equals only other unknown work)."""
     if not work:
         return ("unknown",)
-    return tuple(work.get(k) for k in KEY_FIELDS)
+    return tuple(work.get(k) if work.get(k) is not None else DEFAULTS.get(k) for k in KEY_FIELDS)
 
 
 def describe(work: Mapping[str, Any] | None) -> str:
@@ -41,6 +44,8 @@ def describe(work: Mapping[str, Any] | None) -> str:
     if (work.get("steps_per_execution") or 1) != 1:
         parts.append(f"{work['steps_per_execution']} steps per execution")
     parts.append(f"{work.get('data')} data")
+    if (work.get("precision") or "float32") != "float32":  # TF32 or mixed precision: different arithmetic
+        parts.append(f"{work['precision']} arithmetic")
     if work.get("model_hash"):
         parts.append(f"model file {work['model_hash'][:8]}")
     return ", ".join(parts)
@@ -53,7 +58,8 @@ def describe_difference(works: Iterable[Mapping[str, Any] | None]) -> str:
         return "some results do not record their work"
     out = []
     for field in KEY_FIELDS:
-        values = list(dict.fromkeys(w.get(field) for w in works))
+        values = list(dict.fromkeys(w.get(field) if w.get(field) is not None else DEFAULTS.get(field)
+                                    for w in works))
         if len(values) > 1:
             shown = " vs ".join(f"{v:,}" if isinstance(v, int) else str(v) for v in values)
             out.append(f"{LABELS[field]} {shown}")

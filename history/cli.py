@@ -1,4 +1,4 @@
-"""`python -m runner history [show|add|rebuild|report|check]`: the history of every run, by series.
+"""`kbm history [show|add|rebuild|report|check]`: the history of every run, by series.
 
 Exit statuses as the runner's: 0 fine, 1 `check` found a new conclusive regression, 2 bad input (no history, an
 unknown series, a folder that is not a run, an unreachable database).
@@ -7,6 +7,7 @@ unknown series, a folder that is not a run, an unreachable database).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -16,6 +17,27 @@ from history.errors import HistoryError
 
 EXIT_OK, EXIT_REGRESSION, EXIT_BAD_INPUT = 0, 1, 2
 SUBCOMMANDS = ("show", "add", "rebuild", "report", "check")
+# the options that name files or folders, made absolute as they are read (a postgresql:// URL stays as typed), as
+# the runner's are (common/userpaths.py; history/ reaches outside itself only through history/source.py)
+PATHS = ("history", "runs", "results", "out")
+
+
+def _absolute(value: str | Path) -> str | Path:
+    """A path absolute against the current folder (`~` expanded, symlinks kept as named); a URL as typed."""
+    if isinstance(value, str) and "://" in value:
+        return value
+    path = Path(os.path.expanduser(value)).absolute()
+    return path if isinstance(value, Path) else str(path)
+
+
+def make_absolute(args: argparse.Namespace) -> None:
+    """Each path option absolute against the folder the command runs in, once, before anything reads it."""
+    for dest in PATHS:
+        value = getattr(args, dest, None)
+        if isinstance(value, list):
+            setattr(args, dest, [_absolute(v) for v in value])
+        elif value is not None:
+            setattr(args, dest, _absolute(value))
 
 DESCRIPTION = """\
 The history of every run: each series (one cell on one hardware fingerprint, one figure) with its latest value,
@@ -30,6 +52,8 @@ subcommands:
   history check             exit 1 on a new conclusive step or drift the wrong way (slower, less accurate,
                             more memory, lower throughput), 0 otherwise, 2 on bad input
 """
+
+EPILOG = "exit status: 0 fine, 1 `check` found a new conclusive regression, 2 bad input."
 
 
 def _history_arg(p: argparse.ArgumentParser, default_text: str = "results/history.sqlite") -> None:
@@ -53,7 +77,7 @@ def _judge_args(p: argparse.ArgumentParser) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m runner history", description=DESCRIPTION,
+    p = argparse.ArgumentParser(prog="kbm history", description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     show = sub.add_parser("show", help="per series: latest value, trend, steps (the default)",
@@ -91,6 +115,7 @@ def main(argv: list[str]) -> int:
     if not argv or (argv[0] not in SUBCOMMANDS and argv[0] not in ("-h", "--help")):
         argv = ["show", *argv]
     args = parser().parse_args(argv)
+    make_absolute(args)
     console = Console(width=200) if not sys.stdout.isatty() else Console()
     from history import commands
 

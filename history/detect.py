@@ -31,7 +31,7 @@ MEDIAN_EFFICIENCY = math.sqrt(math.pi / 2)  # s.e. of a median / s.e. of a mean,
 MAD_TO_SIGMA = 1.4826
 DRIFT_Z = 3.29  # 99.9 % two-sided: a drift is judged every night
 MIN_DRIFT_POINTS = 6
-DEFAULT_Z = 3.0  # with BETA_PER_SEGMENT, chosen with `python -m history.validate` (README "History")
+DEFAULT_Z = 3.0  # with BETA_PER_SEGMENT, chosen with `python -m history.validate` (docs/how-to/history.md)
 DEFAULT_THRESHOLD = 0.05
 BUSY_WEIGHT = 1 / 3  # a busy run's point: its times are suspect (the runner says so), so it counts a third at most
 

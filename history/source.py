@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from reports.load import load_raw, load_runs
+from reports.load import load_raw, load_runs, run_folders  # noqa: F401 (run_folders: one rule, reports' own)
 
 # Columns of reports.load's cells frame the store keeps as they are (identity, provenance, headline figures).
 CELL_COLUMNS = (
@@ -135,11 +135,18 @@ def read_runs(run_dirs: list[Path]) -> Batch:
     return batch
 
 
-def run_folders(results_dir: Path) -> list[Path]:
-    """The run folders of a results folder, oldest first (run ids start with their time); `latest` is a link to one
-    of them and reports/ holds no run."""
-    return sorted(p for p in Path(results_dir).iterdir()
-                  if p.is_dir() and not p.is_symlink() and (p / "run.json").is_file())
+def backend_key(backend: str) -> tuple:
+    """The run report's column order (Keras 3 backends, native twins, 2017 stacks), so history lists alike."""
+    from common.display import display_key
+
+    return display_key(backend)
+
+
+def model_key(model: str) -> tuple:
+    """The run report's order of tests (matrix.yaml's)."""
+    from common.display import model_key
+
+    return model_key(model)
 
 
 def backend_color(backend: str) -> str:

@@ -16,7 +16,7 @@ after `before` nights and has `after` nights past it; a null series never moves 
   way), i.e. the chance that one unchanged series fails one night's check; and the share with any step at all,
   either way, anywhere in the series (what the site would mark).
 
-Exit status 0; the table is Markdown, for README.
+Exit status 0; the table is Markdown, for docs/measurements.md.
 """
 
 from __future__ import annotations

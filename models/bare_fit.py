@@ -3,15 +3,60 @@
 `python -m models.bare_fit SPEC.json OUT.json` builds the cell's model on the cell's data exactly as the worker
 does, then: fit 1 epoch (warm-up: build, trace, compile), fit 1 epoch timed (T1), fit E epochs timed (TE).
 Steady seconds per epoch = (TE - T1) / (E - 1): whatever one fit call costs besides its epochs cancels out.
-Python 3.6 compatible.
+
+Two options take the harness apart (tooling/bench.py --ablation): `--timer` passes the harness's own epoch timer
+(models/timing.py, with its queued-work wait) to fit, so bare + timer against bare is what the timer costs;
+`--batch-hook` passes an empty `on_train_batch_end` callback, which switches off Keras 3's asynchronous callback
+dispatch: the positive control, a cost the benchmark must be able to see. Python 3.6 compatible.
 """
 import importlib
 import json
 import sys
 import time
 
+OPTIONS = ("--timer", "--batch-hook")
+
+
+def callbacks(keras, api, spec, options):
+    """The callbacks the options ask for (none by default: a bare fit)."""
+    out = []
+    if "--timer" in options:
+        from models import provenance
+        from models.queued import queued_work_waiter
+        from models.timing import EpochClock, EventLog, make_epoch_timer
+
+        framework = spec["backend"]["framework"]
+        gpu = provenance.framework_info(framework)[2]
+        wait = queued_work_waiter(framework, bool(gpu.get("available"))) if api.generation == 3 else None
+        out.append(make_epoch_timer(keras, EpochClock(EventLog(None)), api.metric_name, api.generation, wait))
+    if "--batch-hook" in options:
+        class BatchHook(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                pass
+
+        out.append(BatchHook())
+    return out
+
+
+def same_arithmetic(api, spec):
+    """The cell's precision settings (models/precision.py), so bare and harness compute alike: on a GPU JAX's own
+    default is TF32, the cell's full float32."""
+    from models import precision, provenance
+
+    variant, framework = spec["variant"], spec["backend"]["framework"]
+    if variant.get("mixed_precision"):
+        api.set_mixed_precision(variant["mixed_precision"])
+    gpu = provenance.framework_info(framework)[2]
+    return precision.apply(framework, variant.get("float32_precision") or "float32", gpu, api.dtype_policy())
+
 
 def main(argv):
+    options = [a for a in argv if a.startswith("--")]
+    unknown = [a for a in options if a not in OPTIONS]
+    if unknown:
+        sys.stderr.write("unknown option(s) %s; known: %s\n" % (" ".join(unknown), " ".join(OPTIONS)))
+        return 2
+    argv = [a for a in argv if not a.startswith("--")]
     with open(argv[0]) as handle:
         spec = json.load(handle)
     import keras
@@ -20,6 +65,7 @@ def main(argv):
 
     model_spec, run_spec = spec["model"], spec["run"]
     api = compat.KerasAPI(keras, data_format=spec["variant"]["data_format"])  # the cell's own settings
+    arithmetic = same_arithmetic(api, spec)
     api.set_seed(spec["cell"]["seed"])
     module = importlib.import_module("models." + spec["cell"]["model"])
     ds = data.load(keras, model_spec["dataset"], module.INPUT_LAYOUT, api.data_format, spec["data"]["source"],
@@ -28,7 +74,8 @@ def main(argv):
     model = module.build(api, ds)
     api.compile(model, api.optimizer(model_spec["optimizer"]), module.LOSS, spec["variant"]["jit_compile"])
     epochs = run_spec["epochs"] - 1
-    kwargs = dict(batch_size=model_spec["batch_size"], validation_data=(ds.x_test, ds.y_test), verbose=0)
+    kwargs = dict(batch_size=model_spec["batch_size"], validation_data=(ds.x_test, ds.y_test), verbose=0,
+                  callbacks=callbacks(keras, api, spec, options))
 
     def timed_fit(n):
         t = time.perf_counter()
@@ -38,7 +85,8 @@ def main(argv):
     first = timed_fit(1)
     one = timed_fit(1)
     many = timed_fit(epochs)
-    out = {"first_fit_s": first, "one_epoch_fit_s": one, "epochs": epochs, "many_epochs_fit_s": many,
+    out = {"options": options, "precision": arithmetic, "first_fit_s": first, "one_epoch_fit_s": one,
+           "epochs": epochs, "many_epochs_fit_s": many,
            "steady_epoch_s": (many - one) / (epochs - 1), "data": ds.info}
     with open(argv[1], "w") as handle:
         json.dump(out, handle, indent=1)

@@ -191,6 +191,13 @@ class Keras3API(object):
     def set_mixed_precision(self, policy):
         self.keras.mixed_precision.set_global_policy(policy)
 
+    def dtype_policy(self):
+        """Keras' global dtype policy by name (Keras 2.0.8 and 1.2.2 have only floatx)."""
+        mixed = getattr(self.keras, "mixed_precision", None)
+        if mixed is not None and hasattr(mixed, "global_policy"):
+            return str(mixed.global_policy().name)
+        return str(self.keras.backend.floatx())
+
     def fit(self, model, x, y, batch_size, epochs, callbacks, validation_data=None, validation_split=None,
             samples_per_epoch=None):
         """model.fit as the example called it (augmented models feed a generator on Keras 2/1).

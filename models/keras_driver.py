@@ -70,6 +70,9 @@ class KerasDriver(object):
     def known_issue(self, spec):
         return known_issue(spec, self.keras.__version__)
 
+    def dtype_policy(self):
+        return self.api.dtype_policy()
+
     @property
     def recurrent_activation(self):
         return self.api.recurrent_activation

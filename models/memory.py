@@ -8,9 +8,10 @@ unless XLA_PYTHON_CLIENT_PREALLOCATE=false (the matrix sets it for JAX), which t
 peak under preallocation says what was reserved, not what was needed. The 2017 frameworks have no such API.
 Python 3.6 compatible.
 """
-import os
 import resource
 import sys
+
+from models import frameworks
 
 MIB = float(1 << 20)
 RSS_SCOPE = "ru_maxrss: the kernel's high-water mark of the whole worker process (interpreter, libraries, data)"
@@ -34,63 +35,18 @@ def peak_rss_mb():
     return peak / MIB if sys.platform == "darwin" else peak * 1024 / MIB
 
 
-def _torch_peak():
-    import torch
-
-    if not torch.cuda.is_available():
-        return None, "torch.cuda.max_memory_allocated", "no CUDA device: the model lives in host memory"
-    return torch.cuda.max_memory_allocated() / MIB, "torch.cuda.max_memory_allocated (all devices: device 0)", None
-
-
-def _jax_peak():
-    import jax
-
-    gpus = [d for d in jax.devices() if d.platform == "gpu"]
-    if not gpus:
-        return None, "jax device.memory_stats()['peak_bytes_in_use']", "no GPU device: the model lives in host memory"
-    stats = gpus[0].memory_stats() or {}
-    if "peak_bytes_in_use" not in stats:
-        return None, "jax device.memory_stats()", "this jaxlib's GPU client reports no peak_bytes_in_use"
-    return stats["peak_bytes_in_use"] / MIB, "jax device.memory_stats()['peak_bytes_in_use'] (device 0)", None
-
-
-def _tensorflow_peak():
-    import tensorflow as tf
-
-    experimental = getattr(tf.config, "experimental", None)
-    if experimental is None or not hasattr(experimental, "get_memory_info"):
-        return None, None, "TensorFlow %s has no get_memory_info (the 2017 frameworks report no peak)" % tf.__version__
-    if not tf.config.list_physical_devices("GPU"):
-        return None, "tf.config.experimental.get_memory_info('GPU:0')['peak']", "no GPU device"
-    return (experimental.get_memory_info("GPU:0")["peak"] / MIB,
-            "tf.config.experimental.get_memory_info('GPU:0')['peak']", None)
-
-
-PEAKS = {"torch": _torch_peak, "jax": _jax_peak, "tensorflow": _tensorflow_peak}
-
-
 def gpu_peak(framework, gpu=None):
     """(peak MiB or None, method, note saying why None). Never raises: memory is provenance, not the cell."""
     if gpu is not None and gpu.get("available") is False:
         return None, None, "no GPU: the framework sees none (CPU cell)"
-    probe = PEAKS.get(framework)
-    if probe is None:
+    if not frameworks.has(framework, "gpu_peak"):
         return None, None, "%s has no API for its peak device memory" % framework
     try:
-        return probe()
+        return frameworks.call(framework, "gpu_peak")
     except Exception as exc:  # noqa: BLE001 - a framework without the call must not fail the cell
         return None, None, "the peak could not be read: %s: %s" % (type(exc).__name__, exc)
 
 
 def preallocation(framework):
     """Whether the framework preallocates device memory, and the setting that says so."""
-    if framework == "jax":
-        value = os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE")
-        return "XLA_PYTHON_CLIENT_PREALLOCATE=%s" % value if value else "JAX's default: 75 % of the GPU at start"
-    if framework == "tensorflow":
-        value = os.environ.get("TF_FORCE_GPU_ALLOW_GROWTH")
-        return ("TF_FORCE_GPU_ALLOW_GROWTH=%s" % value if value else
-                "TensorFlow's default: reserves most of the GPU; the peak counts bytes in use")
-    if framework == "torch":
-        return "PyTorch's caching allocator: grows on demand; the peak counts bytes allocated"
-    return None
+    return frameworks.call(framework, "preallocation")

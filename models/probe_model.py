@@ -1,5 +1,5 @@
 """The short probe a model file gets before any cell starts, in one Keras 3 environment (JAX):
-`python -m models.probe_model OUT.json --file PATH [--data-file NPZ]` or `... --builtin NAME`.
+`python -m models.probe_model OUT.json --file PATH [--data-file NPZ]` or `... --builtin NAME DATASET`.
 
 It imports the file, builds the model, checks that build() returned a keras.Model and that the data (load_data(),
 the .npz, or synthetic data of INPUT_SHAPE) fits the model's inputs and outputs, and counts FLOPs without a hand
@@ -101,14 +101,14 @@ def probe_file(keras, path, data_file):
     return out
 
 
-def probe_builtin(keras, name):
-    """One of the five models on synthetic data of its real shapes: the cost analysis beside its hand count."""
+def probe_builtin(keras, name, dataset):
+    """A model of the matrix on synthetic data of its dataset's real shapes (the caller reads `dataset` from
+    matrix.yaml): the cost analysis beside its hand count."""
     import importlib
 
     from models import compat, data
 
     module = importlib.import_module("models." + name)
-    dataset = {"mlp": "mnist", "cnn": "mnist", "hrnn": "mnist", "cifar10_cnn": "cifar10", "babi_rnn": "babi_qa2"}[name]
     api = compat.KerasAPI(keras)
     ds = data.load(keras, dataset, module.INPUT_LAYOUT, api.data_format, "synthetic", 64, 32, 0)
     model = module.build(api, ds)
@@ -122,7 +122,10 @@ def main(argv):
     try:
         import keras
 
-        result = probe_builtin(keras, target) if mode == "--builtin" else probe_file(keras, target, data_file)
+        if mode == "--builtin":
+            result = probe_builtin(keras, target, argv[3])
+        else:
+            result = probe_file(keras, target, data_file)
     except Exception as exc:  # noqa: BLE001 - whatever the file does wrong is the user's to fix, said plainly
         from models.user_model import UserModelError
 

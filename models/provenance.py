@@ -1,12 +1,14 @@
 """What the environment can say about itself: versions, CPU, threads, GPU and where the model really ran.
 
-Framework probes live here and nowhere else; each is guarded, so a probe that fails records its error instead of
-failing the cell. Python 3.6 compatible.
+Each framework's own probe lives in models/frameworks/<name>.py; each call is guarded, so a probe that fails
+records its error instead of failing the cell. Python 3.6 compatible.
 """
 import importlib
 import os
 import platform
 import sys
+
+from models import frameworks
 
 
 def cpu_model():
@@ -114,75 +116,14 @@ THREAD_VARS = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "MKL_NUM_THREADS", "OPENBLA
                "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "XLA_FLAGS")
 
 
-def _tensorflow(tf):
-    if not hasattr(getattr(tf, "config", None), "list_physical_devices"):
-        return _tensorflow1()
-    intra = tf.config.threading.get_intra_op_parallelism_threads()
-    inter = tf.config.threading.get_inter_op_parallelism_threads()
-    gpus = tf.config.list_physical_devices("GPU")
-    return ({"intra_op": intra or "default (0: one per core)", "inter_op": inter or "default (0)"},
-            {"available": bool(gpus), "devices": [g.name for g in gpus]})
-
-
-def _jax(jax):
-    devices = jax.devices()
-    gpus = [d for d in devices if d.platform != "cpu"]
-    return ({"xla_cpu": "XLA's default (one per core)"},
-            {"available": bool(gpus), "devices": [str(d) for d in gpus]})
-
-
-def _torch(torch):
-    gpu = torch.cuda.is_available()
-    return ({"intra_op": torch.get_num_threads(), "inter_op": torch.get_num_interop_threads()},
-            {"available": gpu, "devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]})
-
-
-def _tensorflow1():
-    """TensorFlow 1.x (Keras 2.0.8's): no tf.config; device_lib lists the devices a session would place on."""
-    from tensorflow.python.client import device_lib
-
-    gpus = [d.name for d in device_lib.list_local_devices() if d.device_type == "GPU"]
-    return ({"intra_op": "session default (0: one per core)", "inter_op": "session default (0)"},
-            {"available": bool(gpus), "devices": gpus})
-
-
-def _cntk(cntk):
-    gpus = [str(d) for d in cntk.device.all_devices() if d.type() == cntk.device.DeviceKind.GPU]
-    return {}, {"available": bool(gpus), "devices": gpus}
-
-
-def _theano(theano):
-    """Theano computes on the one device its config names (THEANO_FLAGS/.theanorc); a GPU it is not told about
-    is not available to it."""
-    device = str(theano.config.device)
-    on_gpu = device.startswith(("cuda", "gpu", "opencl"))
-    return ({"openmp": bool(theano.config.openmp)},
-            {"available": on_gpu, "devices": [device] if on_gpu else [], "config_device": device})
-
-
-def _mxnet(mx):
-    """MXNet 0.11 has no GPU count: an array on gpu(0) either works or raises (a CPU build, or no GPU)."""
-    try:
-        mx.nd.zeros((1,), ctx=mx.gpu(0)).asnumpy()
-        gpus = ["gpu(0)"]
-    except Exception:  # noqa: BLE001 - MXNetError without CUDA or without a device
-        gpus = []
-    return {}, {"available": bool(gpus), "devices": gpus}
-
-
-PROBES = {"tensorflow": _tensorflow, "jax": _jax, "torch": _torch, "cntk": _cntk, "theano": _theano,
-          "mxnet": _mxnet}
-
-
 def framework_info(name):
     """(version, threads, gpu) for a framework module name from the matrix (e.g. 'tensorflow', 'torch')."""
     module = importlib.import_module(name)
     version = getattr(module, "__version__", "unknown")
-    probe = PROBES.get(name)
-    if probe is None:
+    if not frameworks.has(name, "probe"):
         return version, {}, {"available": None, "note": "no probe for %s" % name}
     try:
-        threads, gpu = probe(module)
+        threads, gpu = frameworks.call(name, "probe", module)
     except Exception as exc:  # noqa: BLE001 - provenance must never fail a cell
         threads, gpu = {"error": repr(exc)}, {"available": None, "error": repr(exc)}
     return version, threads, gpu
@@ -210,16 +151,8 @@ def weight_device(model, framework=None, gpu_available=None):
 def placement(model, framework, gpu_available):
     """Where a 2017 framework runs the model: MXNet the context compile gave it, Theano its configured device,
     CNTK its default device, TensorFlow 1.x GPU 0 when it has one (its default placement), else the CPU."""
-    if framework == "mxnet":
-        return "mxnet " + ",".join(str(c) for c in model._context)
-    if framework == "theano":
-        return "theano " + str(importlib.import_module("theano").config.device)
-    if framework == "cntk":
-        cntk_device = importlib.import_module("cntk").device
-        device = cntk_device.use_default_device()
-        return "cntk " + ("gpu %s" % device.id() if device.type() == cntk_device.DeviceKind.GPU else "cpu")
-    if framework == "tensorflow":
-        return "tensorflow default placement: " + ("/gpu:0" if gpu_available else "/cpu:0")
+    if framework and frameworks.has(framework, "placement"):
+        return frameworks.call(framework, "placement", model, gpu_available)
     return "unknown"
 
 

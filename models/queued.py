@@ -9,14 +9,10 @@ calls and PyTorch on a CPU return when their work is done, so they need no wait.
 """
 
 
+from models import frameworks
+
+
 def queued_work_waiter(framework, on_gpu):
-    """A callable (model -> None) that returns once the model's queued updates are done, or None if none queue."""
-    if framework == "jax":
-        import jax
-
-        return lambda model: jax.block_until_ready([v.value for v in model.variables])
-    if framework == "torch" and on_gpu:
-        import torch
-
-        return lambda model: torch.cuda.synchronize()
-    return None
+    """A callable (model -> None) that returns once the model's queued updates are done, or None if none queue
+    (each framework's `queued_waiter`, models/frameworks/)."""
+    return frameworks.call(framework, "queued_waiter", on_gpu)

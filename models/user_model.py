@@ -1,4 +1,4 @@
-"""A Keras 3 model file of the user's own, as the worker's stages see it (README, "Your own model").
+"""A Keras 3 model file of the user's own, as the worker's stages see it (docs/how-to/own-model.md).
 
 The contract a file meets:
     build()              -> an uncompiled keras.Model (required)

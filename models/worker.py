@@ -81,6 +81,7 @@ def record_settings(spec, result):
         "jit_compile": variant["jit_compile"],
         "steps_per_execution": variant.get("steps_per_execution"),
         "mixed_precision": variant.get("mixed_precision"),
+        "float32_precision": variant.get("float32_precision"),
         "jax_config": variant.get("jax_config") or {},
         "env": env,
         "variant_env": dict(variant.get("env") or {}),
@@ -179,12 +180,24 @@ def stage_import(cell):
     cell.driver = make_driver(spec, variant)
     result["versions"] = cell.driver.import_framework()
     cell.probed.update(threads=cell.driver.threads, gpu=cell.driver.gpu)
+    result["settings"]["precision"] = precision_block(spec, variant, cell.driver)
     result["settings"]["recurrent_activation"] = cell.driver.recurrent_activation
     issue = cell.driver.known_issue(spec)
     if issue is not None:
         cell.issue = result["known_issue"] = dict(issue, explained=explain(issue, result["versions"]))
         if issue["action"] == "skip":
             raise CellSkipped(result["known_issue"]["explained"])
+
+
+def precision_block(spec, variant, driver):
+    """Float32 math as the variant asks (full float32 unless `tf32`), set now, before anything is traced, and
+    read back (models/precision.py); results of an older matrix without the field run at full float32."""
+    from models import precision
+
+    block = precision.apply(spec["backend"]["framework"], variant.get("float32_precision") or "float32",
+                            driver.gpu, driver.dtype_policy())
+    block["xla_flags"] = os.environ.get("XLA_FLAGS")
+    return block
 
 
 def stage_data(cell):
@@ -231,13 +244,13 @@ def fit_plan(model_spec, ds):
     return kwargs, n_fit, n_val
 
 
-def work_of(spec, variant, n_fit, n_val, ds):
+def work_of(spec, variant, n_fit, n_val, ds, precision="float32"):
     """What each epoch trained and validated: figures compare only for the same work (common/work.py)."""
     source = ds.info["source"]
     data = "synthetic" if source == "synthetic" else ("file:" + ds.info["sha256"][:12] if source == "file" else "real")
     return {"train_samples": n_fit, "val_samples": n_val, "batch_size": spec["model"]["batch_size"],
             "epochs": spec["run"]["epochs"], "steps_per_execution": variant.get("steps_per_execution") or 1,
-            "data": data, "model_hash": spec["model"].get("module_sha256")}
+            "data": data, "model_hash": spec["model"].get("module_sha256"), "precision": precision}
 
 
 def stage_train(cell):
@@ -259,7 +272,8 @@ def stage_train(cell):
     result.update(epoch_summary(clock.epochs))
     result.update(fit_summary(timeline["fit_s"], len(clock.epochs), clock.train_begin_perf - t))
     result["fit_params"] = fit_params
-    result["work"] = work_of(spec, cell.variant, n_fit, n_val, cell.ds)
+    result["work"] = work_of(spec, cell.variant, n_fit, n_val, cell.ds,
+                             (result["settings"].get("precision") or {}).get("effective") or "float32")
     result["settings"]["process_threads"] = thread_names()  # after training, the framework's pools are up
 
 

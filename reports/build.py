@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from common.errors import BadInput
 from reports import html, markdown
 from reports.article import load_article
 from reports.content import Report, assemble
@@ -48,11 +49,19 @@ def write_data(report: Report, cells: pd.DataFrame, out: Path) -> None:
     summary.to_csv(data / "summary.csv", index=False)
 
 
+class NothingToReport(BadInput):
+    """Run folders without a single readable result: a report of nothing would look like a report."""
+
+
 def write_report(run_dirs: list[Path], out_dir: Path, name: str | None = None) -> Path:
-    """Build the report of `run_dirs` into `out_dir`; returns the path of its index.html."""
+    """Build the report of `run_dirs` into `out_dir`; returns the path of its index.html. Raises NothingToReport
+    (and writes nothing) where the folders hold no readable result."""
     run_dirs = [Path(p) for p in run_dirs]
     name = name or (out_dir.name if out_dir.name != REPORT_DIR else run_id_of(run_dirs[0]))
     loaded = load_runs(run_dirs)
+    if loaded.cells.empty:
+        why = f" ({'; '.join(loaded.problems[:3])})" if loaded.problems else ""
+        raise NothingToReport(f"no readable result in {', '.join(map(str, run_dirs))}{why}: nothing to report")
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))

@@ -6,6 +6,7 @@ Each caveat is data (level, title, text); HTML and Markdown render the same list
 
 from __future__ import annotations
 
+import textwrap
 from collections import Counter
 from dataclasses import dataclass
 
@@ -25,6 +26,23 @@ class Caveat:
     level: str  # "danger": comparisons across it are not valid; "warn": figures are suspect; "info"
     title: str
     text: str
+    summary: str = ""  # its line in the one caveats box at the top (a count, or the cause); default: text, cut
+
+    @property
+    def line(self) -> str:
+        """`NOISY CELLS: 18 cells`: what the caveats box says of it; the full text is in the detail below."""
+        return f"{self.title}: {self.summary or textwrap.shorten(self.text, 110, placeholder=' ...')}"
+
+
+LEVELS = ("danger", "warn", "info")
+
+
+def worst_level(caveats: list[Caveat]) -> str:
+    return min((c.level for c in caveats), key=LEVELS.index, default="info")
+
+
+def cells(n: int) -> str:
+    return f"{n} cell{'s' if n != 1 else ''}"
 
 
 def _counted(values: pd.Series) -> str:
@@ -77,18 +95,19 @@ def report_caveats(table: pd.DataFrame, problems: list[str], runs: dict[str, dic
         out.append(Caveat("warn", "DIFFERENT WORK", f"In {len(several)} test(s) ({names}) the backends did not all "
                           "train the same samples per epoch (a profile's per-backend slices): each work is its own row "
                           "at a glance and its own ranking; the bold figure is the fastest of its row only. Across "
-                          "works, the per-sample table below compares training time per sample, validation excluded."))
+                          "works, the per-sample table below compares training time per sample, validation excluded.",
+                          f"{len(several)} test(s), each work ranked apart"))
     synthetic = table[table["data_source"] == "synthetic"]
     if len(synthetic):
         out.append(Caveat("danger", "SYNTHETIC DATA",
                           f"{len(synthetic)} cell(s) trained on random data of the real shapes: their accuracies mean "
-                          "nothing; only their speed does."))
+                          "nothing; only their speed does.", cells(len(synthetic))))
     busy = table[table["busy"]]
     if len(busy):
         out.append(Caveat("warn", "MACHINE BUSY",
                           f"{len(busy)} cell(s) ran while other processes used more than {BUSY_THRESHOLD:.0%} of the "
                           f"CPU ({', '.join(sorted(set(busy['label'])))}): their times are suspect (backends suffer "
-                          "unequally). Rerun on a quiet machine."))
+                          "unequally). Rerun on a quiet machine.", cells(len(busy))))
     if "version_warnings" in table:
         pinned = table[table["version_warnings"].fillna("") != ""]
         if len(pinned):
@@ -99,7 +118,8 @@ def report_caveats(table: pd.DataFrame, problems: list[str], runs: dict[str, dic
     if len(noisy):
         out.append(Caveat("warn", "NOISY CELLS",
                           f"{len(noisy)} cell(s) have steady epochs varying more than {NOISY_CV:.0%} (coefficient of "
-                          "variation): " + ", ".join(f"{r.model} x {r.label}" for r in noisy.itertuples()) + "."))
+                          "variation): " + ", ".join(f"{r.model} x {r.label}" for r in noisy.itertuples()) + ".",
+                          cells(len(noisy))))
     swung = table[table["cores_swing"]] if "cores_swing" in table else table.iloc[0:0]
     if len(swung):
         out.append(Caveat("warn", "CORES USED SWUNG BETWEEN EPOCHS",
@@ -109,12 +129,13 @@ def report_caveats(table: pd.DataFrame, problems: list[str], runs: dict[str, dic
                                       for r in swung.itertuples())
                           + ". The same work ran on fewer cores in some epochs (threads starved, a core taken by the "
                           "hypervisor or another process, a framework that serialised): their wall times moved for "
-                          "a reason outside the model. Rerun on a quiet machine, or with --repeats 3."))
+                          "a reason outside the model. Rerun on a quiet machine, or with --repeats 3.",
+                          cells(len(swung))))
     single = table[(table["repeats_ok"] > 0) & (table["n_steady"] < 2)]
     if len(single):
         out.append(Caveat("warn", "NO SPREAD",
                           f"{len(single)} cell(s) have fewer than two steady epochs: no interval, no noise figure. "
-                          "Run more epochs or --repeats."))
+                          "Run more epochs or --repeats.", cells(len(single))))
     out.extend(not_run(table[table["status"] != "ok"]))
     for p in problems:
         out.append(Caveat("warn", "UNREADABLE RESULT (skipped)", p))
@@ -123,7 +144,8 @@ def report_caveats(table: pd.DataFrame, problems: list[str], runs: dict[str, dic
         out.append(Caveat("info", "CPU PEAK ESTIMATED",
                           "A CPU's share of peak divides achieved GFLOP/s by an estimate, not a measurement: usable "
                           "cores x clock x FP32 FLOP per cycle from the vector extensions /proc/cpuinfo lists (turbo "
-                          "and frequency drops under vector load are not counted). " + "; ".join(methods) + "."))
+                          "and frequency drops under vector load are not counted). " + "; ".join(methods) + ".",
+                          "achieved GFLOP/s are shared against an estimated peak"))
     dirty = [rid for rid, run in runs.items() if run.get("git_dirty")]
     if dirty:
         out.append(Caveat("info", "UNCOMMITTED CODE",
@@ -137,11 +159,13 @@ def not_run(bad: pd.DataFrame) -> list[Caveat]:
     for r in bad.itertuples():
         groups.setdefault((r.status, (r.error or r.status).strip()), []).append(f"{r.model} x {r.label}")
     out = []
-    for (status, reason), cells in groups.items():
-        if len(cells) == 1:
-            out.append(Caveat("warn", f"{status.upper()}: {cells[0]}", reason))
+    for (status, reason), names in groups.items():
+        short = textwrap.shorten(reason.splitlines()[0], 110, placeholder=" ...")
+        if len(names) == 1:
+            out.append(Caveat("warn", f"{status.upper()}: {names[0]}", reason, short))
         else:
-            out.append(Caveat("warn", f"{status.upper()}: {len(cells)} cells", f"{reason} Cells: {', '.join(cells)}."))
+            out.append(Caveat("warn", f"{status.upper()}: {len(names)} cells", f"{reason} Cells: {', '.join(names)}.",
+                              short))
     return out
 
 

@@ -14,43 +14,83 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from common.errors import BadInput
+
 EXIT_OK, EXIT_BAD_INPUT = 0, 2  # as reports.compare; pandas and matplotlib are imported only when needed
 
 DEFAULT_RUN = Path("results") / "latest"
 
 
-def report_main(argv: list[str]) -> int:
+def report_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m runner report",
+        prog="kbm report",
         description="Turn run folders into results/<run-id>/report/: index.html (opens offline), summary.md, plots "
         "(PNG and SVG), every epoch as CSV and Parquet, copies of the raw results.",
+        epilog="exit status: 0 written, 2 bad input (not a run folder).",
     )
     p.add_argument("runs", nargs="*", type=Path, metavar="RUN",
-                   help=f"run folders (default: {DEFAULT_RUN}); each gets its own report unless --name")
+                   help=f"run folders (default: {DEFAULT_RUN}); each gets its own report unless --name. A results "
+                   "folder (one holding run folders) stands for its latest run, or for every run with --all")
+    p.add_argument("--all", action="store_true", help="a results folder stands for every run folder inside it")
     p.add_argument("--out", type=Path, metavar="DIR",
                    help="folder that receives the report folders, one per run (or the one named by --name); "
                    "default: each run's own folder (results/<run-id>/report/)")
     p.add_argument("--name", help="merge all RUNs into one report of this name (e.g. to put backends run "
                    "separately side by side), written to results/reports/NAME/ beside the first run")
-    args = p.parse_args(argv)
-    from reports.build import merged_report_dir, run_report_dir, write_report
+    return p
+
+
+def report_main(argv: list[str]) -> int:
+    args = report_parser().parse_args(argv)
+    from reports.build import NothingToReport, merged_report_dir, run_report_dir, write_report
     from reports.load import run_id_of
 
-    runs = args.runs or [DEFAULT_RUN]
-    missing = [r for r in runs if not r.is_dir()]
+    asked = args.runs or [DEFAULT_RUN]
+    missing = [r for r in asked if not r.is_dir()]
     if missing:
-        hint = " (run the matrix first, or name a run folder)" if runs == [DEFAULT_RUN] else ""
+        hint = " (run the matrix first, or name a run folder)" if asked == [DEFAULT_RUN] else ""
         print(f"error: not a run folder: {', '.join(map(str, missing))}{hint}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    groups = [(args.name, runs)] if args.name else [(run_id_of(r), [r]) for r in runs]
-    for name, group in groups:
-        if args.out:
-            out = args.out / name
-        else:
-            out = merged_report_dir(group[0], name) if args.name else run_report_dir(group[0])
-        index = write_report(group, out, name)
-        print(f"report: {index}  (Markdown: {index.with_name('summary.md')})")
+    try:
+        runs = [run for path in asked for run in runs_in(path, args.all)]
+        groups = [(args.name, runs)] if args.name else [(run_id_of(r), [r]) for r in runs]
+        for name, group in groups:
+            if args.out:
+                out = args.out / name
+            else:
+                out = merged_report_dir(group[0], name) if args.name else run_report_dir(group[0])
+            index = write_report(group, out, name)
+            print(f"report: {index}  (Markdown: {index.with_name('summary.md')})")
+    except (NotARun, NothingToReport) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     return EXIT_OK
+
+
+class NotARun(BadInput):
+    """A folder that is neither a run folder nor a results folder holding one."""
+
+
+def runs_in(path: Path, every: bool) -> list[Path]:
+    """A run folder is itself; a results folder (`./kbm report results`, as a user naturally types it) stands for
+    its latest run (the `latest` link, else the newest run id), or all of them with `every`. Anything else is an
+    error naming what it holds, never an empty report."""
+    from reports.load import is_run_folder, run_folders
+
+    if is_run_folder(path):
+        return [path]
+    runs = run_folders(path)
+    if not runs:
+        inside = sorted(p.name for p in path.iterdir() if p.is_dir())[:8]
+        held = f"; it holds {', '.join(inside)}" if inside else "; it is empty"
+        raise NotARun(f"{path}: not a run folder (no run.json) and no run folder inside it{held}")
+    if every:
+        return runs
+    latest = path / "latest"
+    chosen = latest.resolve() if latest.is_symlink() and is_run_folder(latest) else runs[-1]
+    others = f" (--all for all {len(runs)} runs: {', '.join(r.name for r in runs)})" if len(runs) > 1 else ""
+    print(f"{path}: a results folder; reporting its latest run, {chosen.name}{others}", file=sys.stderr)
+    return [chosen]
 
 
 def report_after_run(run_dir: Path, console: Console) -> Path | None:
@@ -90,13 +130,14 @@ def compare_table(rows: list[list[str]], title: str, width: int) -> Table:
     return fit(columns, rows, width, title, styles)
 
 
-def compare_main(argv: list[str]) -> int:
+def compare_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m runner compare",
+        prog="kbm compare",
         description="Per cell, B's steady s/epoch over A's, the test accuracy delta, and the batch-1 latency, "
         "throughput and peak memory ratios, each judged against the spread between runs (repeats), not between "
-        "epochs. Only cells of the same work are compared. Exit status: 0 no conclusive regression, 1 a conclusive "
-        "regression, 2 bad input (different hardware or work without --allow-mixed / --allow-different-work).",
+        "epochs. Only cells of the same work are compared.",
+        epilog="exit status: 0 no conclusive regression, 1 a conclusive regression, 2 bad input (different hardware "
+        "or work without --allow-mixed / --allow-different-work).",
     )
     p.add_argument("run_a", type=Path, metavar="RUN_A", help="the baseline run folder")
     p.add_argument("run_b", type=Path, metavar="RUN_B", help="the run to judge")
@@ -114,7 +155,11 @@ def compare_main(argv: list[str]) -> int:
                    help="compare cells whose work differs (samples per epoch, batch, epochs, data) anyway "
                    "(labelled); refused otherwise, exit 2")
     p.add_argument("--markdown", type=Path, metavar="FILE", help="also write the table as Markdown (PR comments)")
-    args = p.parse_args(argv)
+    return p
+
+
+def compare_main(argv: list[str]) -> int:
+    args = compare_parser().parse_args(argv)
     from reports.compare import (
         DEFAULT_BETWEEN_RUN_SPREAD,
         CompareError,

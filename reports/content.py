@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from common.ranking import Place
+from common.ranking import Ranked
 from reports import plots
 from reports.article import Article, Figure
 from reports.caveats import Caveat, article_caveats, comparable_to_article, different_work, mixed, report_caveats
@@ -19,6 +19,7 @@ from reports.load import Loaded
 from reports.sweep import sweep_rows
 from reports.tables import comparison_rows, model_order, ranking_now, summary_table
 from reports.tax import TaxRow, tax_rows
+from reports.verdict import Verdict, verdicts
 
 
 @dataclass
@@ -34,7 +35,7 @@ class Section:
     comparison: list[dict[str, Any]]
     ranking_then: list[tuple[str, Figure]]
     unranked_then: list[tuple[str, str]]
-    ranking_now: list[tuple[str, list[Place]]]  # per work: ties where the intervals overlap
+    ranking_now: list[tuple[str, list[Ranked]]]  # per work: lettered where the intervals overlap (common.ranking)
     target: float | None
     article_flags: list[str]  # the danger titles of the 2017 comparison, shown where the comparison is
 
@@ -63,6 +64,7 @@ class Report:
     glance: Glance | None = None  # the first table: per test and work
     sweep: list[dict[str, Any]] = field(default_factory=list)  # where a test x backend ran several variants
     tax: list[TaxRow] = field(default_factory=list)  # Keras against its native twin (reports/tax.py)
+    verdicts: list[Verdict] = field(default_factory=list)  # the first lines: per test and work, the answer
     generated_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))
 
     @property
@@ -96,6 +98,7 @@ def build_section(model: str, rows: pd.DataFrame, epochs: pd.DataFrame, article:
 
 def assemble(name: str, loaded: Loaded, article: Article, out_dir: Path) -> Report:
     table = summary_table(loaded, article)
+    overview, tax = glance(table, article), tax_rows(loaded)
     sections = []
     if not table.empty:
         for model in model_order(article, list(table["model"])):
@@ -112,7 +115,8 @@ def assemble(name: str, loaded: Loaded, article: Article, out_dir: Path) -> Repo
         sections=sections,
         article=article,
         raw=loaded.raw,
-        glance=glance(table, article),
+        glance=overview,
         sweep=sweep_rows(table),
-        tax=tax_rows(loaded),
+        tax=tax,
+        verdicts=verdicts(overview, table, tax),
     )

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from common.ranking import rank
+from common.display import display_key
+from common.ranking import Ranked, first_place, rank
 from common.work import describe_difference
 from reports.article import Article
 from reports.tables import entry
@@ -25,18 +26,28 @@ class GlanceRow:
     title: str
     work_text: str  # what each epoch of this row's backends trained and validated
     values: dict[str, float]  # backend label -> steady s/epoch (or µs per sample)
-    best: set[str] = field(default_factory=set)  # the first place (ties share it); empty below two entries
+    best: set[str] = field(default_factory=set)  # the first place: the best and those overlapping its interval
+    ranked: list[Ranked] = field(default_factory=list)  # common.ranking's letters; empty below two entries
+    basis: str = ""  # what the row's intervals measure (common.ranking.interval_basis)
 
 
 @dataclass
 class Glance:
-    labels: list[str]  # the columns, in report order
+    labels: list[str]  # the columns, in common.display's order (Keras 3, native twins, 2017 stacks)
     rows: list[GlanceRow]  # steady s/epoch, one row per test and work
     per_sample: list[GlanceRow]  # tests whose backends did different work: µs per training sample
     differences: dict[str, str]  # test -> what differs between its works
 
     def several_works(self, model: str) -> bool:
         return model in self.differences
+
+    def legend(self) -> str:
+        """What the first table's bold and letters mean, and which interval decided them (HTML and Markdown)."""
+        bases = "; ".join(dict.fromkeys(r.basis for r in self.rows if r.basis)) or "none"
+        return ("Lower is better; one row per test and work (what an epoch trained and validated). Bold: the "
+                "fastest of the row, and any backend whose interval overlaps the fastest's own. Letters: backends "
+                "sharing one cannot be told apart (a: the fastest's group). Different work is never ranked "
+                f"together. Intervals: {bases}.")
 
 
 def _title(article: Article, model: str, rows: pd.DataFrame) -> str:
@@ -45,8 +56,9 @@ def _title(article: Article, model: str, rows: pd.DataFrame) -> str:
 
 def _row(model: str, title: str, work: str, group: pd.DataFrame) -> GlanceRow:
     values = {r["label"]: float(r["steady_s"]) for _, r in group.iterrows()}
-    places = rank([entry(r) for _, r in group.iterrows()]) if len(group) > 1 else []
-    return GlanceRow(model, title, work, values, {e.label for e in places[0].entries} if places else set())
+    ranked = rank([entry(r) for _, r in group.iterrows()]) if len(group) > 1 else []
+    basis = "; ".join(dict.fromkeys(b for b in group["interval_basis"] if b)) if "interval_basis" in group else ""
+    return GlanceRow(model, title, work, values, first_place(ranked), ranked, basis)
 
 
 def _per_sample_row(model: str, title: str, rows: pd.DataFrame) -> GlanceRow | None:
@@ -59,9 +71,19 @@ def _per_sample_row(model: str, title: str, rows: pd.DataFrame) -> GlanceRow | N
                      {label for label, v in values.items() if v == fastest})
 
 
+def labels(ok: pd.DataFrame) -> list[str]:
+    """Every label once, by its backend's display order (a backend missing from the first test keeps its place)."""
+    if not len(ok):
+        return []
+    keys = {}
+    for i, r in enumerate(ok.itertuples()):
+        keys.setdefault(r.label, (display_key(r.backend, r.driver, r.keras_version), i))
+    return sorted(keys, key=keys.__getitem__)
+
+
 def glance(table: pd.DataFrame, article: Article) -> Glance:
     ok = table.dropna(subset=["steady_s"]) if not table.empty else table
-    out = Glance(list(dict.fromkeys(ok["label"])) if len(ok) else [], [], [], {})
+    out = Glance(labels(ok), [], [], {})
     for model in dict.fromkeys(ok["model"]) if len(ok) else []:
         rows = ok[ok["model"] == model]
         title = _title(article, model, rows)

@@ -1,13 +1,14 @@
 """index.html: one self-contained page that opens offline (inline CSS, no script, no CDN; images are files beside
-it). Caveats first, then the tests at a glance, then per test the article's two figures, the summary table and the
-2017 comparison, then provenance for every row and the data files."""
+it). The answer first (a verdict per test and work), then the tests at a glance, then one caveats box linking to
+each caveat's detail; then per test the article's two figures, the summary table and the 2017 comparison, then
+provenance for every row and the data files."""
 
 from __future__ import annotations
 
 from reports import fmt
 from reports.article import Article
 from reports.content import Report
-from reports.html_parts import caveats_html, e, swatch, table_html
+from reports.html_parts import caveats_box_html, caveats_detail_html, caveats_html, e, swatch, table_html
 from reports.html_sections import section_html
 from reports.provenance import load_facts, raw_copy_name
 from reports.sweep import HEADER as SWEEP_HEADER
@@ -25,7 +26,7 @@ h1 { font-size:22px; margin:0 0 4px; } h2 { font-size:18px; margin:32px 0 8px; p
   border-top:1px solid var(--line); } h3 { font-size:15px; margin:18px 0 6px; }
 .meta { color:var(--muted); margin:2px 0; }
 nav { position:sticky; top:0; background:rgba(255,255,255,.96); border-bottom:1px solid var(--line); padding:6px 0;
-      z-index:2; } nav a { margin-right:14px; white-space:nowrap; }
+      z-index:2; overflow-x:auto; white-space:nowrap; } nav a { margin-right:14px; white-space:nowrap; }
 a { color:var(--accent); text-decoration:none; } a:hover { text-decoration:underline; }
 .caveat { border-left:5px solid; padding:8px 12px; margin:8px 0; border-radius:3px; }
 .caveat b { letter-spacing:.02em; }
@@ -42,12 +43,17 @@ th[title] { text-decoration:underline dotted #9aa3b2; cursor:help; }
 th.num { text-align:right; }
 td.num { text-align:right; font-variant-numeric:tabular-nums; white-space:nowrap; }
 tr:nth-child(even) td { background:#fbfcfe; }
-.best { font-weight:700; }
+.best { font-weight:700; } sup.cld { color:var(--muted); font-size:10px; margin-left:2px; }
+#verdict { margin:10px 0 4px; } #verdict ul { margin:0; padding-left:20px; font-size:15px; }
+#verdict li { margin:2px 0; } ul.caveats { margin:4px 0 0; padding-left:20px; }
 .flag { display:inline-block; font-size:11px; font-weight:600; padding:0 5px; border-radius:3px; margin-left:4px; }
 .flag.noisy { background:#fff0c2; color:#7a5200; } .flag.bad { background:#fdecea; color:#a11; }
 .flag.busy { background:#eef2f7; color:#384355; }
 .swatch { display:inline-block; width:10px; height:10px; border-radius:2px; margin-right:6px; vertical-align:0; }
-.figs { display:grid; grid-template-columns:repeat(auto-fit, minmax(440px, 1fr)); gap:12px; margin:8px 0; }
+.figs { display:grid; grid-template-columns:repeat(auto-fit, minmax(min(440px, 100%), 1fr)); gap:12px;
+        margin:8px 0; }
+.meta, .caveat, .legend, #verdict { overflow-wrap:anywhere; }
+@media (max-width: 600px) { main { padding:0 10px 32px; } h1 { font-size:18px; } #verdict ul { font-size:14px; } }
 figure { margin:0; border:1px solid var(--line); border-radius:4px; padding:6px; background:#fff; }
 figure img { width:100%; height:auto; display:block; }
 figcaption { color:var(--muted); font-size:12px; margin-top:4px; }
@@ -68,26 +74,26 @@ def _glance_table(report: Report, rows: list, unit) -> str:
         if g.several_works(row.model) or unit is not fmt.seconds:
             head += f'<br><span class="muted">{e(row.work_text)}</span>'
         cells = [head]
+        letters = {r.label: r.letters for r in row.ranked}
         for label in g.labels:
             value = row.values.get(label)
             text = unit(value) if value is not None else ""
-            cells.append(f'<span class="best">{text}</span>' if label in row.best else text)
+            text = f'<span class="best">{text}</span>' if label in row.best else text
+            cells.append(text + (f'<sup class="cld">{e(letters[label])}</sup>' if label in letters else ""))
         body.append(cells)
     heads = ["test"] + [swatch(backends.get(c, c)) + e(c) for c in g.labels]
     return table_html(None, body, numeric=set(range(1, len(heads))), header_html=heads)
 
 
 def overview_html(report: Report) -> str:
-    """Steady s/epoch per test and work, bold the fastest of each row (ties share it); then, for tests whose
-    backends did different work, training time per sample with the validation pass taken out."""
+    """Steady s/epoch per test and work, bold the first place of each row (common.ranking); then the one caveats
+    box; then, for tests whose backends did different work, training time per sample, validation taken out."""
     g = report.glance
     if g is None or not g.rows:
-        return ""
+        return caveats_box_html(report.caveats)
     html = ('<section id="overview"><h2>At a glance: steady seconds per epoch</h2>'
-            '<p class="legend">Lower is better. Each row is one test and one work (what an epoch trained and '
-            "validated); bold: the fastest of the row, several where their intervals overlap. Backends that did "
-            "different work are never ranked against each other. Each test links to its figures and full table.</p>"
-            + _glance_table(report, g.rows, fmt.seconds))
+            + _glance_table(report, g.rows, fmt.seconds)
+            + f'<p class="legend">{e(g.legend())}</p>' + caveats_box_html(report.caveats))
     if g.per_sample:
         html += ("<h3>Across different work: microseconds per training sample (validation pass excluded)</h3>"
                  '<p class="legend">For tests whose backends did different work: steady epoch less its validation '
@@ -95,6 +101,15 @@ def overview_html(report: Report) -> str:
                  + e("; ".join(f"{r.title}: {g.differences[r.model]}" for r in g.per_sample)) + ".</p>"
                  + _glance_table(report, g.per_sample, fmt.rate))
     return html + "</section>"
+
+
+def verdict_html(report: Report) -> str:
+    """The answer first: one line per test and work."""
+    if not report.verdicts:
+        return ""
+    items = "".join(f'<li><a href="#test-{e(v.model)}"><b>{e(v.head)}</b></a>: {e(v.text)}</li>'
+                    for v in report.verdicts)
+    return f'<section id="verdict"><ul>{items}</ul></section>'
 
 
 def sweep_html(report: Report) -> str:
@@ -179,20 +194,22 @@ def page_header_html(report: Report) -> str:
                f"profile(s) {e(', '.join(sorted(set(report.table['profile']))))}, "
                f"hardware {e('; '.join(sorted(set(ok['device']))) or '-')}") if not report.table.empty else "no rows"
     run_lines = "".join(f'<p class="meta">{r}</p>' for r in runs)
-    return (f"<header><h1>Keras Backend Matrix: {e(report.name)}</h1><p class=\"meta\">{summary}; generated "
-            f"{e(report.generated_at)}.</p>{run_lines}</header>")
+    return (f"<header><h1>Keras Backend Matrix: {e(report.name)}</h1>{verdict_html(report)}<p class=\"meta\">"
+            f"{summary}; generated {e(report.generated_at)}.</p>{run_lines}</header>")
 
 
 def nav_html(report: Report) -> str:
-    links = [("#overview", "At a glance")] + ([("#tax", "The Keras tax")] if report.tax else [])
+    links = [("#overview", "At a glance")] + ([("#caveats", "Caveats")] if report.caveats else [])
+    links += [("#tax", "The Keras tax")] if report.tax else []
     links += [(f"#{s.anchor}", s.title) for s in report.sections]
     links += [("#article", "2017 reference"), ("#provenance", "Provenance"), ("#files", "Data files")]
     return "<nav>" + "".join(f'<a href="{h}">{e(t)}</a>' for h, t in links) + "</nav>"
 
 
 def render(report: Report) -> str:
-    body = (page_header_html(report) + nav_html(report) + caveats_html(report.caveats) + overview_html(report)
+    body = (page_header_html(report) + nav_html(report) + overview_html(report)
             + sweep_html(report) + tax_html(report.tax) + "".join(section_html(s) for s in report.sections)
+            + caveats_detail_html(report.caveats)
             + (article_html(report) if report.sections else "") + provenance_html(report) + files_html()
             + f"<footer>Keras Backend Matrix report, generated {e(report.generated_at)}. Markdown: "
             '<a href="summary.md">summary.md</a>.</footer>')

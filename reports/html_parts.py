@@ -9,13 +9,15 @@ from html import escape
 
 import pandas as pd
 
-from reports.caveats import Caveat
+from reports.caveats import Caveat, worst_level
 from reports.plots import color
 
 COLUMN_HELP = {
     "steady s/epoch": "median wall time of the epochs after the first (training + validation pass), pooled over "
                       "repeats; each repeat is a separate process",
-    "interval": "95% CI of the median from order statistics (6+ samples), else min-max of the steady epochs",
+    "interval": "what the rankings use: with 3+ repeats, between runs (one steady figure per process); below, the "
+                "spread of the steady epochs within the process(es), which says little about the next run. 95% CI "
+                "of the median from order statistics (6+ values), else min-max",
     "CV": "coefficient of variation of the steady epochs; above 5% the cell is flagged noisy",
     "1st epoch s": "the first callback epoch (median over repeats): Keras 3's tracing and compilation included; "
                    "Keras 2.0.8/1.2.2 build their training function before it (counted in article-style only)",
@@ -45,6 +47,24 @@ def e(value: object) -> str:
 
 def caveats_html(caveats: list[Caveat]) -> str:
     return "".join(f'<div class="caveat {c.level}"><b>{e(c.title)}</b>: {e(c.text)}</div>' for c in caveats)
+
+
+def caveats_box_html(caveats: list[Caveat]) -> str:
+    """The one box the first screen shows: each kind of caveat once, its count or cause, a link to its detail."""
+    if not caveats:
+        return ""
+    items = "".join(f'<li><a href="#caveat-{i}">{e(c.line)}</a></li>' for i, c in enumerate(caveats, 1))
+    return (f'<div class="caveat {worst_level(caveats)}" id="caveats-box"><b>Caveats ({len(caveats)})</b>'
+            f'<ul class="caveats">{items}</ul></div>')
+
+
+def caveats_detail_html(caveats: list[Caveat]) -> str:
+    """Every caveat in full, each with the anchor the box links to."""
+    if not caveats:
+        return ""
+    boxes = "".join(f'<div class="caveat {c.level}" id="caveat-{i}"><b>{e(c.title)}</b>: {e(c.text)}</div>'
+                    for i, c in enumerate(caveats, 1))
+    return f'<section id="caveats"><h2>Caveats in detail</h2>{boxes}</section>'
 
 
 def table_html(header: list[str] | None, rows: list[list[str | tuple[str, int]]], numeric: set[int],

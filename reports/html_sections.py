@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from common.ranking import ranking_text
+from common.ranking import LEGEND, ranking_text
 from reports import fmt
 from reports.content import Section
 from reports.html_parts import caveats_html, e, label_link, swatch, table_html
@@ -22,7 +22,7 @@ def interval_html(row: pd.Series) -> str:
     if fmt.missing(row["steady_lo"]) or row["interval"] == "single":
         return "-"
     return (f'{fmt.seconds(row["steady_lo"])}\u2013{fmt.seconds(row["steady_hi"])} '
-            f'<span class="muted">{e(row["interval"])}</span>')
+            f'<span class="muted">{e(row["interval"])}</span>' + interval_basis_html(row))
 
 
 def ttt_html(row: pd.Series) -> str:
@@ -92,7 +92,7 @@ def summary_html(section: Section) -> str:
 
 
 def serving_html(section: Section) -> str:
-    """Inference and memory beside training speed (README, "Inference and memory")."""
+    """Inference and memory beside training speed (docs/concepts/inference-memory.md)."""
     header, rows = serving_table(section.rows)
     if not rows:
         return ""
@@ -136,12 +136,17 @@ def rankings_html(section: Section) -> str:
         then += ' <span class="legend">(not ranked: ' + "; ".join(f"{e(t)}: {e(w)}" for t, w in
                                                                    section.unranked_then) + ")</span>"
     out = f'<p class="rank"><b>Ranking 2017 (K80)</b> {then}</p>'
-    for work, places in section.ranking_now or [("", [])]:
-        now = ranking_text(places, fmt.seconds, e) or "nothing ran"
+    for work, ranked in section.ranking_now or [("", [])]:
+        now = ranking_text(ranked, fmt.seconds, e) or "nothing ran"
         label = "<b>Ranking now (steady)</b>" + (f' <span class="muted">{e(work)}:</span>' if section.several_works
                                                  else "")
         out += f'<p class="rank">{label} {now}</p>'
-    return out
+    bases = "; ".join(dict.fromkeys(b for b in section.rows["interval_basis"] if b))
+    return out + f'<p class="legend">{e(LEGEND)}. Intervals: {e(bases or "none")}.</p>'
+
+
+def interval_basis_html(row: pd.Series) -> str:
+    return f'<br><span class="muted">{e(row["interval_basis"])}</span>' if row.get("interval_basis") else ""
 
 
 def figures_html(section: Section) -> str:

@@ -39,11 +39,11 @@ def run_id_of(run_dir: Path) -> str:
     return Path(run_dir).resolve().name
 
 
-def _framework_version(versions: dict[str, str]) -> str:
-    for name in ("tensorflow", "jax", "torch", "cntk", "theano", "mxnet"):
-        if name in versions:
-            return f"{name} {versions[name]}"
-    return ""
+def _framework_version(result: CellResult) -> str:
+    """The cell's framework and its version. The result names its framework (matrix.yaml `backends.<name>.framework`,
+    else the Keras backend), so a new framework needs no entry here."""
+    name = (result.backend.framework if result.backend else None) or result.versions.get("keras_backend")
+    return f"{name} {result.versions[name]}" if name in result.versions else ""
 
 
 def _inference_columns(result: CellResult) -> dict[str, Any]:
@@ -104,7 +104,9 @@ def cell_row(run_id: str, result: CellResult, spec: dict[str, Any]) -> dict[str,
     """One result as a flat row: identity, how it ran, the headline figures and the work per epoch."""
     cell, data, host = result.cell, result.data, result.host.model_dump()
     model_spec = spec.get("model") or {}
-    kind, device, peak = describe_host(host)
+    precision = result.settings.precision if result.settings else None
+    arithmetic = precision.effective if precision else None
+    kind, device, peak = describe_host(host, arithmetic)
     backend_title = (result.backend.title if result.backend else None) or (spec.get("backend") or {}).get(
         "title") or cell.backend
     load = result.host.load
@@ -124,6 +126,8 @@ def cell_row(run_id: str, result: CellResult, spec: dict[str, Any]) -> dict[str,
         # whether this was its environment's default variant when it ran (results before variants: it was)
         "variant_default": bool((spec.get("variant") or {}).get("is_default", cell.variant == STOCK_VARIANT)),
         "changes_numerics": bool(result.settings and result.settings.variant_changes_numerics),
+        # a native twin fed per step from the host, as Keras feeds arrays (variant native-host-feed)
+        "twin_feed": (spec.get("variant") or {}).get("twin_feed") or "device",
         "jit_compile": result.settings.jit_compile_resolved if result.settings else None,
         "profile": cell.profile,
         "repeat": cell.repeat,
@@ -135,8 +139,9 @@ def cell_row(run_id: str, result: CellResult, spec: dict[str, Any]) -> dict[str,
         "device_kind": kind,
         "device": device,
         "peak_tflops": peak,
+        "precision": arithmetic or "float32",  # what the peak is of: float32, tf32, mixed_bfloat16, mixed_float16
         "keras": result.versions.get("keras", ""),
-        "framework": _framework_version(result.versions),
+        "framework": _framework_version(result),
         "params": result.params,
         "first_epoch_s": result.first_epoch_s,
         "compile_s": result.compile_s,
@@ -181,6 +186,16 @@ def epoch_rows(row: dict[str, Any], result: CellResult) -> list[dict[str, Any]]:
 
 EPOCH_COLUMNS = ["run_id", "cell_id", "repeat", "seed", *CELL_KEYS, "epoch", "steady", "wall_s", "cum_wall_s",
                  "cpu_s", "val_s", "samples", "loss", "accuracy", "val_loss", "val_accuracy"]
+
+
+def is_run_folder(path: Path) -> bool:
+    return Path(path).is_dir() and (Path(path) / "run.json").is_file()
+
+
+def run_folders(results_dir: Path) -> list[Path]:
+    """The run folders of a results folder, oldest first (run ids start with their time); `latest` is a link to one
+    of them and reports/ holds no run."""
+    return sorted(p for p in Path(results_dir).iterdir() if not p.is_symlink() and is_run_folder(p))
 
 
 def load_runs(run_dirs: list[Path]) -> Loaded:

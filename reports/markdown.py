@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from common.ranking import ranking_text
+from common.ranking import LEGEND, ranking_text
 from reports import fmt
-from reports.caveats import Caveat
+from reports.caveats import Caveat, worst_level
 from reports.content import Report, Section
 from reports.glance import GlanceRow
 from reports.serving import serving_table
@@ -34,6 +34,14 @@ def caveat_lines(caveats: list[Caveat]) -> list[str]:
     for c in caveats:
         out += [f"> [!{ALERT[c.level]}]", f"> **{c.title}**: {c.text}", ""]
     return out
+
+
+def caveats_box_lines(caveats: list[Caveat]) -> list[str]:
+    """The one box near the top: each kind once, its count or cause, a link to its full text below."""
+    if not caveats:
+        return []
+    return [f"> [!{ALERT[worst_level(caveats)]}]", f"> **Caveats ({len(caveats)})**, in full under "
+            "[Caveats in detail](#caveats-in-detail):", *(f"> - {c.line}" for c in caveats), ""]
 
 
 def then_figure(section: Section, backend: str) -> str:
@@ -64,7 +72,8 @@ def summary_rows(section: Section) -> list[list[object]]:
         out.append([
             *name,
             fmt.seconds(r["steady_s"]),
-            fmt.interval(r["steady_lo"], r["steady_hi"], r["interval"]),
+            " ".join(x for x in (fmt.interval(r["steady_lo"], r["steady_hi"], r["interval"]),
+                                 r.get("interval_basis") or "") if x),
             fmt.cv_text(r),
             fmt.cores_text(r),
             fmt.seconds(r["first_epoch_s"]),
@@ -94,10 +103,11 @@ def ranking_then_text(section: Section) -> str:
 def ranking_now_lines(section: Section) -> list[str]:
     """One line per work: rows of different work are never ranked together."""
     out = []
-    for work, places in section.ranking_now or [("", [])]:
+    for work, ranked in section.ranking_now or [("", [])]:
         label = f"Ranking now (steady s/epoch{'; ' + work if section.several_works else ''})"
-        out.append(f"- **{label}:** {ranking_text(places, fmt.seconds) or 'nothing ran'}")
-    return out
+        out.append(f"- **{label}:** {ranking_text(ranked, fmt.seconds) or 'nothing ran'}")
+    bases = "; ".join(dict.fromkeys(b for b in section.rows["interval_basis"] if b)) or "none"
+    return [*out, f"- {LEGEND}. Intervals: {bases}."]
 
 
 def serving_lines(section: Section) -> list[str]:
@@ -152,20 +162,23 @@ def section_lines(section: Section, report: Report) -> list[str]:
 
 
 def render(report: Report) -> str:
+    """The answer first (verdicts, then the glance table), then one caveats box, then the details."""
     ok = report.ok_rows
     out = [f"# Keras Backend Matrix report: {report.name}", ""]
+    out += [f"- **{v.head}:** {v.text}" for v in report.verdicts] + ([""] if report.verdicts else [])
+    glanced = not ok.empty and report.glance is not None and report.glance.rows
+    if glanced:
+        out += ["## At a glance: steady seconds per epoch", ""]
+        out += glance_lines(report, report.glance.rows, fmt.seconds) + [""]
+        out += [report.glance.legend(), ""]
+    out += caveats_box_lines(report.caveats)
     runs = ", ".join(report.run_ids)
     n_results = sum(int(r) for r in report.table["repeats"]) if not report.table.empty else 0
     out += [f"Run(s) {runs}; {n_results} results in {len(report.table)} test x backend cells; generated "
             f"{report.generated_at}. "
             "Full report with provenance: [index.html](index.html); every epoch: "
             "[data/epochs.csv](data/epochs.csv).", ""]
-    out += caveat_lines(report.caveats)
-    if not ok.empty and report.glance is not None and report.glance.rows:
-        out += ["## At a glance: steady seconds per epoch", "",
-                "Lower is better. One row per test and work (what an epoch trained and validated); **bold**: the "
-                "fastest of the row (several where intervals overlap). Different work is never ranked together.", ""]
-        out += glance_lines(report, report.glance.rows, fmt.seconds) + [""]
+    if glanced:
         if report.glance.per_sample:
             out += ["Across different work: microseconds per training sample, validation pass excluded "
                     "(**bold**: the fastest). What differs: " + "; ".join(
@@ -176,6 +189,8 @@ def render(report: Report) -> str:
     out += tax_lines(report.tax)
     for section in report.sections:
         out += section_lines(section, report)
+    if report.caveats:
+        out += ["## Caveats in detail", "", *caveat_lines(report.caveats)]
     if report.sections:
         out += ["## The 2017 comparison", ""]
         out += caveat_lines(report.article_caveats)
@@ -190,10 +205,12 @@ def glance_lines(report: Report, rows: list[GlanceRow], unit) -> list[str]:
     for row in rows:
         head = row.title + (f" ({row.work_text})" if g.several_works(row.model) or unit is not fmt.seconds else "")
         cells: list[object] = [head]
+        letters = {r.label: r.letters for r in row.ranked}
         for label in g.labels:
             value = row.values.get(label)
             text = unit(value) if value is not None else ""
-            cells.append(f"**{text}**" if label in row.best else text)
+            text = f"**{text}**" if label in row.best else text
+            cells.append(text + (f" {letters[label]}" if label in letters else ""))
         body.append(cells)
     return md_table(["test", *g.labels], body)
 

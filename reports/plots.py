@@ -16,10 +16,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.artist import Artist  # noqa: E402
+from matplotlib.colors import to_hex, to_rgb  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
+from common.display import NATIVE, display_key, family_of  # noqa: E402
 from reports import fmt  # noqa: E402
 
 # Okabe-Ito, a palette that colour-blind readers can tell apart; fixed per backend so every figure agrees.
@@ -36,9 +38,25 @@ FIGSIZE = (6.4, 3.6)
 
 
 def color(backend: str) -> str:
+    """A backend's colour; one of a family without its own (a native twin, TensorFlow 1.x) takes its family's hue,
+    darker for a twin and lighter for a 2017 stack, so the ten columns stay apart and related ones look related."""
     if backend in BACKEND_COLORS:
         return BACKEND_COLORS[backend]
+    base = BACKEND_COLORS.get(family_of(backend) or "")
+    if base is not None:
+        toward = np.zeros(3) if display_key(backend)[0] == NATIVE else np.ones(3)
+        return to_hex(0.55 * np.array(to_rgb(base)) + 0.45 * toward)
     return FALLBACK_COLORS[sum(map(ord, backend)) % len(FALLBACK_COLORS)]
+
+
+CROWDED = 5  # more bars than this: tilted labels, so "TensorFlow (native)" and its neighbours do not overlap
+
+
+def _tilt(ax, crowded: bool) -> None:
+    if crowded:
+        ax.tick_params(axis="x", labelsize=8)
+        for label in ax.get_xticklabels():
+            label.set(rotation=30, ha="right", rotation_mode="anchor")
 
 
 def _save(fig: Figure, out_dir: Path, stem: str) -> dict[str, str]:
@@ -59,23 +77,27 @@ def speed_figure(rows: pd.DataFrame, title: str) -> Figure:
     width = 0.38
     xs = range(len(rows))
     top = 0.0
+    crowded = len(rows) > CROWDED  # the Keras 3 backends, their twins and the 2017 stacks side by side
     for x, r in zip(xs, rows.itertuples(), strict=True):
         c = color(r.backend)
         err = [[r.steady_s - r.steady_lo], [r.steady_hi - r.steady_s]] if r.interval != "single" else None
         ax.bar(x - width / 2, r.steady_s, width, color=c, yerr=err, capsize=3, ecolor="#333333")
         ax.bar(x + width / 2, r.first_epoch_s or 0, width, color=c, alpha=0.35, hatch="//", edgecolor=c)
-        ax.annotate(fmt.seconds(r.steady_s) + (" (noisy)" if r.noisy else ""), (x - width / 2, r.steady_hi),
-                    xytext=(0, 3), textcoords="offset points", ha="center", fontsize=8)
+        noisy = ("*" if crowded else " (noisy)") if r.noisy else ""
+        ax.annotate(fmt.seconds(r.steady_s) + noisy, (x - width / 2, r.steady_hi), xytext=(0, 3),
+                    textcoords="offset points", ha="center", fontsize=7 if crowded else 8)
         ax.annotate(fmt.seconds(r.first_epoch_s), (x + width / 2, r.first_epoch_s or 0), xytext=(0, 3),
                     textcoords="offset points", ha="center", fontsize=8, color="#555555")
         top = max(top, r.steady_hi, r.first_epoch_s or 0)
     ax.set_xticks(list(xs), [r.label for r in rows.itertuples()])
+    _tilt(ax, crowded)
     pad = max(0.0, (3 - len(rows)) / 2)  # at least three slots wide: a lone backend keeps slim bars
     ax.set_xlim(-0.6 - pad, len(rows) - 0.4 + pad)
     ax.set_ylabel("seconds per epoch")
     ax.set_ylim(0, top * 1.18 or 1)
     ax.set_title(f"{title}: seconds per epoch (lower is better)", fontsize=10, loc="left")
-    key = [Patch(color="#777777", label="steady epoch (median; whiskers: interval)"),
+    steady = "steady epoch (median; whiskers: interval" + ("; * noisy)" if crowded else ")")
+    key = [Patch(color="#777777", label=steady),
            Patch(facecolor="#77777759", hatch="//", edgecolor="#777777", label="first epoch (compilation included)")]
     fig.legend(handles=key, loc="outside lower center", ncols=2, fontsize=8, frameon=False)
     ax.spines[["top", "right"]].set_visible(False)
@@ -133,6 +155,7 @@ def latency_figure(rows: pd.DataFrame, title: str) -> Figure:
             ax.hlines(r.latency_p90_ms, x - 0.15, x + 0.15, color=c, lw=1.2, ls="--")
         ax.annotate(f"{r.latency_p50_ms:.3g} ms", (x + 0.32, r.latency_p50_ms), fontsize=8, va="center")
     ax.set_xticks(range(len(rows)), list(rows["label"]))
+    _tilt(ax, len(rows) > CROWDED)
     ax.set_xlim(-0.6, max(len(rows), 3) - 0.4)
     if len(rows) and rows["latency_p90_ms"].max() > 20 * rows["latency_p50_ms"].min():
         ax.set_yscale("log")

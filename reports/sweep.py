@@ -4,7 +4,8 @@ default more than 10 % slower than the best.
 Built from the report's summary rows (one per test x backend x environment x variant, repeats pooled), so the
 sweep and the report cannot disagree. "Best" is the lowest median steady s/epoch; the default is the variant that
 was its environment's default when the cells ran (recorded in each spec). A slower default is flagged only where
-its interval does not overlap the best's: within the noise, the sweep says "tie", not a verdict.
+its interval does not overlap the best's (common.ranking's first place, the rule of every ranking): within the
+noise, the sweep says "tie", not a verdict.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from common.ranking import overlap
+from common.ranking import first_place, rank
 from reports import fmt
 from reports.tables import entry
 
@@ -50,7 +51,9 @@ def sweep_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
             row.update(ratio=None, tie=False, flag=False, verdict="no default variant in this run")
         else:
             ratio = row["default_s"] / row["best_s"]
-            tie = default["variant"] != best["variant"] and overlap(entry(default), entry(best))
+            # common.ranking's first place: the best and the variants whose interval overlaps the best's own
+            first = first_place(rank([entry(r) for _, r in group.iterrows()]))
+            tie = default["variant"] != best["variant"] and default["label"] in first
             flag = ratio > 1 + SLOWER_THAN_BEST and not tie
             row.update(ratio=ratio, tie=tie, flag=flag, verdict=verdict(row, ratio, tie, flag))
         out.append(row)

@@ -2,7 +2,8 @@
 
 A summary row pools the repeats of a cell (separate processes) and reports the median of their steady epochs
 (those after the first) with an interval, the first epoch on its own, throughput, achieved FLOP/s, accuracy,
-time to a target accuracy and how it ran. Rows and figures share one order: the article's tests, then backends.
+time to a target accuracy and how it ran. Rows and figures share one order: the article's tests, then backends in
+common.display's order (Keras 3, the native twins, the 2017 stacks).
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ from typing import Any
 
 import pandas as pd
 
-from common.ranking import Entry, Place, rank
+from common.display import display_key, display_order
+from common.ranking import Entry, Ranked, rank, ranking_spread
 from common.results import Status
-from common.stats import spread, time_to_target
+from common.stats import time_to_target
 from reports.article import Article
 from reports.load import CELL_KEYS, Loaded
 from reports.serving import serving
 
-BACKEND_ORDER = ["tensorflow", "jax", "torch", "cntk", "theano", "mxnet", "openvino", "numpy"]
 TERMINAL = ("failed", "timeout", "skipped")
 GROUP_KEYS = [*CELL_KEYS, "work_text"]  # a summary row: one cell identity doing one work, its repeats pooled
 CORES_SWING = 0.25  # cores used (CPU s / wall s) varying more than this share of its median between epochs
@@ -35,11 +36,6 @@ def anchor(*parts: str) -> str:
 def model_order(article: Article, models: list[str]) -> list[str]:
     known = [m for m in article.tests if m in models]
     return known + sorted(m for m in set(models) if m not in article.tests)
-
-
-def backend_order(backends: list[str]) -> list[str]:
-    known = [b for b in BACKEND_ORDER if b in backends]
-    return known + sorted(b for b in set(backends) if b not in BACKEND_ORDER)
 
 
 def _one(values: pd.Series) -> str:
@@ -63,6 +59,7 @@ def _identity(cells: pd.DataFrame) -> dict[str, Any]:
         backend_title=first["backend_title"],
         family=first["family"] if "family" in cells else first["backend"],
         driver=first["driver"] if "driver" in cells else "keras",
+        keras_version=_one(cells["keras"]) if "keras" in cells else "",
         jit_compile=_one(cells["jit_compile"].astype("string")) if "jit_compile" in cells else "",
         anchor=anchor("cell", *(str(first[k]) for k in CELL_KEYS),
                       hashlib.sha256(str(first["work_text"]).encode()).hexdigest()[:6]),
@@ -90,17 +87,20 @@ def _identity(cells: pd.DataFrame) -> dict[str, Any]:
 def _speed(ok: pd.DataFrame, epochs: pd.DataFrame) -> dict[str, Any]:
     """Steady epochs (repeats pooled) with their interval, noise, and the figures derived from them."""
     steady = epochs.loc[epochs["steady"].astype(bool)]
-    sp = spread(list(steady["wall_s"]))
+    per_repeat = [float(v) for v in ok["steady_epoch_s"].dropna()]
+    ranked = ranking_spread(per_repeat, list(steady["wall_s"]))
+    sp, basis = ranked if ranked else (None, "")
     steady_s = sp.median if sp else None
     samples, steps = _median(ok["train_samples"]), _median(ok["steps_per_epoch"])
     flop, peak = _median(ok["flop_per_epoch"]), _median(ok["peak_tflops"])
     gflops = flop / steady_s / 1e9 if flop and steady_s else None
     return dict(
         steady_s=steady_s, steady_lo=sp.lo if sp else None, steady_hi=sp.hi if sp else None,
-        interval=sp.kind if sp else "", n_steady=sp.n if sp else 0, cv=sp.cv if sp else None,
+        # the interval rankings use, and what it measures (between runs with 3+ repeats, else epochs)
+        interval=sp.kind if sp else "", interval_basis=basis, n_steady=len(steady), cv=sp.cv if sp else None,
         noisy=bool(sp and sp.noisy), rel_noise=sp.rel_halfwidth if sp else None,
         # one steady figure per repeat (process): what compare judges run-to-run noise by
-        repeat_steady_s=[float(v) for v in ok["steady_epoch_s"].dropna()],
+        repeat_steady_s=per_repeat,
         first_epoch_s=_median(ok["first_epoch_s"]), compile_s=_median(ok["compile_s"]),
         # the article's way: wall time around the whole fit / epochs, the like-for-like 2017 column
         article_epoch_s=_median(ok["article_epoch_s"]), build_fn_s=_median(ok["build_fn_s"]),
@@ -172,9 +172,10 @@ def summary_table(loaded: Loaded, article: Article) -> pd.DataFrame:
         rows.append(summarise_group(group, epochs[epochs["result_key"].isin(group["result_key"])], article))
     table = pd.DataFrame(rows)
     m_order = {m: i for i, m in enumerate(model_order(article, list(table["model"])))}
-    b_order = {b: i for i, b in enumerate(backend_order(list(table["backend"])))}
     table["_m"] = table["model"].map(m_order)
-    table["_b"] = table["backend"].map(b_order)
+    keys = [display_key(b, d, k) for b, d, k in zip(table["backend"], table["driver"], table["keras_version"],
+                                                    strict=True)]
+    table["_b"] = [sorted(set(keys)).index(k) for k in keys]
     table = table.sort_values(["_m", "_b", "environment", "variant", "profile", "data_source", "work_text"]).drop(
         columns=["_m", "_b"])
     table["label"] = _labels(table)
@@ -197,9 +198,10 @@ def entry(row: pd.Series) -> Entry:
     return Entry(row["label"], float(row["steady_s"]), float(row["steady_lo"]), float(row["steady_hi"]))
 
 
-def ranking_now(rows: pd.DataFrame) -> list[tuple[str, list[Place]]]:
-    """Per work (the test's rows that did the same work), its rows with a steady time, fastest first; rows whose
-    intervals overlap share a place (a tie). Rows of different work are never ranked together."""
+def ranking_now(rows: pd.DataFrame) -> list[tuple[str, list[Ranked]]]:
+    """Per work (the test's rows that did the same work), its rows with a steady time, fastest first, lettered by
+    common.ranking (entries share a letter only where their intervals overlap). Rows of different work are never
+    ranked together."""
     ok = rows.dropna(subset=["steady_s"])
     return [(work, rank([entry(r) for _, r in group.iterrows()]))
             for work, group in ok.groupby("work_text", sort=False)]
@@ -212,7 +214,7 @@ def comparison_rows(rows: pd.DataFrame, article: Article, comparable: bool) -> l
     test = article.tests.get(model)
     figures = test.figures if test else {}
     out = []
-    backends = backend_order(list(figures) + list(rows["backend"]))
+    backends = display_order(list(figures) + list(rows["backend"]))
     for backend in backends:
         ours = rows[rows["backend"] == backend]
         fig = figures.get(article.figure_key(backend))

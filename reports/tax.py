@@ -8,14 +8,22 @@ variant that ran it (variants that change the numerics left out): its steady s/e
 epochs of all its repeats (separate processes) pooled, with the interval the summary tables use (95 % order
 statistics interval of the median from 6 steady epochs, else min-max).
 
-The tax is best Keras setting / best native setting. Its interval divides the two intervals' ends crosswise
-(Keras low / native high .. Keras high / native low): conservative, and it holds 1 exactly when the two intervals
-overlap, which is called a tie, as the rankings do. Only cells of the same model, environment, profile, data source
+The tax is best Keras setting / best native setting. It is taken apart where the runs hold the cells for it
+(`--variant native-host-feed` on the twins): the twin as it ships keeps the training set on the device and gathers
+each batch there (the compiled step); the host-fed twin gathers each batch in NumPy and copies it per step, as
+Keras feeds arrays, so host-fed less device-fed is what feeding costs, and Keras less the host-fed twin is what
+Keras adds beyond feeding (its per-step work: callbacks, iterators, dispatch). Beside each side, the host's CPU
+seconds per training step (the steady epochs' process CPU time over their training steps).
+
+The tax's interval divides the two intervals' ends crosswise (Keras low / native high .. Keras high / native
+low): conservative, and it holds 1 exactly when the two intervals overlap, which is called a tie, as the rankings
+do. Only cells of the same model, environment, profile, data source
 and work (common/work.py) are divided; a side that did not run is said, never filled in from other work.
 """
 
 from __future__ import annotations
 
+import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
 from html import escape
@@ -30,8 +38,6 @@ SETTINGS = (("keras", False), ("keras", True), ("native", False), ("native", Tru
 SETTING_TITLES = {("keras", False): "Keras eager", ("keras", True): "Keras compiled",
                   ("native", False): "native eager", ("native", True): "native compiled"}
 GROUP = ("model", "environment", "profile", "data_source", "work_key")
-MODEL_ORDER = ("mlp", "cnn", "cifar10_cnn", "hrnn", "babi_rnn")  # the article's tests, then any other
-FAMILY_ORDER = ("tensorflow", "jax", "torch")
 
 
 @dataclass
@@ -47,6 +53,7 @@ class Side:
     repeats: int
     peak_share: float | None
     busy: bool
+    cpu_s_per_step: float | None = None  # process CPU seconds per training step (steady epochs, all threads)
 
 
 @dataclass
@@ -60,6 +67,7 @@ class TaxRow:
     data_source: str
     work_text: str
     sides: dict[tuple[str, bool], Side] = field(default_factory=dict)
+    host_fed: Side | None = None  # the best twin fed from the host per step (variant native-host-feed)
     busy: bool = False
     other_cpu_share: float | None = None
 
@@ -81,6 +89,16 @@ class TaxRow:
         return tax is not None and tax[1] <= 1.0 <= tax[2]
 
     @property
+    def parts(self) -> dict[str, float] | None:
+        """The tax taken apart in s/epoch: the twin's compiled step, what host feeding adds to it, what Keras adds
+        beyond feeding; None without a host-fed twin of the same work."""
+        keras, native = self.best("keras"), self.best("native")
+        if keras is None or native is None or self.host_fed is None:
+            return None
+        return {"step": native.steady_s, "feeding": self.host_fed.steady_s - native.steady_s,
+                "keras": keras.steady_s - self.host_fed.steady_s}
+
+    @property
     def verdict(self) -> str:
         keras, native = self.best("keras"), self.best("native")
         if keras is None or native is None:
@@ -93,29 +111,39 @@ class TaxRow:
         return f"Keras is faster: {ratio:.2f}x the framework's time"
 
 
-def _side(cells: pd.DataFrame, steady: pd.Series) -> Side | None:
-    sp = spread(list(steady))
+def _side(cells: pd.DataFrame, steady: dict[str, list[tuple[float, float]]]) -> Side | None:
+    epochs = [e for k in cells["result_key"] for e in steady.get(k, [])]
+    sp = spread([wall for wall, _ in epochs])
     if sp is None:
         return None
     first = cells.iloc[0]
     flop, peak = cells["flop_per_epoch"].dropna(), cells["peak_tflops"].dropna()
     share = (float(flop.median()) / sp.median / (float(peak.median()) * 1e12)) if len(flop) and len(peak) else None
+    steps = cells["steps_per_epoch"].dropna()
+    cpu = statistics.median(c for _, c in epochs) / float(steps.median()) if len(steps) else None
     return Side(first["backend_title"], first["variant"], sp.median, sp.lo, sp.hi, sp.kind, len(cells), share,
-                bool(cells["busy"].any()))
+                bool(cells["busy"].any()), cpu)
 
 
-def _steady_epochs(loaded: Loaded) -> dict[str, list[float]]:
-    """result key -> the wall times of its steady epochs (those after the first)."""
-    out: dict[str, list[float]] = defaultdict(list)
-    epochs = loaded.epochs
-    for run_id, cell_id, wall in zip(epochs["run_id"], epochs["cell_id"], epochs["wall_s"].where(epochs["steady"]),
-                                     strict=True):
+def _steady_epochs(loaded: Loaded) -> dict[str, list[tuple[float, float]]]:
+    """result key -> (wall s, process CPU s) of its steady epochs (those after the first)."""
+    out: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    epochs = loaded.epochs[loaded.epochs["steady"]]
+    for run_id, cell_id, wall, cpu in zip(epochs["run_id"], epochs["cell_id"], epochs["wall_s"], epochs["cpu_s"],
+                                          strict=True):
         if not pd.isna(wall):
-            out[f"{run_id}/{cell_id}"].append(float(wall))
+            out[f"{run_id}/{cell_id}"].append((float(wall), float(cpu)))
     return out
 
 
-def _row(key: tuple, group: pd.DataFrame, steady: dict[str, list[float]]) -> TaxRow:
+def _best(group: pd.DataFrame, steady: dict[str, list[tuple[float, float]]]) -> Side | None:
+    """The fastest backend x variant of these cells, pooled over repeats."""
+    sides = [_side(cells, steady) for _, cells in group.groupby(["backend", "variant"], sort=False)]
+    sides = [s for s in sides if s is not None]
+    return min(sides, key=lambda s: s.steady_s) if sides else None
+
+
+def _row(key: tuple, group: pd.DataFrame, steady: dict[str, list[tuple[float, float]]]) -> TaxRow:
     keras = group[group["driver"] == "keras"]
     first = (keras if len(keras) else group).iloc[0]
     row = TaxRow(model=key[0], model_title=first["model_title"],
@@ -124,14 +152,15 @@ def _row(key: tuple, group: pd.DataFrame, steady: dict[str, list[float]]) -> Tax
                  work_text=first["work_text"], busy=bool(group["busy"].any()),
                  other_cpu_share=float(group["other_cpu_share"].max()) if group["other_cpu_share"].notna().any()
                  else None)
+    host_fed = group["twin_feed"] == "host"
     for setting in SETTINGS:
         driver, compiled = setting
-        mine = group[(group["driver"] == driver) & (group["jit_compile"].fillna(False).astype(bool) == compiled)]
-        sides = [_side(cells, pd.Series([w for k in cells["result_key"] for w in steady.get(k, [])], dtype=float))
-                 for _, cells in mine.groupby(["backend", "variant"], sort=False)]
-        sides = [s for s in sides if s is not None]
-        if sides:
-            row.sides[setting] = min(sides, key=lambda s: s.steady_s)
+        mine = group[(group["driver"] == driver) & (group["jit_compile"].fillna(False).astype(bool) == compiled)
+                     & ~host_fed]
+        side = _best(mine, steady)
+        if side is not None:
+            row.sides[setting] = side
+    row.host_fed = _best(group[(group["driver"] == "native") & host_fed], steady)
     return row
 
 
@@ -146,20 +175,31 @@ def tax_rows(loaded: Loaded) -> list[TaxRow]:
     steady = _steady_epochs(loaded)
     rows = [_row(key, group, steady) for key, group in ok.groupby(list(GROUP), sort=False)]
 
-    def order(r: TaxRow) -> tuple:
-        return (MODEL_ORDER.index(r.model) if r.model in MODEL_ORDER else len(MODEL_ORDER), r.model,
-                FAMILY_ORDER.index(r.family) if r.family in FAMILY_ORDER else len(FAMILY_ORDER), r.family)
+    # the report's one order (reports/tables.py): the article's tests, then any other; backends likewise
+    from reports.article import load_article
+    from reports.tables import backend_order, model_order
 
-    return sorted((r for r in rows if r.sides), key=order)
+    rows = [r for r in rows if r.sides]
+    models = model_order(load_article(), [r.model for r in rows])
+    families = backend_order([r.family for r in rows])
+
+    def order(r: TaxRow) -> tuple:
+        return models.index(r.model), families.index(r.family)
+
+    return sorted(rows, key=order)
 
 
 # -- rendering: the same cells for summary.md and index.html ------------------------------------------------------
-HEADER = ["test", "framework", *SETTING_TITLES.values(), "Keras tax (best Keras / best native)", "verdict"]
+HEADER = ["test", "framework", *SETTING_TITLES.values(), "Keras tax (best Keras / best native)",
+          "taken apart (s/epoch)", "verdict"]
 LEGEND = ("Steady s/epoch (median of the steady epochs of every repeat, pooled; interval as in the tables below), "
           "share of the CPU's (or GPU's) FP32 peak, the variant. Eager: Keras 3's default (PyTorch eager; "
           "TensorFlow a tf.function graph without XLA); compiled: jit_compile (torch.compile, XLA); JAX always "
           "jit-compiles. The tax's interval divides the two intervals' ends crosswise; a tie where they overlap. "
-          "Only cells of the same test, environment and work are divided.")
+          "Only cells of the same test, environment and work are divided. Taken apart (with a host-fed twin, "
+          "variant native-host-feed): the twin's compiled step with the set on the device, + what feeding batches "
+          "from the host adds, + what Keras adds beyond feeding; CPU/step is the host's process CPU time per "
+          "training step.")
 
 
 def side_text(row: TaxRow, setting: tuple[str, bool]) -> str:
@@ -170,7 +210,20 @@ def side_text(row: TaxRow, setting: tuple[str, bool]) -> str:
         return "not run"
     interval = "" if side.interval == "single" else f" ({fmt.seconds(side.lo)}-{fmt.seconds(side.hi)})"
     busy = ", busy" if side.busy else ""
-    return f"{fmt.seconds(side.steady_s)} s{interval}, {fmt.share(side.peak_share)} of peak, {side.variant}{busy}"
+    cpu = f", {side.cpu_s_per_step * 1e3:.2f} ms CPU/step" if side.cpu_s_per_step is not None else ""
+    return (f"{fmt.seconds(side.steady_s)} s{interval}, {fmt.share(side.peak_share)} of peak, {side.variant}"
+            f"{cpu}{busy}")
+
+
+def parts_text(row: TaxRow) -> str:
+    parts = row.parts
+    if parts is None:
+        return "- (no host-fed twin: --variant native-host-feed)"
+    total = parts["step"] + parts["feeding"] + parts["keras"]
+    cpu = row.host_fed.cpu_s_per_step if row.host_fed else None
+    return (f"step {fmt.seconds(parts['step'])} + feeding {fmt.seconds(parts['feeding'])} + Keras "
+            f"{fmt.seconds(parts['keras'])} = {fmt.seconds(total)}"
+            + (f" (host-fed twin {cpu * 1e3:.2f} ms CPU/step)" if cpu is not None else ""))
 
 
 def tax_text(row: TaxRow) -> str:
@@ -182,7 +235,8 @@ def tax_text(row: TaxRow) -> str:
 
 
 def table_cells(row: TaxRow) -> list[str]:
-    return [row.model_title, row.framework, *(side_text(row, s) for s in SETTINGS), tax_text(row), row.verdict]
+    return [row.model_title, row.framework, *(side_text(row, s) for s in SETTINGS), tax_text(row), parts_text(row),
+            row.verdict]
 
 
 def work_lines(rows: list[TaxRow]) -> list[str]:

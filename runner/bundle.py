@@ -359,9 +359,11 @@ def make_bundle(out: Path, python_version: str, platforms: list[str], matrix_pat
     return manifest
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="./kbm gpu-bundle", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+def parser() -> argparse.ArgumentParser:
+    """`kbm gpu-bundle` (also `make gpu-bundle BUNDLE=DIR`): the module's docstring is its help."""
+    from runner.commands import make_parser
+
+    p = make_parser("gpu-bundle", __doc__.split("\n\n", 1)[1])
     p.add_argument("out", type=Path, help="the bundle's folder (new or empty)")
     p.add_argument("--python-version", default="3.12", help="the GPU machine's python3 as X.Y (default 3.12)")
     p.add_argument("--platform", action="append",
@@ -372,7 +374,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lean", action="store_true",
                    help=f"leave out what GPU images have ({', '.join(LEAN)}) and what only they need: about 40 MB "
                         "instead of 150; gpu-check refuses an interpreter that lacks one, naming it")  # fmt: skip
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     say = lambda msg: print(f"gpu-bundle: {msg}", file=sys.stderr, flush=True)  # noqa: E731
     try:
         make_bundle(args.out.resolve(), args.python_version, platform_tags(args.platform or [DEFAULT_PLATFORM]),

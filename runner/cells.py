@@ -282,6 +282,8 @@ def variant_settings(matrix: Matrix, cell: Cell) -> dict[str, Any]:
         "recurrent_activation": variant.recurrent_activation,
         "steps_per_execution": variant.steps_per_execution,
         "mixed_precision": variant.mixed_precision,
+        "float32_precision": variant.float32_precision,
+        "twin_feed": variant.twin_feed,
         "env": dict(variant.env),
         "jax_config": dict(variant.jax_config),
     }
@@ -322,7 +324,7 @@ def worker_spec(matrix: Matrix, cell: Cell, data_source: str, timeout_s: float |
         "variant": variant_settings(matrix, cell),
         # what cell_variables sets in the process (unexpanded): the worker records these, not a rebuild of them
         "variables": cell_variables(matrix, cell),
-        "model": model.model_dump(),
+        "model": model.model_dump() | ({"batch_size": limits.batch_size} if limits.batch_size else {}),
         "run": {
             "epochs": limits.epochs or model.epochs,
             "train_samples": limits.train_samples,

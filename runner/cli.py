@@ -1,32 +1,31 @@
-"""`python -m runner`: the pipeline load matrix -> expand cells -> filter -> run -> summarise -> exit status.
+"""`kbm run` (`python -m runner` with no subcommand): load matrix -> expand cells -> filter -> run -> summarise.
 
-Each step is a plain function (testable without a GPU); only `main` turns outcomes into exit statuses:
+Each step is a plain function (testable without a GPU); only `run_main` turns outcomes into exit statuses:
 0 every cell ok or skipped (and at least one measured), 1 a cell failed or timed out, or no cell ran at all,
 2 bad input (nothing ran: the project's own BadInput errors, never any ValueError), 130 interrupted. A bug in the
-project prints its traceback and exits 1. The options are runner/options.py; `--resume` is runner/resume.py.
+project prints its traceback and exits 1. The options are runner/options.py; `--resume` is runner/resume.py; the
+other subcommands are runner/commands/, which `main` dispatches to.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import signal
 import sys
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
 
 from common.errors import BadInput
-from common.results import RESULT_FILE, ResultError, Status, iter_results
+from common.results import Status
 from runner import paths
 from runner.cells import Cell, Selection, SelectionError, plan
 from runner.dryrun import dry_run
 from runner.executors import Executor, ExecutorOptions, choose
 from runner.matrix import Matrix, load_matrix
-from runner.options import SWEEP_MODELS, SWEEP_REPEATS, build_parser, check_numbers, selection_of
+from runner.options import SWEEP_DATASET, SWEEP_REPEATS, build_parser, check_numbers, parse_paths, selection_of
 from runner.orchestrate import RunOptions, RunOutcome, run_cells
 from runner.progress import Display, make_console
 from runner.resume import check_resumed_cells, merge_resume, recorded_selection
@@ -47,12 +46,14 @@ class Planned:
     why: str
 
 
-def parse(argv: list[str], sweep: bool) -> argparse.Namespace:
-    """The options; `sweep` changes the defaults to every applicable variant of the MNIST tests, 3 repeats."""
-    args = build_parser("python -m runner sweep" if sweep else "python -m runner").parse_args(argv)
+def parse(argv: list[str], sweep: bool, prog: str = "kbm") -> argparse.Namespace:
+    """The options, every path among them absolute (what was typed kept in `typed_paths`, for run.json); `sweep`
+    changes the defaults to every applicable variant, 3 repeats (the MNIST tests are chosen once the matrix is
+    loaded, in plan_run)."""
+    args = build_parser("kbm sweep" if sweep else prog, sweep=sweep).parse_args(argv)
+    args.typed_paths = parse_paths(args)
     args.sweep = sweep
     if sweep:
-        args.model = args.model or list(SWEEP_MODELS)
         args.variant = args.variant or ["all"]
         args.repeats = args.repeats or SWEEP_REPEATS
     return args
@@ -88,7 +89,10 @@ def plan_run(args: argparse.Namespace, console: Console) -> Planned:
     args.executor = args.executor or "auto"
     args.parallel = args.parallel or 1
     warnings: list[str] = []
-    matrix = add_model_files(load_matrix(args.matrix), args, warnings)
+    matrix = load_matrix(args.matrix)
+    if getattr(args, "sweep", False) and not args.model and not args.model_file:
+        args.model = matrix.models_of(SWEEP_DATASET)  # the matrix's MNIST tests
+    matrix = add_model_files(matrix, args, warnings)
     for warning in warnings:
         console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     sel = Selection(tuple(args.only), tuple(args.model), tuple(args.env), args.profile, args.repeats, args.seed,
@@ -118,8 +122,8 @@ def plan_run(args: argparse.Namespace, console: Console) -> Planned:
     return Planned(matrix, cells, sel, executor, why)
 
 
-def run_main(argv: list[str], sweep: bool = False) -> int:
-    args = parse(argv, sweep)
+def run_main(argv: list[str], sweep: bool = False, prog: str = "kbm") -> int:
+    args = parse(argv, sweep, prog)
     console = make_console(stderr=True)
     try:
         planned = plan_run(args, console)
@@ -138,7 +142,8 @@ def run_main(argv: list[str], sweep: bool = False) -> int:
         return EXIT_OK
     console.print(f"executor {planned.why}", style="cyan", highlight=False)
     options = RunOptions(args.results.resolve(), data, args.timeout, ["python", "-m", "runner", *argv], planned.why,
-                         args.resume, args.parallel, selection_of(args, planned.matrix), planned.sel)
+                         args.resume, args.parallel, selection_of(args, planned.matrix), planned.sel,
+                         typed_paths=args.typed_paths)
     try:
         with Display(console) as display:
             outcome = run_cells(planned.matrix, planned.cells, planned.executor, options, display)
@@ -207,46 +212,6 @@ def close_run(args: argparse.Namespace, console: Console, matrix: Matrix, outcom
     return EXIT_OK
 
 
-def check_main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m runner check",
-        description="Validate every result.json in run folders against the result contract (schema 1 files are "
-        "migrated as they are read). Exit status: 0 all valid, 1 a problem, 2 no such folder.",
-    )
-    p.add_argument("runs", nargs="+", type=Path, help="run folders (results/<run-id>)")
-    args = p.parse_args(argv)
-    for run in args.runs:
-        if not run.is_dir():
-            print(f"error: {run}: no such run folder; pass results/<run-id>", file=sys.stderr)
-            return EXIT_USAGE
-    problems = count = 0
-    for run in args.runs:
-        problems += _planned_without_result(run)
-        for path, outcome in iter_results(run):
-            count += 1
-            if isinstance(outcome, ResultError):
-                problems += 1
-                print(f"FAIL {outcome}")
-            elif outcome.status is Status.interrupted:
-                problems += 1
-                print(f"FAIL {path}: interrupted ({outcome.error}); --resume {run} runs it again")
-            else:
-                print(f"ok   {path} ({outcome.status.value})")
-    print(f"{count} results checked, {problems} problems")
-    return EXIT_FAILED if problems or not count else EXIT_OK
-
-
-def _planned_without_result(run: Path) -> int:
-    try:
-        planned = json.loads((run / "run.json").read_text()).get("cells") or []
-    except (OSError, ValueError):
-        planned = []
-    missing = [c for c in planned if not (run / c / RESULT_FILE).exists()]
-    for cell_id in missing:
-        print(f"FAIL {run / cell_id}: planned but has no {RESULT_FILE} (an interrupted run? --resume {run})")
-    return len(missing)
-
-
 def _sigterm_as_interrupt(signum: int, frame: object) -> None:
     """SIGTERM and SIGHUP (a closed terminal) stop a run the way Ctrl-C does: running cells are killed, finished
     results stay."""
@@ -258,26 +223,6 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGHUP):
         if signal.getsignal(sig) is not signal.SIG_IGN:  # an inherited ignore (nohup) is what the caller asked for
             signal.signal(sig, _sigterm_as_interrupt)
-    command = argv[0] if argv else None
-    if command == "check":
-        return check_main(argv[1:])
-    if command in ("report", "compare"):
-        from reports.cli import compare_main, report_main
+    from runner.commands import dispatch
 
-        return (report_main if command == "report" else compare_main)(argv[1:])
-    if command == "history":  # history/ reads results through reports/, imported only when asked for
-        from history.cli import main as history_main
-
-        return history_main(argv[1:])
-    if command == "bench-overhead":  # measurement is tooling, outside the product (tooling/bench.py)
-        print("error: bench-overhead is not a runner subcommand: run `make bench-overhead` "
-              "(python -m tooling.bench)", file=sys.stderr)
-        return EXIT_USAGE
-    if command == "sweep":
-        return run_main(argv[1:], sweep=True)
-    if command == "gpu-bundle":  # what gpu-check needs, carried to a GPU machine without an index (runner/bundle.py)
-        from runner.bundle import main as bundle_main
-
-        return bundle_main(argv[1:])
-    return run_main(argv)
-
+    return dispatch(argv)

@@ -5,9 +5,9 @@ MLP, the MNIST CNN and the hierarchical RNN on every Keras 3 backend the machine
 its native twin (`--python`: its CUDA builds of JAX, PyTorch or TensorFlow serve; what the interpreter lacks comes
 from a bundle, `make gpu-check BUNDLE=DIR`, runner/bundle_run.py, or a carried Keras wheel), then checks that every
 cell really trained on the GPU (`host.gpu.used`): a cell that ran on the CPU is a failure, not a result. It writes
-`gpu-check.md` into the run folder: each cell's steady s/epoch, achieved TFLOP/s and share of the GPU's FP32 peak,
-beside the article's 2017 K80 figures for the same model. `--allow-cpu` (with `--profile smoke`) lets it run end
-to end on a CPU machine, so the first GPU run needs no fixes.
+`gpu-check.md` into the run folder: each cell's steady s/epoch, achieved TFLOP/s and share of the GPU's peak for
+the arithmetic it ran, beside the article's 2017 K80 figures for the same model. `--allow-cpu` (with `--profile
+smoke`) lets it run end to end on a CPU machine, so the first GPU run needs no fixes.
 
 Exit status: 0 every cell ok on a GPU, 1 a cell failed or ran on the CPU, 2 bad input (no interpreter, no Keras,
 no Keras 3 backend present), 130 interrupted.
@@ -26,10 +26,11 @@ from typing import Any
 
 from common.errors import BadInput
 from common.results import CellResult, Status, iter_results
+from common.userpaths import make_absolute
 from runner import paths
 from runner.matrix import MatrixError, load_matrix
 
-MODELS = ("mlp", "cnn", "hrnn")
+DATASET = "mnist"  # the MNIST tests of matrix.yaml (models with this dataset), unless --model names fewer
 WHEEL_FOLDER = paths.REPO_ROOT / ".whl"  # where a carried Keras wheel is looked for when KERAS_WHEEL is not set
 FIND = r"""
 import importlib.util, json, sys
@@ -94,8 +95,8 @@ def report(run_dir: Path, results: list[CellResult], allow_cpu: bool) -> tuple[s
     k80 = article.hardware.peak_fp32_tflops
     failures = []
     lines = [f"# GPU check: {run_dir.name}", "",
-             "| model | backend | device | status | steady s/epoch | TFLOP/s | share of peak |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+             "| model | backend | device | arithmetic | status | steady s/epoch | TFLOP/s | share of peak |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for result in results:
         spec = json.loads((run_dir / result.cell_id / "spec.json").read_text())
         row = cell_row(run_dir.name, result, spec)
@@ -107,7 +108,7 @@ def report(run_dir: Path, results: list[CellResult], allow_cpu: bool) -> tuple[s
         rate = tflops(row)
         share = f"{rate / row['peak_tflops']:.1%}" if rate and row["peak_tflops"] else "-"
         lines.append(f"| {row['model']} | {row['backend_title']} ({row['environment']}) | {row['device']} | "
-                     f"{result.status.value}{'' if used else ' (CPU)'} | "
+                     f"{row['precision']} | {result.status.value}{'' if used else ' (CPU)'} | "
                      f"{row['steady_epoch_s'] or 0:.3f} | {rate or 0:.3f} | {share} |")  # fmt: skip
     lines += ["", f"## The 2017 figures ({article.hardware.device}, {k80} TFLOP/s FP32; article profile, first "
               "epoch included)", "", "| model | backend | s/epoch | TFLOP/s | share of peak |", "|---|---|---|---|---|"]
@@ -148,9 +149,13 @@ def present_backends(args: argparse.Namespace, say: Any) -> tuple[Any, list[str]
     return matrix, backends, pythonpath
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m runner.gpu_check", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+def parser() -> argparse.ArgumentParser:
+    """`kbm gpu-check` and `python -m runner.gpu_check`: the module's docstring is its help."""
+    from runner.commands import make_parser
+
+    doc = __doc__.split("\n\n", 1)[1]
+    what, status = doc.rsplit("\n\n", 1)
+    p = make_parser("gpu-check", what, status[0].lower() + status[1:])
     p.add_argument("--python", default=os.environ.get("GPU_PYTHON") or "python3",
                    help="the machine's own interpreter with its CUDA builds (default: python3 on PATH)")
     p.add_argument("--profile", default="gpu",
@@ -162,8 +167,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", type=Path, default=Path("results"))
     p.add_argument("--matrix", type=Path, default=paths.DEFAULT_MATRIX)
     p.add_argument("--data", choices=["real", "synthetic"], help="synthetic: no dataset needed (speed only)")
-    p.add_argument("--model", action="append", choices=MODELS, help="fewer models (default: all three)")
-    args = p.parse_args(argv)
+    p.add_argument("--model", action="append", help="fewer models (default: every model of the matrix whose dataset "
+                   "is mnist)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    # the run below starts in the checkout's root: the paths typed here mean the folder gpu-check was started in
+    make_absolute(args, {"python": "interpreter", "keras_wheel": "path", "results": "path", "matrix": "path"})
     say = lambda msg: print(f"gpu-check: {msg}", file=sys.stderr, flush=True)  # noqa: E731
     try:
         matrix, backends, pythonpath = present_backends(args, say)
@@ -180,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     cmd = [sys.executable, "-m", "runner", "--python", args.python, "--profile", args.profile,
            "--results", str(results_root), "--matrix", str(args.matrix.resolve()),
            *(a for b in backends for a in ("--only", f"{b}@keras3{'@keras' if args.keras_only else ''}")),
-           *(a for m in args.model or MODELS for a in ("--model", m)),
+           *(a for m in args.model or matrix.models_of(DATASET) for a in ("--model", m)),
            *(["--data", args.data] if args.data else [])]  # fmt: skip
     code = subprocess.run(cmd, env={**os.environ, "PYTHONPATH": pythonpath}, cwd=paths.REPO_ROOT).returncode
     if code in (2, 130):

@@ -240,6 +240,8 @@ class ModelSpec(_Strict):
 
 class ProfileLimits(_Strict):
     epochs: int | None = Field(None, ge=1)
+    # a batch size other than the model's: a different work (recorded), for benchmarks that need many cheap steps
+    batch_size: int | None = Field(None, ge=1)
     train_samples: int | None = Field(None, ge=1)
     test_samples: int | None = Field(None, ge=1)
     timeout_s: float | None = Field(None, gt=0)
@@ -322,6 +324,10 @@ class Matrix(_Strict):
     def selected_by(self, name: str) -> list[str]:
         """The backends `--only NAME` takes: the backend called NAME and every backend of the family NAME."""
         return [b for b, spec in self.backends.items() if name in (b, spec.family)]
+
+    def models_of(self, dataset: str) -> list[str]:
+        """The models that train on `dataset`, in the matrix's order: the sweep's and gpu-check's MNIST tests."""
+        return [name for name, spec in self.models.items() if spec.dataset == dataset]
 
     def environments_for(self, backend: str) -> list[str]:
         return [name for name, env in self.environments.items() if backend in env.backends]

@@ -1,8 +1,9 @@
 """The run's command line: every option once, as data (flags and argparse settings), with the help a user reads.
 
-`build_parser` turns OPTIONS into the parser of `python -m runner` and of `python -m runner sweep`; `check_numbers`
-refuses nonsense numbers before anything is planned; `selection_of` is what run.json records (defaults resolved,
-so a later default change cannot alter what a run meant).
+`build_parser` turns OPTIONS into the parser of `kbm` and of `kbm sweep`; PATHS are the options that name files,
+made absolute as they are parsed (common/userpaths.py); `check_numbers` refuses nonsense numbers before anything is
+planned; `selection_of` is what run.json records (defaults resolved, so a later default change cannot alter what a
+run meant).
 """
 
 from __future__ import annotations
@@ -11,43 +12,33 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from common.userpaths import make_absolute
 from runner.cells import SelectionError
+from runner.executors import EXECUTOR_CHOICES
 
 DESCRIPTION = """\
 Train the five classic Keras examples (or your own Keras 3 model, --model-file) on every backend of the matrix,
 each model x backend cell in its own process inside the environment that hosts its backend, and write one JSON
 result per cell: per-epoch training times, accuracy, inference latency and throughput, peak memory, provenance.
-
-subcommands:
-  python -m runner [options]            run the matrix (the default)
-  python -m runner check RUN_DIR        validate every result in a run folder (exit 1 on any problem)
-  python -m runner report [RUN...]      write results/<run-id>/report/ (HTML, Markdown, plots, CSV/Parquet)
-  python -m runner compare RUN_A RUN_B  per-cell ratio and accuracy delta; exit 1 on a regression beyond noise
-  python -m runner sweep [options]      every variant that applies, on the MNIST tests, 3 interleaved repeats;
-                                        the report shows each backend's best variant and the default's distance
-  python -m runner history [...]        the runs kept in the history database: trends, steps, `history check`
-
-tooling (tests, CI, measurement; the tooling/ package): make bench-overhead, make engine, make slurm-up
 """
 
 EPILOG = """\
 examples:
-  python -m runner                          the default profile (quick) on every backend
-  python -m runner --only tensorflow        TensorFlow's cells, every generation (tensorflow@keras3: Keras 3's)
-  python -m runner --profile smoke --model mlp --model cnn
-  python -m runner --data synthetic --dry-run
-  python -m runner --python /opt/conda/bin/python --only jax     the cells in an interpreter you already have
-  python -m runner --only jax --variant stock --variant jax-onednn --repeats 3
-  python -m runner --model-file my_model.py --profile quick      your own Keras 3 model on every Keras 3 backend
-  python -m runner sweep --only torch --dry-run
+  kbm                                           the default profile (quick) on every backend
+  kbm --only tensorflow                         TensorFlow's cells, every generation (tensorflow@keras3: Keras 3's)
+  kbm --profile smoke --model mlp --model cnn
+  kbm --data synthetic --dry-run
+  kbm --python /opt/conda/bin/python --only jax the cells in an interpreter you already have
+  kbm --only jax --variant stock --variant jax-onednn --repeats 3
+  kbm --model-file my_model.py --profile quick  your own Keras 3 model on every Keras 3 backend
+  kbm sweep --only torch --dry-run
 
 exit status: 0 every cell ok or skipped (at least one measured), 1 a cell failed or timed out (or none ran),
 2 bad input (nothing ran), 130 interrupted.
 """
 
-SWEEP_MODELS = ("mlp", "cnn", "hrnn")  # the MNIST tests: what the sweep measures unless --model says otherwise
+SWEEP_DATASET = "mnist"  # the sweep measures the matrix's MNIST tests unless --model says otherwise
 SWEEP_REPEATS = 3
-EXECUTOR_CHOICES = ("auto", "venv", "docker", "slurm", "kubernetes", "existing")
 
 # (flags, argparse keywords): the order is the order of --help
 OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
@@ -58,7 +49,7 @@ OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
                        "(tensorflow@keras3)")),
     (("--model",), dict(action="append", default=[], help="run only this model (repeatable)")),
     (("--model-file",), dict(action="append", default=[], type=Path, metavar="PATH",
-                             help="your own Keras 3 model: a Python file with build() (README, \"Your own model\"); "
+                             help="your own Keras 3 model: a Python file with build() (docs/how-to/own-model.md); "
                              "repeatable; runs on every Keras 3 backend unless --only says otherwise")),
     (("--data-file",), dict(type=Path, metavar="FILE.npz",
                             help="data for --model-file models: an .npz with x_train, y_train, x_test, y_test")),
@@ -77,7 +68,7 @@ OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("--data",), dict(choices=["real", "synthetic"],
                        help="real files (default) or synthetic arrays of the real shapes, for speed-only runs")),
     (("--timeout",), dict(type=float, metavar="SECONDS", help="per-cell time limit (default: the profile's)")),
-    (("--executor",), dict(choices=EXECUTOR_CHOICES,
+    (("--executor",), dict(choices=EXECUTOR_CHOICES,  # the executor registry's names
                            help="where cells run: venv (cached virtualenvs), docker (a container per cell), slurm "
                            "(one sbatch job per cell), kubernetes (one Job per cell), or auto (docker where an "
                            "engine answers, else venv); `existing` is what --python uses")),
@@ -104,9 +95,31 @@ OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
 ]
 
 
-def build_parser(prog: str = "python -m runner") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=DESCRIPTION, epilog=EPILOG,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+# the options that name a file or folder (dest -> how it is made absolute): relative to the folder the command runs
+# in, turned absolute once by `parse_paths`, so the probe, the workers and the schedulers all see the same file
+PATHS = {"matrix": "path", "model_file": "path", "data_file": "path", "results": "path", "resume": "path",
+         "history": "target", "python": "interpreter"}
+
+
+def parse_paths(args: argparse.Namespace) -> dict[str, Any]:
+    """Every path option made absolute in place; returns what was typed, which run.json keeps beside them."""
+    return make_absolute(args, PATHS)
+
+
+SWEEP_DESCRIPTION = """\
+The run with other defaults: every variant that applies to each selected backend (--variant all), on the MNIST
+tests (every model of matrix.yaml whose dataset is mnist, unless --model or --model-file), profile quick, 3
+interleaved repeats. It ends with the sweep table: per test and backend the fastest variant, the default's steady
+s/epoch and its ratio to the best, and a verdict.
+"""
+
+
+def build_parser(prog: str = "kbm", sweep: bool = False) -> argparse.ArgumentParser:
+    """The run's parser: `kbm` (with the list of subcommands), `kbm run` and `kbm sweep`, one help layout."""
+    from runner.commands import make_parser, overview
+
+    description = SWEEP_DESCRIPTION if sweep else DESCRIPTION + ("\n" + overview() if prog == "kbm" else "")
+    p = make_parser(prog.removeprefix("kbm").strip(), description, EPILOG)
     for flags, kwargs in OPTIONS:
         p.add_argument(*flags, **kwargs)
     return p

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import platform
 import signal
 import sys
@@ -69,6 +70,7 @@ class RunOptions:
     parallel: int = 1
     selection: dict[str, Any] = field(default_factory=dict)  # the resolved options, for run.json and --resume
     sel: Selection | None = None  # what the cells were planned from: decides each spec's `variant.is_default`
+    typed_paths: dict[str, Any] = field(default_factory=dict)  # the path options as typed, before made absolute
 
 
 @dataclass
@@ -143,6 +145,8 @@ def open_run(cells: list[Cell], executor: Executor, options: RunOptions, display
         "data": options.data_source,
         "cells": [c.id for c in cells],
         "selection": options.selection,
+        "cwd": os.getcwd(),  # what the typed paths were relative to; `selection` holds them made absolute
+        "typed_paths": options.typed_paths,
         "host": {"node": platform.node(), "platform": platform.platform()},
         **provenance,
     }

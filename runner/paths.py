@@ -8,10 +8,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 # matrix.yaml and docker/: the checkout's root, or, where the package was pip-installed, the folder it ships them in
-RESOURCES = REPO_ROOT if (REPO_ROOT / "matrix.yaml").is_file() else REPO_ROOT / "keras_backend_matrix"
-DEFAULT_MATRIX = RESOURCES / "matrix.yaml"
+from common.resources import DEFAULT_MATRIX, REPO_ROOT, RESOURCES  # noqa: F401 (re-exported: one rule for all)
+
 CACHEDIR_TAG = "Signature: 8a477f597d28d172789f06886806bc55\n# Keras Backend Matrix cache (environments, data).\n"
 
 

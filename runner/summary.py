@@ -1,6 +1,8 @@
 """The table a run ends with: one line per cell, the figures a reader looks for first, each distinct reason for
 a failure or a skip stated once below it (six cells skipped for one missing dataset share one footnote); then,
-per test and work, a ranking that says "tie" wherever the intervals of steady epochs (repeats pooled) overlap.
+per test and work, common.ranking's ranking (letters shared only where intervals overlap), saying which interval
+it used: between runs with 3 or more repeats, else the spread of epochs within a process. Rows and rankings follow
+common.display's order (Keras 3 backends, their native twins, the 2017 stacks), as the report's columns do.
 
 Cells whose work differs (a 2017 backend given a tenth of the samples) are never ranked together: each group of
 one model and one work is ranked apart, its heading says the work, and the table's `work` column stands beside
@@ -9,12 +11,14 @@ speed and accuracy whenever a test ran more than one work.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from rich.console import Console
 from rich.text import Text
 
-from common.ranking import Entry, rank, ranking_text
+from common.display import display_key, model_key
+from common.ranking import LEGEND, Entry, Ranked, rank, ranking_parts, ranking_spread, ranking_text
 from common.results import CellResult, Status
-from common.stats import spread
 from common.termtable import Column, Footnotes, fit
 from common.work import describe, work_key
 
@@ -118,38 +122,103 @@ def table(results: list[CellResult], title: str, width: int = 100):
     return fit(columns, rows, width, title, styles), footnotes.lines()
 
 
-def rankings(results: list[CellResult]) -> list[tuple[str, str]]:
-    """(heading, ranking) per model and work: backend x environment x variant groups ranked by the median of
-    their steady epochs (every ok repeat pooled), ties where the intervals overlap. Only cells of the same work
-    are ranked together; a model run with several works gets one ranking per work, its heading saying which."""
-    groups: dict[tuple[str, tuple], dict[str, list[float]]] = {}
+def display_sorted(results: list[CellResult]) -> list[CellResult]:
+    """Cells by test (matrix.yaml's order), then common.display's backend order, environment, variant, repeat."""
+
+    def key(r: CellResult) -> tuple:
+        driver = r.backend.driver if r.backend else None
+        return (model_key(r.cell.model), display_key(r.cell.backend, driver, r.versions.get("keras")),
+                r.cell.environment, r.cell.variant, r.cell.repeat)
+
+    return sorted(results, key=key)
+
+
+def _labels(ids: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], str]:
+    """The backend's name, with its environment and variant only where they tell two entries of it apart."""
+    out = {}
+    for ident in ids:
+        same = [i for i in ids if i[0] == ident[0]]
+        extra = [ident[k] for k in (1, 2) if len({i[k] for i in same}) > 1]
+        out[ident] = ident[0] + (f" ({', '.join(extra)})" if extra else "")
+    return out
+
+
+@dataclass
+class Ranking:
+    """One test and work, ranked by common.ranking; `basis` says what its intervals measure."""
+
+    heading: str
+    basis: str
+    ranked: list[Ranked]
+
+
+def ranking_groups(results: list[CellResult]) -> list[Ranking]:
+    """Per model and work: backend x environment x variant groups ranked by common.ranking on the median of their
+    steady epochs (every ok repeat pooled), with the interval it says (between runs from 3 repeats). Only cells
+    of the same work are ranked together; a model run with several works gets one ranking per work, its heading
+    saying which."""
+    groups: dict[tuple[str, tuple], dict[tuple[str, str, str], tuple[list[float], list[float]]]] = {}
     works: dict[tuple[str, tuple], dict] = {}
-    for r in results:
-        if r.status is not Status.ok:
-            continue
+    for r in display_sorted([r for r in results if r.status is Status.ok]):
         work = r.work.model_dump() if r.work else None
         key = (r.cell.model, work_key(work))
         works[key] = work
-        label = f"{r.cell.backend} ({r.cell.environment}, {r.cell.variant})"
-        groups.setdefault(key, {}).setdefault(label, []).extend(e.wall_s for e in r.epochs[1:])
+        per_repeat, epochs = groups.setdefault(key, {}).setdefault(
+            (r.cell.backend, r.cell.environment, r.cell.variant), ([], []))
+        if r.steady_epoch_s is not None:
+            per_repeat.append(r.steady_epoch_s)
+        epochs.extend(e.wall_s for e in r.epochs[1:])
     per_model: dict[str, int] = {}
     for model, _ in groups:
         per_model[model] = per_model.get(model, 0) + 1
     out = []
-    for key, by_label in groups.items():
-        entries = [Entry(label, sp.median, sp.lo, sp.hi) for label, xs in by_label.items() if (sp := spread(xs))]
+    for key, by_id in groups.items():
+        labels = _labels(list(by_id))
+        entries, bases = [], []
+        for ident, (per_repeat, epochs) in by_id.items():
+            if (found := ranking_spread(per_repeat, epochs)) is not None:
+                sp, basis = found
+                entries.append(Entry(labels[ident], sp.median, sp.lo, sp.hi))
+                bases.append(basis)
         if len(entries) > 1:
             model = key[0]
             heading = model if per_model[model] == 1 else f"{model}, {describe(works[key])}"
-            out.append((heading, ranking_text(rank(entries))))
+            out.append(Ranking(heading, "; ".join(dict.fromkeys(bases)), rank(entries)))
     return out
 
 
+def rankings(results: list[CellResult]) -> list[tuple[str, str]]:
+    """(heading, ranking text) per model and work; the heading says which interval the ranking used."""
+    return [(f"{g.heading} (steady s/epoch; intervals: {g.basis})", ranking_text(g.ranked))
+            for g in ranking_groups(results)]
+
+
+def wrapped(parts: list[str], width: int, indent: str = "  ") -> list[str]:
+    """Entries joined by " · " into lines of at most `width`, never broken inside an entry."""
+    lines, line = [], ""
+    for part in parts:
+        candidate = f"{line} · {part}" if line else indent + part
+        if line and len(candidate) > width:
+            lines.append(line)
+            candidate = indent + "· " + part
+        line = candidate
+    return [*lines, line] if line else lines
+
+
 def print_summary(console: Console, results: list[CellResult], title: str) -> None:
-    out, notes = table(results, title, width=min(console.width, 120))
+    """The closing table and rankings, every line within the console's width (tests check 80 and 100 columns):
+    a ranking's heading on a line of its own, its entries below, broken between entries only."""
+    out, notes = table(display_sorted(results), title, width=min(console.width, 120))
     console.print(out)
     for line in notes:
         console.print(Text(line), overflow="fold")
-    for heading, text in rankings(results):
-        console.print(Text(f"ranking of {heading} (steady s/epoch; a tie where intervals overlap): {text}"),
-                      overflow="fold")
+    groups = ranking_groups(results)
+    bases = list(dict.fromkeys(g.basis for g in groups))
+    for g in groups:
+        own = f"; intervals: {g.basis}" if len(bases) > 1 else ""
+        console.print(Text(f"ranking of {g.heading} (steady s/epoch{own}):"), overflow="fold")
+        for line in wrapped(ranking_parts(g.ranked), console.width):
+            console.print(Text(line), overflow="fold")
+    if groups:
+        said = f"intervals: {bases[0]}; " if len(bases) == 1 else ""
+        console.print(Text(f"({said}{LEGEND})"), overflow="fold")

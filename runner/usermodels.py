@@ -134,7 +134,7 @@ def add_model_files(matrix: Matrix, args: argparse.Namespace, warnings: list[str
     for path in files:
         if not path.is_file() or path.suffix != ".py":
             raise ModelFileError(f"--model-file {path}: no such Python file; pass a .py file with build() "
-                                 "(README, \"Your own model\")")
+                                 "(docs/how-to/own-model.md)")
         facts = probe(path, data_file)
         if facts.get("problem"):
             raise ModelFileError(f"{facts['problem']}" + (f"; {facts['fix']}" if facts.get("fix") else ""))

@@ -80,6 +80,12 @@ class Variant(_Strict):
     recurrent_activation: Literal["sigmoid", "hard_sigmoid_keras2"] | None = None
     steps_per_execution: int | None = Field(None, ge=1)  # Keras 3 only
     mixed_precision: Literal["mixed_float16", "mixed_bfloat16"] | None = None  # Keras 3 only
+    # float32 matmuls and convolutions: full float32 on every backend unless a variant asks for TF32, which JAX and
+    # TensorFlow use by default on Ampere and later GPUs and PyTorch does not (models/precision.py)
+    float32_precision: Literal["float32", "tf32"] = "float32"
+    # the native twins only: where the training set lives (device: gathered there per step, the twins' default;
+    # host: each batch gathered in NumPy and copied per step, as Keras feeds arrays; models/native/base.py)
+    twin_feed: Literal["device", "host"] | None = None
     env: dict[str, str] = Field(default_factory=dict)
     # options with no environment variable: jax.config.update(name, value) before the first computation (JAX only)
     jax_config: dict[str, bool | int | float | str] = Field(default_factory=dict)

@@ -47,6 +47,16 @@ class PageCheck:
     images: list[dict[str, Any]] = field(default_factory=list)
     title: str = ""
     screenshots: dict[str, Path] = field(default_factory=dict)
+    viewport: tuple[int, int] = (0, 0)  # CSS pixels the first screen showed
+    boxes: dict[str, dict[str, float] | None] = field(default_factory=dict)  # selector -> its box on the first screen
+    scroll_width: int = 0  # the page's width: above the viewport's, a reader scrolls sideways
+
+    def above_the_fold(self, selector: str) -> bool:
+        """The element is wholly on the first screen, without scrolling either way."""
+        box = self.boxes.get(selector)
+        width, height = self.viewport
+        return bool(box) and box["top"] >= 0 and box["left"] >= 0 and box["bottom"] <= height and \
+            box["right"] <= width and box["height"] > 0
 
     @property
     def broken_images(self) -> list[dict[str, Any]]:
@@ -113,8 +123,11 @@ def _errors(events: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def check_page(page: Path, workdir: Path, width: int = 1360, timeout: float = 60) -> PageCheck:
-    """Load `page` (a file) in headless Chromium; screenshots land in `workdir` (top of page, and whole page)."""
+def check_page(page: Path, workdir: Path, width: int = 1360, timeout: float = 60, height: int = 900,
+               mobile: bool = False, measure: tuple[str, ...] = ()) -> PageCheck:
+    """Load `page` (a file) in headless Chromium at width x height (`mobile`: a phone's viewport, its meta viewport
+    honoured); screenshots land in `workdir` (the first screen, and the whole page); `measure`: CSS selectors whose
+    bounding boxes on the first screen are recorded (PageCheck.boxes)."""
     exe = chromium_path()
     if exe is None:
         raise FileNotFoundError("chromium not found")
@@ -132,7 +145,7 @@ def check_page(page: Path, workdir: Path, width: int = 1360, timeout: float = 60
             time.sleep(0.1)
         port, path = port_file.read_text().splitlines()[:2]
         with connect(f"ws://127.0.0.1:{port}{path}", max_size=None, open_timeout=timeout, proxy=None) as ws:
-            return _inspect(DevTools(ws), page, workdir, width, timeout)
+            return _inspect(DevTools(ws), page, workdir, (width, height, mobile), timeout, measure)
     finally:
         log.close()
         try:
@@ -146,13 +159,20 @@ def check_page(page: Path, workdir: Path, width: int = 1360, timeout: float = 60
             proc.wait()
 
 
-def _inspect(cdp: DevTools, page: Path, workdir: Path, width: int, timeout: float) -> PageCheck:
+BOX_JS = """(() => { const el = document.querySelector(%s); if (!el) return null;
+  const r = el.getBoundingClientRect();
+  return {top: r.top, left: r.left, bottom: r.bottom, right: r.right, height: r.height}; })()"""
+
+
+def _inspect(cdp: DevTools, page: Path, workdir: Path, screen: tuple[int, int, bool], timeout: float,
+             measure: tuple[str, ...]) -> PageCheck:
+    width, height, mobile = screen
     target = cdp.send("Target.createTarget", {"url": "about:blank"})["targetId"]
     session = cdp.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
     for domain in ("Page", "Runtime", "Log", "Network"):
         cdp.send(f"{domain}.enable", session=session)
     cdp.send("Emulation.setDeviceMetricsOverride",
-             {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": False}, session=session)
+             {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile}, session=session)
     cdp.events.clear()
     cdp.send("Page.navigate", {"url": page.resolve().as_uri()}, session=session)
     cdp.wait_for("Page.loadEventFired", timeout)
@@ -160,17 +180,23 @@ def _inspect(cdp: DevTools, page: Path, workdir: Path, width: int, timeout: floa
     check = PageCheck()
     value = cdp.send("Runtime.evaluate", {"expression": IMAGES_JS, "returnByValue": True}, session=session)
     check.images = json.loads(value["result"]["value"])
-    check.title = cdp.send("Runtime.evaluate", {"expression": "document.title", "returnByValue": True},
-                           session=session)["result"]["value"]
+    def evaluate(expression: str):
+        return cdp.send("Runtime.evaluate", {"expression": expression, "returnByValue": True},
+                        session=session)["result"].get("value")
+
+    check.title = evaluate("document.title")
+    check.viewport = (evaluate("window.innerWidth"), evaluate("window.innerHeight"))
+    check.scroll_width = evaluate("document.documentElement.scrollWidth")
+    check.boxes = {selector: evaluate(BOX_JS % json.dumps(selector)) for selector in measure}
     shot = cdp.send("Page.captureScreenshot", {"format": "png"}, session=session)
-    check.screenshots["top"] = workdir / "screenshot-top.png"
+    check.screenshots["top"] = workdir / f"screenshot-top-{width}x{height}.png"
     check.screenshots["top"].write_bytes(base64.b64decode(shot["data"]))
-    height = cdp.send("Page.getLayoutMetrics", session=session)["cssContentSize"]["height"]
+    full = cdp.send("Page.getLayoutMetrics", session=session)["cssContentSize"]["height"]
     cdp.send("Emulation.setDeviceMetricsOverride",
-             {"width": width, "height": int(min(height, 12000)), "deviceScaleFactor": 1, "mobile": False},
+             {"width": width, "height": int(min(full, 12000)), "deviceScaleFactor": 1, "mobile": mobile},
              session=session)
     shot = cdp.send("Page.captureScreenshot", {"format": "png"}, session=session)
-    check.screenshots["full"] = workdir / "screenshot-full.png"
+    check.screenshots["full"] = workdir / f"screenshot-full-{width}x{height}.png"
     check.screenshots["full"].write_bytes(base64.b64decode(shot["data"]))
     cdp.drain(0.2)
     check.console_errors = _errors(cdp.events)

@@ -15,7 +15,10 @@ import pickle
 import subprocess
 import sys
 import tarfile
+import threading
+import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +73,45 @@ def matrix_with(folder: Path, **smoke: object) -> Path:
     path = folder / "matrix.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
+
+
+# -- caches: each test's own, the environments shared -------------------------------------------------------------
+
+# what a private cache shares with the user's: what takes minutes to build and is checked before it is reused
+SHARED_CACHE = ("venvs", "docker")
+
+
+def private_cache_in(root: Path, shared: Path) -> Path:
+    """`root` as a cache of its own (KBM_CACHE), with the shared folders linked to the user's cache `shared`."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name in SHARED_CACHE:
+        (shared / name).mkdir(parents=True, exist_ok=True)
+        (root / name).symlink_to(shared / name, target_is_directory=True)
+    return root
+
+
+# -- waiting on something that runs beside whatever else loads the machine ----------------------------------------
+
+
+def idle_speed() -> float:
+    """How fast this machine runs a process now, against an idle one: 1 / runnable processes per core (the
+    1-minute load average), at most 1."""
+    return 1.0 / max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))
+
+
+def wait_for(changed: threading.Condition, done: Callable[[], bool], seconds: float) -> bool:
+    """Wait until `done()` (checked whenever `changed` is notified, and every half second) for `seconds` of an
+    idle machine's time: a second of a machine running four processes a core counts a quarter. So a test fails on
+    an event that never comes, not on one that a loaded machine (a second suite, stress-ng) brings late."""
+    budget = seconds
+    with changed:
+        while not done():
+            if budget <= 0:
+                return False
+            start = time.monotonic()
+            changed.wait(0.5)
+            budget -= (time.monotonic() - start) * idle_speed()
+    return True
 
 
 # -- datasets ------------------------------------------------------------------------------------------------------

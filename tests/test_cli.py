@@ -17,9 +17,35 @@ def runner(*args: str, cwd=REPO_ROOT) -> subprocess.CompletedProcess:
 def test_help_explains_the_options_and_subcommands():
     proc = runner("--help")
     assert proc.returncode == 0
-    for words in ("--only BACKEND", "--dry-run", "--data {real,synthetic}", "--executor", "check RUN_DIR",
-                  "make bench-overhead", "examples:"):
+    for words in ("--only BACKEND", "--dry-run", "--data {real,synthetic}", "--executor", "kbm check",
+                  "make bench-overhead", "examples:", "exit status:"):
         assert words in proc.stdout, words
+
+
+def test_every_subcommand_lives_in_its_own_module_with_one_help_layout():
+    """`kbm NAME --help` for each entry of the one list of subcommands: prog `kbm NAME`, a description, options,
+    and the exit statuses last; each module of runner/commands/ is in the list."""
+    from runner.commands import COMMANDS
+
+    modules = {p.stem for p in (REPO_ROOT / "runner" / "commands").glob("*.py")} - {"__init__"}
+    assert modules == {c.module for c in COMMANDS.values()}
+    for name, command in COMMANDS.items():
+        proc = runner(name, "--help")
+        assert proc.returncode == 0, (name, proc.stderr)
+        assert proc.stdout.startswith(f"usage: kbm {name} "), name
+        assert "options:" in proc.stdout and "exit status:" in proc.stdout.split("options:")[-1], name
+        assert command.parser().prog == f"kbm {name}"
+
+
+def test_no_subcommand_is_run_and_run_is_the_same_parser():
+    from runner.commands import COMMANDS
+    from runner.options import build_parser
+
+    ours = {a.dest for a in build_parser("kbm")._actions}
+    assert ours == {a.dest for a in COMMANDS["run"].parser()._actions}
+    assert ours == {a.dest for a in COMMANDS["sweep"].parser()._actions}
+    assert runner("run", "--dry-run", "--only", "jax", "--model", "mlp").stdout == \
+        runner("--dry-run", "--only", "jax", "--model", "mlp").stdout
 
 
 def test_tooling_is_not_a_runner_subcommand_and_says_where_it_went():

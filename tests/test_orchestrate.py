@@ -14,6 +14,7 @@ import datetime
 import io
 import json
 import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -57,6 +58,8 @@ class FakeHandle(CellHandle):
         self.job, self.behaviour = job, behaviour
         self.code: int | None = None
         self.killed = threading.Event()
+        self.hanging = threading.Event()  # set once a hanging worker has reported its last stage
+        self.watched = threading.Event()  # ... and the run loop has since waited on it: the cell is among its running
         self.spec = json.loads(job.spec_path.read_text())
         self.thread = threading.Thread(target=self._work, daemon=True)
         self.thread.start()
@@ -69,6 +72,7 @@ class FakeHandle(CellHandle):
         for stage in ("start", "import", "data", "build", "train"):
             self._event(kind="stage", stage=stage)
         if self.behaviour == "hang":
+            self.hanging.set()
             self.killed.wait(60)
             return
         if self.behaviour == "crash":
@@ -79,6 +83,8 @@ class FakeHandle(CellHandle):
         self.code = 0
 
     def wait(self, timeout: float) -> int | None:
+        if self.hanging.is_set():
+            self.watched.set()
         if self.behaviour == "watch-error":
             raise ConnectionError("the scheduler's API answered 500")
         self.thread.join(timeout)
@@ -101,6 +107,8 @@ class FakeExecutor(Executor):
     def __init__(self, behaviours: dict[str, str], interrupt_on: str | None = None):
         self.behaviours, self.interrupt_on = behaviours, interrupt_on
         self.launched: list[str] = []
+        self.handles: dict[str, FakeHandle] = {}  # model -> its handle, for a test to wait on
+        self.started = threading.Condition()
 
     def plan(self, name, env):
         return {"environment": name}
@@ -113,7 +121,19 @@ class FakeExecutor(Executor):
         self.launched.append(cell_id)
         if self.interrupt_on and cell_id.startswith(self.interrupt_on):
             raise KeyboardInterrupt  # Ctrl-C while this cell starts
-        return FakeHandle(job, self.behaviours.get(cell_id.split(".")[0], "ok"))
+        model = cell_id.split(".")[0]
+        handle = FakeHandle(job, self.behaviours.get(model, "ok"))
+        with self.started:
+            self.handles[model] = handle
+            self.started.notify_all()
+        return handle
+
+    def hanging(self, model: str, timeout: float) -> bool:
+        """Wait until `model`'s worker has reported that it runs (and hangs there) and the loop watches it."""
+        with self.started:
+            if not self.started.wait_for(lambda: model in self.handles, timeout):
+                return False
+        return self.handles[model].watched.wait(timeout)
 
 
 def cells(*models: str):
@@ -158,14 +178,26 @@ def test_an_interrupt_stops_the_running_cell_records_it_and_keeps_what_finished(
 
 
 def test_an_interrupt_while_a_cell_runs_records_it_as_interrupted(tmp_path):
+    """Ctrl-C once cnn's worker says it runs (an event, not a timer: a loaded machine may take any time to get
+    there). A suite started in the background (`make test &`, a CI runner) inherits SIGINT ignored, which Python
+    keeps: the test gives this process Ctrl-C's usual meaning for its duration, as a terminal would."""
     executor = FakeExecutor({"cnn": "hang"})
     planned = cells("mlp", "cnn")
-    timer = threading.Timer(1.5, lambda: os.kill(os.getpid(), 2))  # Ctrl-C while cnn hangs
-    timer.start()
+    waited: list[bool] = []
+
+    def interrupt_once_cnn_runs() -> None:
+        waited.append(executor.hanging("cnn", timeout=300))
+        os.kill(os.getpid(), signal.SIGINT)  # also when the wait failed: the run must not hang the suite
+
+    saved = signal.signal(signal.SIGINT, signal.default_int_handler)
+    sender = threading.Thread(target=interrupt_once_cnn_runs, daemon=True)
+    sender.start()
     try:
         outcome = run(tmp_path, executor, planned)
     finally:
-        timer.cancel()
+        sender.join(10)
+        signal.signal(signal.SIGINT, saved)
+    assert waited == [True], "cnn's worker never reported that it runs"
     assert statuses(outcome.run_dir) == {"mlp": Status.ok, "cnn": Status.interrupted}
     cnn = next(r for _, r in iter_results(outcome.run_dir) if r.cell.model == "cnn")
     assert cnn.stage == "train" and "interrupted in stage train" in cnn.error

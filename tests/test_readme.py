@@ -1,5 +1,5 @@
-"""The READMEs as a newcomer reads them: every command in their shell blocks works as written from the repository
-root, without activating anything, and the repository points readers only at files it contains.
+"""The READMEs and the manual (docs/) as a newcomer reads them: every command in their shell blocks works as written
+from the repository root, without activating anything, and the repository points readers only at files it contains.
 
 A command that would train is run with `--dry-run` added (its options are still parsed and checked against the
 matrix); subcommands whose arguments are placeholders (`RUN_A`, `results/<run-id>`) with `--help`; make targets
@@ -15,10 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from runner.commands import COMMANDS
 from runner.paths import REPO_ROOT
 
-READMES = [REPO_ROOT / "README.md", REPO_ROOT / "docker" / "README.md"]
-SUBCOMMANDS = {"check", "report", "compare", "bench-overhead", "history"}
+READMES = [REPO_ROOT / "README.md", REPO_ROOT / "docker" / "README.md", *sorted((REPO_ROOT / "docs").rglob("*.md"))]
+# subcommands whose documented arguments are placeholders: checked with --help (run and sweep take --dry-run)
+SUBCOMMANDS = (set(COMMANDS) - {"run", "sweep"}) | {"bench-overhead"}
 SYSTEM = ("apt-get ",)  # what the READMEs ask the user to run as root on their system
 
 
@@ -36,6 +38,17 @@ def shell_lines() -> list[tuple[str, str]]:
 def test_the_readmes_document_commands():
     commands = [c for _, c in shell_lines()]
     assert sum(c.startswith("./kbm") for c in commands) >= 12 and not [c for c in commands if "python -m" in c]
+    front = [c for readme, c in shell_lines() if readme == "README.md"]
+    assert "make matrix" in front and "make test" in front and sum(c.startswith("./kbm") for c in front) >= 10
+
+
+def test_readme_is_a_front_page_with_its_picture():
+    """README: at most about 200 lines, the two commands, one picture of the report that exists, the manual."""
+    text = (REPO_ROOT / "README.md").read_text()
+    assert len(text.splitlines()) <= 200
+    pictures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert pictures == ["docs/images/report.png"] and (REPO_ROOT / pictures[0]).is_file()
+    assert "make docs" in text
 
 
 def as_checked(command: str) -> list[str]:
@@ -82,7 +95,7 @@ def test_the_repository_points_only_at_its_own_files():
     assert offenders == []
     named = set()
     for f in product:
-        named |= set(re.findall(r"\bdocs/[\w.-]+\.md\b", (REPO_ROOT / f).read_text(errors="replace")))
+        named |= set(re.findall(r"\bdocs/[\w./-]+\.md\b", (REPO_ROOT / f).read_text(errors="replace")))
     assert {"docs/models.md", "docs/platform.md"} <= named
     missing = sorted(n for n in named if not (REPO_ROOT / n).is_file())
     if missing == ["docs/article-2017.md"]:

@@ -30,6 +30,7 @@ from reports.build import write_report
 from runner.paths import REPO_ROOT
 from tests.browser import check_page, chromium_path
 from tests.ci import FIX, missing
+from tests.results_factory import fresh_matrix_run
 
 MODELS = ["mlp", "cnn"]
 REPEATS = 2
@@ -277,6 +278,24 @@ def test_report_opens_in_headless_chromium_without_errors(smoke, tmp_path):
     assert check.title == f"Keras Backend Matrix: {smoke['run_dir'].name}"
     assert check.screenshots["full"].stat().st_size > 50_000
     print(f"screenshots: {check.screenshots}")
+
+
+@pytest.mark.parametrize("width, height, mobile", [(1280, 800, False), (390, 844, True)])
+def test_the_verdict_is_above_the_fold_on_a_laptop_and_a_phone(tmp_path, width, height, mobile):
+    """The fresh run's report (every kind of caveat, the twins, the 2017 stacks on other work) opened as a reader
+    would: the verdict wholly on the first screen, the page no wider than the screen, the caveats box present."""
+    need_chromium()
+    index = write_report([fresh_matrix_run(tmp_path / "results")], tmp_path / "report")
+    check = check_page(index, tmp_path / "shots", width=width, height=height, mobile=mobile,
+                       measure=("#verdict", "#overview", "#caveats-box"))
+    assert check.console_errors == [] and check.broken_images == []
+    assert check.viewport == (width, height)
+    assert check.above_the_fold("#verdict"), (check.boxes, check.screenshots["top"])
+    assert check.boxes["#overview"]["top"] < height, check.boxes  # the table starts on the first screen
+    boxes = check.boxes  # the order a reader meets them: the answer, the table, then the one caveats box
+    assert boxes["#verdict"]["bottom"] <= boxes["#overview"]["top"] < boxes["#caveats-box"]["top"], boxes
+    assert check.scroll_width <= width, check.scroll_width  # no sideways scrolling of the page itself
+    print(f"{width}x{height}: verdict {check.boxes['#verdict']}, screenshot {check.screenshots['top']}")
 
 
 def test_the_browser_check_catches_a_broken_page(tmp_path):

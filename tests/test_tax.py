@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from common.results import CellResult
+from reports import fmt
 from reports.build import write_report
 from reports.load import load_runs
-from reports.tax import tax_rows
+from reports.tax import parts_text, table_cells, tax_rows
 from tests.results_factory import make_result, make_spec, write_run
 
 TWINS = {"torch": "PyTorch (native)", "jax": "JAX (native)", "tensorflow": "TensorFlow (native)"}
@@ -110,3 +111,36 @@ def test_both_reports_show_the_tax_with_its_interval_and_say_what_did_not_run(tm
     html = index.read_text()
     assert '<section id="tax"><h2>The Keras tax</h2>' in html and "2.00x (1.86-2.21)" in html
     assert '<a href="#tax">The Keras tax</a>' in html  # in the page's navigation
+
+
+def test_a_host_fed_twin_takes_the_tax_apart_into_step_feeding_and_keras(tmp_path):
+    """With the twin fed from the host (variant native-host-feed) beside the twin as it ships: step + feeding +
+    Keras = the Keras side, and the host-fed twin never counts as the best native setting."""
+    host_fed = cell("mlp", "jax", native=True, jit=True, steady=[1.5, 1.5, 1.5], variant="native-host-feed",
+                    cpu_ratio=0.5)
+    host_fed[1]["variant"]["twin_feed"] = "host"
+    (row,) = rows_of(tmp_path, [
+        cell("mlp", "jax", jit=True, steady=[4.0, 4.0, 4.0], cpu_ratio=1.0),
+        cell("mlp", "jax", native=True, jit=True, steady=[1.0, 1.0, 1.0]),
+        host_fed,
+    ])
+    assert row.best("native").variant == "compiled" and row.host_fed.variant == "native-host-feed"
+    assert row.parts == {"step": 1.0, "feeding": 0.5, "keras": 2.5}
+    # steady epochs' process CPU time over the training steps: 256 samples at batch 128 are 2 steps
+    assert row.host_fed.cpu_s_per_step == pytest.approx(1.5 * 0.5 / 2)
+    assert row.best("keras").cpu_s_per_step == pytest.approx(4.0 / 2)
+    assert parts_text(row).startswith(f"step {fmt.seconds(1.0)} + feeding {fmt.seconds(0.5)} + Keras "
+                                      f"{fmt.seconds(2.5)} = {fmt.seconds(4.0)}")
+    assert parts_text(row) in table_cells(row)
+    (row,) = rows_of(tmp_path / "no-host", [cell("mlp", "jax", jit=True, steady=[4.0, 4.0]),
+                                            cell("mlp", "jax", native=True, jit=True, steady=[1.0, 1.0])])
+    assert row.parts is None
+
+
+def test_cells_at_different_arithmetic_are_different_work_and_never_divided(tmp_path):
+    """A TF32 Keras cell is not divided by a float32 twin: precision is part of the work (common/work.py)."""
+    keras = cell("mlp", "torch", steady=[2.0, 2.0])
+    keras[0]["work"]["precision"] = "tf32"
+    rows = rows_of(tmp_path, [keras, cell("mlp", "torch", native=True, steady=[1.0, 1.0])])
+    assert len(rows) == 2 and all(r.tax is None for r in rows)
+    assert any("tf32 arithmetic" in r.work_text for r in rows)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The nightly job's steps (.github/workflows/nightly-gpu.yml runs this after restoring the history), runnable on any
-# machine: README "History" shows a dry run on a CPU with the smoke profile.
+# machine: docs/how-to/history.md shows a dry run on a CPU with the smoke profile.
 #   1. run the matrix (KBM_NIGHTLY_ARGS); a finished run adds itself to the history (KBM_HISTORY)
 #   2. add it again: idempotent, and a history that could not be written at the end of step 1 was only a warning
 #   3. check every result against the contract

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from history.site.pages import index_html, test_file, test_html
+from history.source import backend_key, model_key
 from history.view import Row
 
 
@@ -15,9 +16,11 @@ def write_site(rows: list[Row], out: Path, where: str) -> Path:
     for stale in out.glob("test-*.html"):
         stale.unlink()
     generated = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    rows = sorted(rows, key=lambda r: (r.series.key.model, r.series.key.backend, r.series.key.name,
-                                       r.series.metric.column != "steady_epoch_s", r.series.metric.title))
-    for model in sorted({r.series.key.model for r in rows}):
+    # the run report's order: tests as matrix.yaml lists them, backends Keras 3, native twins, 2017 stacks
+    rows = sorted(rows, key=lambda r: (model_key(r.series.key.model), backend_key(r.series.key.backend),
+                                       r.series.key.name, r.series.metric.column != "steady_epoch_s",
+                                       r.series.metric.title))
+    for model in sorted({r.series.key.model for r in rows}, key=model_key):
         (out / test_file(model)).write_text(test_html(model, rows, where, generated))
     index = out / "index.html"
     index.write_text(index_html(rows, where, generated))

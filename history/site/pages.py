@@ -7,6 +7,7 @@ from __future__ import annotations
 from html import escape
 
 from history.site.svg import sparkline, trend_plot
+from history.source import model_key
 from history.view import Row, commit_range, finding_text, short, trend_text, value_text
 
 CSS = """
@@ -99,7 +100,7 @@ def index_html(rows: list[Row], where: str, generated: str) -> str:
             f'<td class="num">{e(value_text(latest.value, r.series.metric.unit))}<br>'
             f'<span class="muted">{e(latest.time[:10])}</span></td><td>{e(trend_text(r))}</td>'
             f"<td>{_steps_cell(r)}</td></tr>")
-    tests = sorted({r.series.key.model for r in rows})
+    tests = sorted({r.series.key.model for r in rows}, key=model_key)
     links = " ".join(f'<a href="{test_file(t)}">{e(t)}</a>' for t in tests)
     content = (regressions_box(rows) + f"<h2>Every test</h2><p>Pages: {links}</p>"
                f"<table><thead>{head}</thead><tbody>{''.join(body)}</tbody></table>" + LEGEND)
@@ -109,7 +110,8 @@ def index_html(rows: list[Row], where: str, generated: str) -> str:
 LEGEND = ("<p class=\"muted\">One series per cell (model, backend, environment, profile, variant, data source) and "
           "hardware fingerprint; each point is one run (the median of its repeats). Steps: penalised L1 (Potts) fit "
           "with an information criterion, each step past its threshold and its series' own noise; drift: Theil-Sen "
-          "slope over the recent runs. README, \"History\", has the method and its measured rates.</p>")
+          "slope over the recent runs. The manual has the method (docs/how-to/history.md) and its "
+          "measured rates (docs/measurements.md).</p>")
 
 
 def points_table(row: Row) -> str:

@@ -78,6 +78,9 @@ class NativeDriver:
     def extra_versions(self) -> dict[str, str]:
         return {}
 
+    def dtype_policy(self) -> str:
+        return "float32"  # the twins compute in float32 (no mixed precision: the matrix keeps those variants away)
+
     def known_issue(self, spec: dict[str, Any]) -> dict[str, Any] | None:
         return known_issue(spec)
 
@@ -134,32 +137,54 @@ class NativeDriver:
             raise NoNativeTwin("validation_split (the twins validate on the test split)")
         batch, epochs = fit_kwargs["batch_size"], fit_kwargs["epochs"]
         n = fit_kwargs.get("samples_per_epoch") or len(ds.y_train)
-        x, y = self.to_device(ds.x_train[:n]), self.to_device(ds.y_train[:n])
-        x_val, y_val = (self.to_device(a) for a in fit_kwargs["validation_data"])
+        x, y = self.place(ds.x_train[:n]), self.place(ds.y_train[:n])
+        x_val, y_val = (self.place(a) for a in fit_kwargs["validation_data"])
         n_val = len(fit_kwargs["validation_data"][1])
-        in_order = self.index(np.arange(n_val))
+        in_order = self.order(np.arange(n_val))
         clock.train_begin()
         for _ in range(epochs):
             clock.epoch_begin()
-            loss, accuracy = self.run_epoch(x, y, self.index(self.rng.permutation(n)), batch, n, train=True)
+            loss, accuracy = self.run_epoch(x, y, self.order(self.rng.permutation(n)), batch, n, train=True)
             clock.validation_begin()
             val_loss, val_accuracy = self.run_epoch(x_val, y_val, in_order, batch, n_val, train=False)
             clock.validation_end()
             clock.epoch_end({"loss": loss, "accuracy": accuracy, "val_loss": val_loss, "val_accuracy": val_accuracy})
         return {"steps": math.ceil(n / batch), "samples": None}
 
+    @property
+    def host_fed(self) -> bool:
+        """`twin_feed: host` (variant native-host-feed): each batch gathered on the host and copied to the device
+        per step, as Keras feeds NumPy arrays, instead of the whole set on the device gathered there. The two
+        twins' difference is what feeding costs; Keras against the host-fed twin is what Keras adds beyond it."""
+        return self.variant.get("twin_feed") == "host"
+
+    def place(self, array: np.ndarray):
+        """Where a data set lives during training: on the device, or on the host when host-fed."""
+        return array if self.host_fed else self.to_device(array)
+
+    def order(self, order: np.ndarray):
+        return order if self.host_fed else self.index(order)
+
     def run_epoch(self, x, y, order, batch: int, n: int, train: bool) -> tuple[float, float]:
         """One pass over `order` in batches: the mean loss and accuracy per sample (Keras' epoch logs)."""
         step = self.train_step if train else self.test_step
         state = self.metrics_start(train)
-        for start in range(0, n, batch):
-            state = step(x, y, order[start:start + batch], state)
+        if self.host_fed:
+            whole = {}  # the in-batch index of a full and of a last partial batch, made once per size
+            for start in range(0, n, batch):
+                take = order[start:start + batch]
+                if len(take) not in whole:
+                    whole[len(take)] = self.index(np.arange(len(take)))
+                state = step(self.to_device(x[take]), self.to_device(y[take]), whole[len(take)], state)
+        else:
+            for start in range(0, n, batch):
+                state = step(x, y, order[start:start + batch], state)
         loss_sum, correct = self.metrics_read(state)
         return loss_sum / n, correct / n
 
     def evaluate(self, x, y, batch_size: int) -> tuple[float, float]:
-        return self.run_epoch(self.to_device(x), self.to_device(y), self.index(np.arange(len(y))), batch_size,
-                              len(y), train=False)
+        return self.run_epoch(self.place(x), self.place(y), self.order(np.arange(len(y))), batch_size, len(y),
+                              train=False)
 
     # -- inference: the forward pass, returning NumPy --------------------------------------------------------------
     def predict_on_batch(self, x: np.ndarray) -> np.ndarray:

@@ -65,6 +65,7 @@ EXECUTORS: dict[str, Callable[[ExecutorOptions], Executor]] = {
     "kubernetes": lambda options: KubernetesExecutor(),
     "existing": _existing,
 }
+EXECUTOR_CHOICES = ("auto", *EXECUTORS)  # what --executor accepts: the registry's names, and auto (choose)
 
 
 def choose(name: str, options: ExecutorOptions | None = None) -> tuple[Executor, str]:

@@ -1,0 +1,17 @@
+"""`kbm report`: reports/cli.py holds the code, so that the runner starts without pandas and matplotlib."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def parser() -> argparse.ArgumentParser:
+    from reports.cli import report_parser
+
+    return report_parser()
+
+
+def main(argv: list[str]) -> int:
+    from reports.cli import report_main
+
+    return report_main(argv)
