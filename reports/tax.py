@@ -30,6 +30,7 @@ from html import escape
 
 import pandas as pd
 
+from common.display import display_key, model_key
 from common.stats import spread
 from reports import fmt
 from reports.load import Loaded
@@ -175,18 +176,9 @@ def tax_rows(loaded: Loaded) -> list[TaxRow]:
     steady = _steady_epochs(loaded)
     rows = [_row(key, group, steady) for key, group in ok.groupby(list(GROUP), sort=False)]
 
-    # the report's one order (reports/tables.py): the article's tests, then any other; backends likewise
-    from reports.article import load_article
-    from reports.tables import backend_order, model_order
-
+    # the report's one order (common/display.py): matrix.yaml's tests, then any other; families as their backends
     rows = [r for r in rows if r.sides]
-    models = model_order(load_article(), [r.model for r in rows])
-    families = backend_order([r.family for r in rows])
-
-    def order(r: TaxRow) -> tuple:
-        return models.index(r.model), families.index(r.family)
-
-    return sorted(rows, key=order)
+    return sorted(rows, key=lambda r: (model_key(r.model), display_key(r.family)))
 
 
 # -- rendering: the same cells for summary.md and index.html ------------------------------------------------------

@@ -363,7 +363,9 @@ def parser() -> argparse.ArgumentParser:
     """`kbm gpu-bundle` (also `make gpu-bundle BUNDLE=DIR`): the module's docstring is its help."""
     from runner.commands import make_parser
 
-    p = make_parser("gpu-bundle", __doc__.split("\n\n", 1)[1])
+    p = make_parser("gpu-bundle", __doc__.split("\n\n", 1)[1],
+                    "exit status: 0 the bundle is written, 2 bad input (an unusable folder, a pin that has no wheel "
+                    "for the target; the message says the fix).")
     p.add_argument("out", type=Path, help="the bundle's folder (new or empty)")
     p.add_argument("--python-version", default="3.12", help="the GPU machine's python3 as X.Y (default 3.12)")
     p.add_argument("--platform", action="append",

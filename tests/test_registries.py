@@ -20,10 +20,9 @@ REGISTRIES = {
     "executors": {"runner/executors/__init__.py"},  # EXECUTORS
     "datasets": {"models/data.py", "models/sources.py",  # LOADERS, FULL_SIZES; the files and URLs
                  "runner/matrix_schema.py"},  # ModelSpec.dataset: the names a matrix may use
-    # The per-framework bits (provenance, GPU memory, colours, display order, the twins) are still one list per
-    # concern; the one-module-per-framework work (issue 31, item 3) folds them into one registry and this shrinks.
-    "frameworks": {"history/site/pages.py", "models/memory.py", "models/native/__init__.py", "models/provenance.py",
-                   "reports/plots.py", "reports/tables.py"},
+    # provenance, GPU memory, the queued-work wait and precision live in one module per framework
+    # (models/frameworks/<name>.py, found by name); the twins' registry and the colour tables remain
+    "frameworks": {"history/site/pages.py", "models/native/__init__.py", "reports/plots.py"},
     "models": set(),
 }
 
