@@ -12,10 +12,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from models.data import FULL_SIZES  # the full splits (train, test) of the datasets the figures scale to
 from runner.cells import Cell, Selection, _gpus, default_variant
 from runner.matrix import Matrix
-
-TRAIN_SAMPLES = {"mnist": 60000, "cifar10": 50000}  # the full training splits the figures can be scaled to
 
 
 @dataclass(frozen=True)
@@ -34,7 +33,7 @@ def cell_seconds(matrix: Matrix, cell: Cell, gpu: bool) -> float | None:
     table = matrix.step_seconds.get("gpu" if gpu else "cpu")
     step = table.backends.get(cell.backend, {}).get(cell.model) if table else None
     model = matrix.models[cell.model]
-    full = TRAIN_SAMPLES.get(model.dataset)
+    full = FULL_SIZES.get(model.dataset, (None, None))[0]
     limits = matrix.profiles[cell.profile].limits_for(cell.model, cell.backend)
     samples = limits.train_samples or full
     if step is None or samples is None or table is None:

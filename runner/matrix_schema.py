@@ -39,8 +39,8 @@ class DeviceVariants(_Strict):
     """A default variant per device class: a CPU decision (jax-ynn-no-conv: XLA CPU's convolution library) is not a
     GPU one. A class left out takes `defaults.default_variant`'s for that class."""
 
-    cpu: str | None = None
-    gpu: str | None = None
+    cpu: str | None = None  # the variant of cells without a GPU
+    gpu: str | None = None  # the variant of cells with one (a profile's or --gpus' GPUs, or --python's interpreter's)
 
     @model_validator(mode="after")
     def _one(self) -> DeviceVariants:
