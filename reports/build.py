@@ -43,7 +43,10 @@ def write_data(report: Report, cells: pd.DataFrame, out: Path) -> None:
     data = out / "data"
     data.mkdir(parents=True, exist_ok=True)
     report.epochs.to_csv(data / "epochs.csv", index=False)
-    report.epochs.to_parquet(data / "epochs.parquet", index=False)
+    try:
+        report.epochs.to_parquet(data / "epochs.parquet", index=False)
+    except ImportError:  # no pyarrow (a GPU machine's own Python, a lean bundle): epochs.csv holds the same rows
+        pass
     cells.to_csv(data / "cells.csv", index=False)
     summary = report.table.drop(columns=[c for c in SUMMARY_COLUMNS_DROPPED if c in report.table])
     summary.to_csv(data / "summary.csv", index=False)

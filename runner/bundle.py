@@ -51,6 +51,12 @@ FRAMEWORKS = re.compile(r"^(jax|jaxlib|jax-cuda\d+-(plugin|pjrt)|torch|torchvisi
 LEFT_OUT = {"kubernetes": "the Kubernetes executor only", "psycopg": "a PostgreSQL history only"}
 # installed over the machine's own only if it has none: the frameworks are built against its NumPy and ml-dtypes
 NEVER_SHADOW = ("numpy", "ml-dtypes")
+# `--lean`: left out as the GPU image's own (what the H200 image had: NumPy, pandas, rich, PyYAML, matplotlib), with
+# pyarrow (the report's Parquet copy of its CSV, 55 MB) and every wheel only they need, so that a bundle fits where
+# what can be carried is limited (about 40 MB instead of 150). gpu-check refuses to start where the interpreter lacks
+# one, naming it; pyarrow alone may be absent (the report then writes no epochs.parquet).
+LEAN = ("numpy", "pandas", "matplotlib", "rich", "pyyaml", "pyarrow")
+OPTIONAL = ("pyarrow",)
 DEFAULT_PLATFORM = "manylinux_2_28_x86_64"
 RUNNER_FILE = "gpu-check.py"  # runner/bundle_run.py, copied so the bundle runs without a checkout
 
@@ -225,6 +231,20 @@ class Resolver:
         return self.packages
 
 
+def lean_closure(packages: dict[str, Package]) -> set[str]:
+    """The packages `--lean` leaves out: LEAN, and every package required only by packages left out."""
+    out = {n for n in LEAN if n in packages}
+    changed = True
+    while changed:
+        changed = False
+        for name, pkg in packages.items():
+            requirers = {who.split(" ")[0] if who != "the project" else who for who in pkg.required_by}
+            if name not in out and requirers and requirers <= out:
+                out.add(name)
+                changed = True
+    return out
+
+
 def build_project_wheel(dest: Path, log: list[str]) -> Path:
     """A wheel of this checkout (pyproject.toml; hatchling comes from the index in pip's isolated build)."""
     out = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check",
@@ -259,8 +279,41 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def build_manifest(out: Path, python_version: str, platforms: list[str], packages: dict[str, Package],
+                   left_out: set[str], project_file: str, mnist: dict, skipped: dict[str, set[str]]) -> dict:
+    """manifest.json's content: the target, every wheel with who needs it and at which versions, what a lean bundle
+    expects from the interpreter, what is never carried and why, and every file's sha256."""
+    _, project_version, project_requires = wheel_metadata(out / "wheels" / project_file)
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name != "download.log")
+    sums = {f: sha256_file(out / f) for f in files}
+    manifest = {
+        "format": FORMAT,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "made_by": {"python": sys.version.split()[0], "git": paths.git_state()},
+        "target": {"python_version": python_version, "implementation": "cp", "platforms": platforms},
+        "project": {"name": "keras-backend-matrix", "version": project_version, "file": f"wheels/{project_file}",
+                    "requires": project_requires},
+        "packages": [{"name": p.name, "version": p.version, "file": f"wheels/{p.file}", "roles": sorted(p.roles),
+                      "pinned": p.pin == p.version, "required_by": dict(sorted(p.required_by.items())),
+                      "never_shadow": p.name in NEVER_SHADOW}
+                     for p in sorted(packages.values(), key=lambda p: p.name) if p.name not in left_out],  # fmt: skip
+        # --lean: expected from the interpreter itself (gpu-check refuses to start without one, unless optional)
+        "left_out": [{"name": p.name, "version": p.version, "required_by": dict(sorted(p.required_by.items())),
+                      "optional": p.name in OPTIONAL}
+                     for p in sorted(packages.values(), key=lambda p: p.name) if p.name in left_out],  # fmt: skip
+        "mnist": mnist,
+        "runner": RUNNER_FILE,
+        "not_carried": {**{n: "a framework: the machine's own CUDA build serves (required by "
+                           f"{', '.join(sorted(who))})" for n, who in sorted(skipped.items())
+                           if n not in LEFT_OUT},
+                        **{n: why for n, why in LEFT_OUT.items()}},
+        "sha256": sums,
+    }
+    return manifest
+
+
 def make_bundle(out: Path, python_version: str, platforms: list[str], matrix_path: Path, tarball: bool,
-                say=print) -> dict:
+                say=print, lean: bool = False) -> dict:
     """Write the bundle into `out` (which must be empty or absent); returns the manifest."""
     if not re.match(r"^3\.\d+$", python_version):
         raise BundleError(f"--python-version {python_version}: give the target interpreter's X.Y (e.g. 3.12)")
@@ -276,8 +329,12 @@ def make_bundle(out: Path, python_version: str, platforms: list[str], matrix_pat
         resolver = Resolver(pins, python_version, platforms, work)
         say(f"resolving the closure of {len(roots)} pinned roots for CPython {python_version} on {platforms[0]}")
         packages = resolver.resolve(roots)
+        left_out = lean_closure(packages) if lean else set()
+        for name in left_out:
+            packages[name].roles.add("left out")
         for pkg in packages.values():
-            shutil.move(work / pkg.file, wheels / pkg.file)
+            if pkg.name not in left_out:
+                shutil.move(work / pkg.file, wheels / pkg.file)
         say(f"{len(packages)} wheels; building this project's wheel")
         project = build_project_wheel(work, resolver.log)
         shutil.move(project, wheels / project.name)
@@ -285,32 +342,14 @@ def make_bundle(out: Path, python_version: str, platforms: list[str], matrix_pat
         shutil.move(mnist.pop("path"), out / mnist["file"])
         (out / "download.log").write_text("\n".join(resolver.log))
     shutil.copy2(Path(__file__).with_name("bundle_run.py"), out / RUNNER_FILE)
-    _, project_version, project_requires = wheel_metadata(wheels / project.name)
-    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name != "download.log")
-    sums = {f: sha256_file(out / f) for f in files}
-    manifest = {
-        "format": FORMAT,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "made_by": {"python": sys.version.split()[0], "git": paths.git_state()},
-        "target": {"python_version": python_version, "implementation": "cp", "platforms": platforms},
-        "project": {"name": "keras-backend-matrix", "version": project_version, "file": f"wheels/{project.name}",
-                    "requires": project_requires},
-        "packages": [{"name": p.name, "version": p.version, "file": f"wheels/{p.file}", "roles": sorted(p.roles),
-                      "pinned": p.pin == p.version, "required_by": dict(sorted(p.required_by.items())),
-                      "never_shadow": p.name in NEVER_SHADOW}
-                     for p in sorted(packages.values(), key=lambda p: p.name)],  # fmt: skip
-        "mnist": mnist,
-        "runner": RUNNER_FILE,
-        "not_carried": {**{n: "a framework: the machine's own CUDA build serves (required by "
-                           f"{', '.join(sorted(who))})" for n, who in sorted(resolver.skipped.items())
-                           if n not in LEFT_OUT},
-                        **{n: why for n, why in LEFT_OUT.items()}},
-        "sha256": sums,
-    }
+    manifest = build_manifest(out, python_version, platforms, packages, left_out, project.name, mnist,
+                              resolver.skipped)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    (out / "SHA256SUMS").write_text("".join(f"{h}  {f}\n" for f, h in sums.items()))
-    size = sum((out / f).stat().st_size for f in files)
-    say(f"bundle {out}: {len(packages)} wheels + the project + MNIST, {size / 1e6:.1f} MB, "
+    (out / "SHA256SUMS").write_text("".join(f"{h}  {f}\n" for f, h in manifest["sha256"].items()))
+    size = sum((out / f).stat().st_size for f in manifest["sha256"])
+    if left_out:
+        say(f"--lean: left out as the GPU image's own: {', '.join(sorted(left_out))}")
+    say(f"bundle {out}: {len(packages) - len(left_out)} wheels + the project + MNIST, {size / 1e6:.1f} MB, "
         f"{time.monotonic() - started:.0f} s")
     if tarball:
         tar = out.with_name(out.name + ".tar")
@@ -334,6 +373,9 @@ def parser() -> argparse.ArgumentParser:
                         "tags are accepted with it)")  # fmt: skip
     p.add_argument("--matrix", type=Path, default=paths.DEFAULT_MATRIX)
     p.add_argument("--tar", action="store_true", help="also write OUT.tar beside the folder (one file to copy)")
+    p.add_argument("--lean", action="store_true",
+                   help=f"leave out what GPU images have ({', '.join(LEAN)}) and what only they need: about 40 MB "
+                        "instead of 150; gpu-check refuses an interpreter that lacks one, naming it")  # fmt: skip
     return p
 
 
@@ -342,8 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     say = lambda msg: print(f"gpu-bundle: {msg}", file=sys.stderr, flush=True)  # noqa: E731
     try:
         make_bundle(args.out.resolve(), args.python_version, platform_tags(args.platform or [DEFAULT_PLATFORM]),
-                    args.matrix,
-                    args.tar, say)
+                    args.matrix, args.tar, say, lean=args.lean)
     except BadInput as exc:
         say(f"error: {exc}")
         return 2

@@ -178,6 +178,11 @@ def satisfies(version: str, specifier: str) -> bool:
             SpecifierSet = None  # type: ignore[assignment,misc]  # noqa: N806
     if SpecifierSet is not None:
         return SpecifierSet(specifier).contains(version, prereleases=True)
+    return _fallback_satisfies(version, specifier)
+
+
+def _fallback_satisfies(version: str, specifier: str) -> bool:
+    """Release numbers compared for each clause (pre- and post-releases count as their release)."""
     have = _version_tuple(version)
     for clause in specifier.split(","):
         clause = clause.strip()
@@ -185,8 +190,7 @@ def satisfies(version: str, specifier: str) -> bool:
         text = clause[len(op):].strip()
         if text.endswith(".*"):
             prefix = _version_tuple(text[:-2])
-            ok = have[: len(prefix)] == prefix
-            if (op == "==") != ok:
+            if (op == "==") != (have[: len(prefix)] == prefix):
                 return False
             continue
         want = _version_tuple(text)
@@ -197,6 +201,30 @@ def satisfies(version: str, specifier: str) -> bool:
         if not ok:
             return False
     return True
+
+
+def check_left_out(manifest: dict, have: dict[str, str | None]) -> list[str]:
+    """A lean bundle (`make gpu-bundle ... ARGS=--lean`) expects some packages from the interpreter: each missing
+    one is named (Unusable), an optional one is a note."""
+    notes, missing = [], []
+    for pkg in manifest.get("left_out", []):
+        mine = have.get(pkg["name"])
+        if mine is not None:
+            notes.append(f"{pkg['name']} {mine}: the interpreter's own (the lean bundle left it out)")
+        elif pkg.get("optional"):
+            notes.append(f"{pkg['name']}: neither in the interpreter nor in the lean bundle; the report writes no "
+                         "Parquet copy of its CSV")
+        else:
+            missing.append(pkg)
+    if missing:
+        direct = [f"{p['name']} {p['version']}" for p in missing if "the project" in p["required_by"]]
+        needed = [p["name"] for p in missing if "the project" not in p["required_by"]]
+        what = ", ".join(direct or [p["name"] for p in missing])
+        what += f" (and what they need: {', '.join(needed)})" if direct and needed else ""
+        raise Unusable(f"the bundle was made with --lean and leaves out what GPU images have, but this interpreter "
+                       f"lacks {what}: make the bundle without --lean (make gpu-bundle BUNDLE=DIR) or install those "
+                       "into the interpreter")
+    return notes
 
 
 def plan_install(manifest: dict, have: dict[str, str | None]) -> tuple[list[dict], list[str]]:
@@ -313,7 +341,10 @@ def main(argv: list[str] | None = None) -> int:
         python = shutil.which(args.python) or args.python
         version = check_python(python, manifest)
         say(f"bundle {folder}: {len(manifest['sha256'])} files, sha256 verified; {python} is Python {version}")
-        wanted, notes = plan_install(manifest, installed_versions(python, [p["name"] for p in manifest["packages"]]))
+        names = [p["name"] for p in manifest["packages"] + manifest.get("left_out", [])]
+        have = installed_versions(python, names)
+        wanted, notes = plan_install(manifest, have)
+        notes += check_left_out(manifest, have)
         if root is None:  # no checkout: the project's own wheel is the code that runs
             wanted.append(manifest["project"])
         for note in notes:

@@ -135,13 +135,14 @@ def _gpus(matrix: Matrix, sel: Selection, profile: str) -> bool:
 
 def default_variant(matrix: Matrix, backend: str, env_name: str, gpus: bool,
                     found: dict[str, str] | None = None) -> tuple[str, str | None]:
-    """The variant a run without --variant gives this backend in this environment, and why that is not the
-    environment's default variant (None: it is). The environment's default falls back to `defaults.default_variant`
+    """The variant a run without --variant gives this backend in this environment on this device class (`gpus`:
+    the profile's or --gpus, or what --python's interpreter sees), and why that is not the environment's default
+    variant (None: it is). The environment's default falls back to `defaults.default_variant`
     where `--python`'s interpreter has versions it was not verified with (XLA would abort on a flag its jaxlib
     lacks)."""
-    name = matrix.default_variant(env_name)
+    name = matrix.default_variant(env_name, gpus)
     why = matrix.variant_misfit(name, backend, env_name, gpus, found)
-    return (name, None) if why is None else (matrix.defaults.default_variant, why)
+    return (name, None) if why is None else (matrix.fallback_variant(gpus), why)
 
 
 def _variants_for(matrix: Matrix, sel: Selection, backend: str, env_name: str, gpus: bool,

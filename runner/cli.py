@@ -62,7 +62,8 @@ def parse(argv: list[str], sweep: bool, prog: str = "kbm") -> argparse.Namespace
 def existing_interpreter(args: argparse.Namespace, matrix: Matrix, sel: Selection) -> tuple[Executor, str, Selection]:
     """--python: the cells run in that interpreter; it must import Keras and every selected backend first. The
     environments the selection touches are probed (each default variant fits its own pins), then the variants are
-    checked against what that interpreter really imports (XLA aborts on flags its jaxlib lacks)."""
+    checked against what that interpreter really imports (XLA aborts on flags its jaxlib lacks) and on the device
+    class it has (GPUs its frameworks see)."""
     if args.executor not in ("auto", "existing"):
         raise SelectionError(f"--python runs the cells in that interpreter; it cannot be combined with --executor "
                              f"{args.executor} (leave out one of them)")
@@ -73,7 +74,9 @@ def existing_interpreter(args: argparse.Namespace, matrix: Matrix, sel: Selectio
     environments = list(dict.fromkeys(c.environment for c in touched))
     executor, why = choose("existing", ExecutorOptions(python=args.python, matrix=matrix))
     executor.preflight(environments)
-    return executor, why, replace(sel, found=executor.found_versions(environments))
+    # the device class is the interpreter's: GPUs its frameworks see make the cells GPU cells (default variants)
+    return executor, why, replace(sel, found=executor.found_versions(environments),
+                                  gpus=executor.gpu_count(environments) or None)
 
 
 def plan_run(args: argparse.Namespace, console: Console) -> Planned:
@@ -98,6 +101,18 @@ def plan_run(args: argparse.Namespace, console: Console) -> Planned:
     if args.python:
         executor, why, sel = existing_interpreter(args, matrix, sel)
     cells, notes = plan(matrix, sel)
+    if args.budget_s is not None:
+        from runner.estimate import fit_budget
+
+        cells, more, unknown = fit_budget(matrix, cells, sel, args.budget_s)
+        notes += more
+        if not cells:
+            raise SelectionError(f"--budget-s {args.budget_s:g}: no variant's cells fit by the recorded per-step "
+                                 "figures (matrix.yaml step_seconds); give more seconds or select fewer cells")
+        if unknown:
+            console.print(f"[yellow]note:[/] {len(unknown)} cells have no recorded per-step figure (matrix.yaml "
+                          f"step_seconds), planned without counting against --budget-s: {', '.join(unknown[:4])}"
+                          + (", ..." if len(unknown) > 4 else ""), highlight=False)
     for note in notes:
         console.print(f"[yellow]not planned:[/] {note}", highlight=False)
     if planned is not None:
@@ -118,6 +133,9 @@ def run_main(argv: list[str], sweep: bool = False, prog: str = "kbm") -> int:
     data = args.data or planned.matrix.defaults.data
     if args.dry_run:
         dry_run(make_console(), planned.matrix, planned.cells, planned.executor, data, args.timeout, planned.sel)
+        from runner.estimate import describe, planned_time
+
+        make_console().print(describe(planned_time(planned.matrix, planned.cells, planned.sel)), highlight=False)
         folder = planned.executor.write_manifests(planned.matrix, planned.cells, data, args.timeout, args.results)
         if folder is not None:  # a scheduler's jobs, as files
             console.print(f"manifests: {folder}", highlight=False)

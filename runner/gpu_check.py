@@ -125,6 +125,30 @@ def report(run_dir: Path, results: list[CellResult], allow_cpu: bool) -> tuple[s
     return "\n".join(lines) + "\n", failures
 
 
+def present_backends(args: argparse.Namespace, say: Any) -> tuple[Any, list[str], str]:
+    """(the matrix, the Keras 3 backends whose framework the interpreter has, the PYTHONPATH its cells need), Keras
+    installed from a carried wheel where the interpreter lacks it; CheckError says what is missing."""
+    matrix = load_matrix(args.matrix)
+    # Keras' own backends, each run with its native twin (models/native/) unless --keras-only
+    keras3 = {b: matrix.backends[b].framework for name, env in matrix.environments.items()
+              if env.keras.startswith("3") for b in env.backends if matrix.backends[b].driver == "keras"}
+    pythonpath = os.environ.get("PYTHONPATH", "")
+    have = importable(args.python, ["keras", *keras3.values()], pythonpath)
+    if "keras" not in have:
+        wheels = wheels_from(args.keras_wheel)
+        if not wheels:
+            raise CheckError(f"{args.python} has no Keras and no wheel was given: carry one (`pip download "
+                             "keras==3.15.1 --no-deps -d .whl` where there is internet) and pass "
+                             "KERAS_WHEEL=path/to/keras-*.whl, or put it in ./.whl/, or use a bundle: make "
+                             "gpu-bundle BUNDLE=DIR there, make gpu-check BUNDLE=DIR here")  # fmt: skip
+        pythonpath = os.pathsep.join(p for p in (install_keras(args.python, wheels, say), pythonpath) if p)
+    backends = [b for b, fw in keras3.items() if fw in have]
+    if not backends:
+        raise CheckError(f"{args.python} has none of the Keras 3 backends' frameworks "
+                         f"({', '.join(sorted(set(keras3.values())))}); install the machine's CUDA build of one")
+    return matrix, backends, pythonpath
+
+
 def parser() -> argparse.ArgumentParser:
     """`kbm gpu-check` and `python -m runner.gpu_check`: the module's docstring is its help."""
     from runner.commands import make_parser
@@ -154,27 +178,16 @@ def main(argv: list[str] | None = None) -> int:
     make_absolute(args, {"python": "interpreter", "keras_wheel": "path", "results": "path", "matrix": "path"})
     say = lambda msg: print(f"gpu-check: {msg}", file=sys.stderr, flush=True)  # noqa: E731
     try:
-        matrix = load_matrix(args.matrix)
-        # Keras' own backends, each with its native twin (models/native/) unless --keras-only
-        keras3 = {b: matrix.backends[b].framework for name, env in matrix.environments.items()
-                  if env.keras.startswith("3") for b in env.backends if matrix.backends[b].driver == "keras"}
-        pythonpath = os.environ.get("PYTHONPATH", "")
-        have = importable(args.python, ["keras", *keras3.values()], pythonpath)
-        if "keras" not in have:
-            wheels = wheels_from(args.keras_wheel)
-            if not wheels:
-                raise CheckError(f"{args.python} has no Keras and no wheel was given: carry one (`pip download "
-                                 "keras==3.15.1 --no-deps -d .whl` where there is internet) and pass "
-                                 "KERAS_WHEEL=path/to/keras-*.whl, or put it in ./.whl/")  # fmt: skip
-            pythonpath = os.pathsep.join(p for p in (install_keras(args.python, wheels, say), pythonpath) if p)
-        backends = [b for b, fw in keras3.items() if fw in have]
-        if not backends:
-            raise CheckError(f"{args.python} has none of the Keras 3 backends' frameworks "
-                             f"({', '.join(sorted(set(keras3.values())))}); install the machine's CUDA build of one")
+        matrix, backends, pythonpath = present_backends(args, say)
     except (CheckError, MatrixError) as exc:
         say(f"error: {exc}")
         return 2
     say(f"{args.python}: Keras 3 backends present: {', '.join(backends)}; profile {args.profile}")
+    for backend in backends:  # the variant each backend runs: its environment's default for the device class
+        env_name = next(e for e in matrix.environments_for(backend) if matrix.environments[e].keras.startswith("3"))
+        say(f"default variant of {backend} ({env_name}): on a GPU {matrix.default_variant(env_name, True)}, on a "
+            f"CPU {matrix.default_variant(env_name, False)} (matrix.yaml default_variant; the run takes the GPU one "
+            "where the interpreter's framework sees a GPU)")
     results_root = args.results.resolve()
     cmd = [sys.executable, "-m", "runner", "--python", args.python, "--profile", args.profile,
            "--results", str(results_root), "--matrix", str(args.matrix.resolve()),

@@ -174,8 +174,20 @@ def _check_defaults_and_models(m: Matrix) -> Problems:
     return problems
 
 
+def _check_step_seconds(m: Matrix) -> Problems:
+    problems: Problems = []
+    for device, table in m.step_seconds.items():
+        for backend, models in table.backends.items():
+            loc = ("step_seconds", device, "backends", backend)
+            if backend not in m.backends:
+                problems.append((loc, _unknown("backend", backend, m.backends)))
+            problems += [(loc + (model,), _unknown("model", model, m.models)) for model in models
+                         if model not in m.models]
+    return problems
+
+
 def _cross_check(m: Matrix) -> Problems:
-    problems = _check_backends(m)
+    problems = _check_backends(m) + _check_step_seconds(m)
     for env_name, env in m.environments.items():
         problems += _check_environment(m, env_name, env)
     return problems + _check_profiles(m) + _check_defaults_and_models(m) + _check_variants(m)
@@ -228,31 +240,50 @@ def _check_variant(m: Matrix, name: str, variant: Any) -> Problems:
     return problems
 
 
+def _default_loc(value: Any, section: tuple, gpu: bool) -> tuple | None:
+    """Where a `default_variant` names the variant for a device class (None: it names none for it)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return section + ("default_variant",)
+    named = value.gpu if gpu else value.cpu
+    return None if named is None else section + ("default_variant", "gpu" if gpu else "cpu")
+
+
 def _check_variants(m: Matrix) -> Problems:
-    """Every variant is sound (`_check_variant`) and every environment's default variant applies to all of its
-    backends."""
+    """Every variant is sound (`_check_variant`) and every environment's default variant, for each device class,
+    applies to all of its backends."""
     problems: Problems = []
     for name, variant in m.variants.items():
         problems += _check_variant(m, name, variant)
-    if m.defaults.default_variant not in m.variants:
-        problems.append((("defaults", "default_variant"), f"unknown variant {m.defaults.default_variant!r}"
-                         + _suggest(m.defaults.default_variant, list(m.variants))))
-    for env_name, env in m.environments.items():
-        loc = (("environments", env_name, "default_variant") if env.default_variant
-               else ("defaults", "default_variant"))
-        name = m.default_variant(env_name)
-        if name not in m.variants:
-            if env.default_variant:
-                problems.append((loc, _unknown("variant", name, m.variants)))
-            continue
-        for backend in env.backends:
-            if backend in m.backends and (why := m.variant_misfit(name, backend, env_name)):
-                problems.append((loc, f"the default variant of {env_name} must apply to its backend {backend}: {why}"
-                                 f"; set environments.{env_name}.default_variant to one that does"))
+    said: set[tuple] = set()
+    for gpu in (False, True):
+        fallback = m.fallback_variant(gpu)
+        fallback_loc = _default_loc(m.defaults.default_variant, ("defaults",), gpu) or ("defaults",)
+        if fallback not in m.variants and fallback_loc not in said:
+            said.add(fallback_loc)
+            problems.append((fallback_loc, f"unknown variant {fallback!r}" + _suggest(fallback, list(m.variants))))
+        for env_name, env in m.environments.items():
+            loc = _default_loc(env.default_variant, ("environments", env_name), gpu) or fallback_loc
+            name = m.default_variant(env_name, gpu)
+            if name not in m.variants:
+                if loc != fallback_loc and loc not in said:
+                    said.add(loc)
+                    problems.append((loc, _unknown("variant", name, m.variants)))
+                continue
+            device = "a GPU" if gpu else "a CPU"
+            for backend in env.backends:
+                why = m.variant_misfit(name, backend, env_name, gpus=gpu) if backend in m.backends else None
+                if why and loc not in said:
+                    said.add(loc)
+                    fix = (f"set environments.{env_name}.default_variant to one that does, or one per device "
+                           "class: {cpu: NAME, gpu: NAME}")
+                    problems.append((loc, f"the default variant of {env_name} on {device} must apply to its backend "
+                                     f"{backend}: {why}; {fix}"))
     return problems
 
 
-UNION_TAG = re.compile(r"^(constrained-|literal\[|function-|lax-|strict-)")
+UNION_TAG = re.compile(r"^(constrained-|literal\[|function-|lax-|strict-|variant-name$|variant-by-device$)")
 
 
 def _validation_messages(exc: ValidationError, path: Path, lines: dict[tuple, int]) -> str:

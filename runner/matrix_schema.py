@@ -12,7 +12,7 @@ import json
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from common.errors import BadInput
 from common.results import STOCK_VARIANT
@@ -35,6 +35,36 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class DeviceVariants(_Strict):
+    """A default variant per device class: a CPU decision (jax-ynn-no-conv: XLA CPU's convolution library) is not a
+    GPU one. A class left out takes `defaults.default_variant`'s for that class."""
+
+    cpu: str | None = None  # the variant of cells without a GPU
+    gpu: str | None = None  # the variant of cells with one (a profile's or --gpus' GPUs, or --python's interpreter's)
+
+    @model_validator(mode="after")
+    def _one(self) -> DeviceVariants:
+        if self.cpu is None and self.gpu is None:
+            raise ValueError("name a variant for cpu, gpu or both ({cpu: NAME, gpu: NAME}), or write one NAME")
+        return self
+
+
+def _variant_form(value: Any) -> str:
+    return "variant-by-device" if isinstance(value, dict | DeviceVariants) else "variant-name"
+
+
+# `default_variant: NAME` (every device class) or `{cpu: NAME, gpu: NAME}`; the tags keep errors on the right key
+DefaultVariant = Annotated[Annotated[str, Tag("variant-name")] | Annotated[DeviceVariants, Tag("variant-by-device")],
+                           Discriminator(_variant_form)]
+
+
+def variant_for(value: str | DeviceVariants | None, gpu: bool) -> str | None:
+    """The variant a `default_variant` value names for one device class (None: it names none for it)."""
+    if value is None or isinstance(value, str):
+        return value
+    return value.gpu if gpu else value.cpu
+
+
 class Defaults(_Strict):
     profile: str = "quick"
     # what a run covers when neither --env nor --only says otherwise (None: every environment)
@@ -42,8 +72,9 @@ class Defaults(_Strict):
     repeats: int = Field(1, ge=1)
     seed: int = 1337
     data: Literal["real", "synthetic"] = "real"
-    # the default variant of an environment that names none (`environments.<name>.default_variant`)
-    default_variant: str = STOCK_VARIANT
+    # the default variant of an environment that names none (`environments.<name>.default_variant`): one name, or
+    # one per device class ({cpu: NAME, gpu: NAME}); a class it leaves out runs `stock`
+    default_variant: DefaultVariant = STOCK_VARIANT
 
 
 class MnistWheel(_Strict):
@@ -136,8 +167,9 @@ class Environment(_Strict):
     library_links: dict[str, str] = Field(default_factory=dict)
     env: dict[str, str] = Field(default_factory=dict)
     docker: DockerRecipe | None = None
-    # the variant this environment's cells run under by default (else defaults.variant)
-    default_variant: str | None = None
+    # the variant this environment's cells run under by default (else defaults.default_variant): one name, or one
+    # per device class ({cpu: NAME, gpu: NAME}; a class left out takes the defaults')
+    default_variant: DefaultVariant | None = None
 
     @field_validator("python")
     @classmethod
@@ -315,6 +347,17 @@ class Profile(ProfileLimits):
         return ProfileLimits(**base)
 
 
+class StepSeconds(_Strict):
+    """Recorded seconds per training step (a steady epoch, its validation included, over its steps) on one device
+    class: what `--dry-run` and `sweep --budget-s` plan time from. Figures are per backend and model, for the
+    backend's default variant; `overhead_s` is each cell's time besides its epochs (start, imports, compilation,
+    evaluation, inference), per driver."""
+
+    source: str = Field(min_length=10)  # the machine, the date and the run the figures come from
+    overhead_s: dict[Literal["keras", "native"], Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
+    backends: dict[str, dict[str, Annotated[float, Field(gt=0)]]] = Field(min_length=1)
+
+
 class Matrix(_Strict):
     schema_version: Literal[1]
     defaults: Defaults = Defaults()
@@ -324,6 +367,7 @@ class Matrix(_Strict):
     models: dict[str, ModelSpec] = Field(min_length=1)
     profiles: dict[str, Profile] = Field(min_length=1)
     variants: dict[str, Variant] = Field(default_factory=dict)
+    step_seconds: dict[Literal["cpu", "gpu"], StepSeconds] = Field(default_factory=dict)
 
     @field_validator("backends", "environments", "models", "profiles", "variants")
     @classmethod
@@ -344,9 +388,13 @@ class Matrix(_Strict):
     def environments_for(self, backend: str) -> list[str]:
         return [name for name, env in self.environments.items() if backend in env.backends]
 
-    def default_variant(self, environment: str) -> str:
-        """The environment's default variant: its own `default_variant`, else `defaults.default_variant`."""
-        return self.environments[environment].default_variant or self.defaults.default_variant
+    def default_variant(self, environment: str, gpu: bool = False) -> str:
+        """The environment's default variant for a device class: its own `default_variant`, else the defaults'."""
+        return variant_for(self.environments[environment].default_variant, gpu) or self.fallback_variant(gpu)
+
+    def fallback_variant(self, gpu: bool = False) -> str:
+        """`defaults.default_variant` for a device class (`stock` where it names none for it)."""
+        return variant_for(self.defaults.default_variant, gpu) or STOCK_VARIANT
 
     def variant_misfit(self, variant: str, backend: str, environment: str, gpus: bool = False,
                        found: dict[str, str] | None = None) -> str | None:

@@ -83,7 +83,11 @@ OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
                          "run.json): keep cells whose ok result matches the spec, run the rest")),
     (("--no-inference",), dict(action="store_true", help="time no inference after training (the profile's "
                                "`inference` settings otherwise; training figures are the same either way)")),
-    (("--dry-run",), dict(action="store_true", help="list the cells and what would be installed, run nothing")),
+    (("--budget-s",), dict(type=float, metavar="SECONDS", help="plan only the variants whose cells fit in this "
+                           "many seconds by matrix.yaml's recorded per-step figures (step_seconds), each backend's "
+                           "default first: a sweep inside the time a GPU machine is lent for")),
+    (("--dry-run",), dict(action="store_true", help="list the cells, what would be installed and the planned time, "
+                          "run nothing")),
     (("--no-report",), dict(action="store_true", help="do not write results/<run-id>/report/ at the end")),
     (("--history",), dict(metavar="PATH|URL", help="the history the finished run is added to: a SQLite file or a "
                           "postgresql:// URL (default: $KBM_HISTORY, else RESULTS/history.sqlite)")),
@@ -128,6 +132,8 @@ def check_numbers(args: argparse.Namespace) -> None:
         raise SelectionError("--parallel must be at least 1 (1 runs the cells one after another)")
     if args.timeout is not None and not args.timeout > 0:
         raise SelectionError(f"--timeout {args.timeout:g}: a time limit must be more than 0 seconds")
+    if getattr(args, "budget_s", None) is not None and not args.budget_s > 0:
+        raise SelectionError(f"--budget-s {args.budget_s:g}: a time budget must be more than 0 seconds")
     if args.seed is not None and args.seed < 0:
         raise SelectionError(f"--seed {args.seed}: seeds are 0 or more (numpy and the frameworks take unsigned seeds)")
 

@@ -287,7 +287,9 @@ def test_asking_for_a_gpu_without_one_is_a_clear_error_not_a_cpu_run(jax_image, 
     assert "cannot give containers a GPU" in (tmp_path / "cell" / "worker.log").read_text()
 
 
-def test_nightly_gpu_workflow_is_valid_and_runs_the_article_profile_on_a_gpu():
+def test_nightly_gpu_workflow_is_valid_and_runs_gpu_check_from_a_bundle_on_a_gpu():
+    """A hosted job makes the bundle; the self-hosted GPU job runs the one command from it, with no index, and the
+    nightly steps (history, check, site, judgement) in the machine's python3."""
     workflow = REPO_ROOT / ".github" / "workflows" / "nightly-gpu.yml"
     lint = subprocess.run([str(Path(sys.executable).parent / "check-jsonschema"), "--builtin-schema",
                            "vendor.github-workflows", str(workflow)], capture_output=True, text=True)  # fmt: skip
@@ -295,17 +297,20 @@ def test_nightly_gpu_workflow_is_valid_and_runs_the_article_profile_on_a_gpu():
     doc = yaml.safe_load(workflow.read_text())
     triggers = doc[True]  # YAML 1.1 reads the key `on` as True
     assert triggers["schedule"][0]["cron"] and "workflow_dispatch" in triggers
-    (job,) = doc["jobs"].values()
-    assert "self-hosted" in job["runs-on"] and "gpu" in job["runs-on"]
+    bundle, job = doc["jobs"]["bundle"], doc["jobs"]["gpu-check"]
+    assert "make gpu-bundle BUNDLE=gpu-bundle" in " ".join(s.get("run", "") for s in bundle["steps"])
+    assert job["needs"] == "bundle" and "self-hosted" in job["runs-on"] and "gpu" in job["runs-on"]
     script = "\n".join(step.get("run", "") + " ".join(map(str, (step.get("env") or {}).values()))
                        for step in job["steps"])
-    assert "--executor docker" in script and "--gpus 1" in script and "--profile article" in script
+    assert "make gpu-check BUNDLE=gpu-bundle" in script and "--install-only" in script
+    assert "make .venv" not in script and "pip install" not in script  # nothing from an index on the GPU machine
     assert "tooling/nightly.sh" in script  # run, add to the history, check results, site, judge (README "History")
     nightly = (REPO_ROOT / "tooling" / "nightly.sh").read_text()
-    assert all(step in nightly for step in ("./kbm history add", "./kbm check", "./kbm history report",
-                                            "./kbm history check"))
+    steps = ("history add", "check", "history report", "history check")
+    assert all(f'"${{kbm[@]}}" {step}' in nightly for step in steps) and "KBM_NIGHTLY_RUN" in nightly
     uses = [str(s.get("uses", "")) for s in job["steps"]]
     assert "actions/cache/restore@v4" in uses and "actions/cache/save@v4" in uses  # the history, night to night
+    assert "actions/download-artifact@v4" in uses
     uploads = [s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/upload-artifact")]
     assert uploads and all(s.get("if") == "always()" for s in uploads)
 

@@ -33,14 +33,14 @@ def test_make_gpu_check_runs_end_to_end_on_a_cpu_with_the_override(prepared, ker
     run = (tmp_path / "results" / "latest").resolve()
     results = [json.loads(p.read_text()) for p in sorted(run.glob("*/result.json"))]
     assert {(r["cell"]["model"], r["cell"]["backend"], r["status"]) for r in results} == {
-        ("mlp", "jax", "ok"), ("cnn", "jax", "ok"), ("hrnn", "jax", "ok")}
+        (m, b, "ok") for m in ("mlp", "cnn", "hrnn") for b in ("jax", "jax-native")}  # each beside its twin
     assert all(r["executor"]["name"] == "existing" and r["host"]["gpu"]["used"] is False for r in results)
     text = (run / "gpu-check.md").read_text()
     assert "| mlp | JAX (keras3-jax) |" in text and "ok (CPU)" in text and "--allow-cpu" in text
     assert "K80" in text and "| mlp | tensorflow | 2.77 |" in text  # the 2017 figures beside ours
     # without the override, every one of these CPU cells is a failure, not a result
     strict, failures = report(run, [r for _, r in iter_results(run)], allow_cpu=False)
-    assert len(failures) == 3 and all("ran on the CPU" in f for f in failures) and "Failures:" in strict
+    assert len(failures) == 6 and all("ran on the CPU" in f for f in failures) and "Failures:" in strict
 
 
 def test_an_interpreter_without_keras_gets_it_from_a_carried_wheel(prepared, keras_home, tmp_path):
@@ -64,7 +64,7 @@ def test_an_interpreter_without_keras_gets_it_from_a_carried_wheel(prepared, ker
     proc = _run([*args, "--allow-cpu", "--keras-wheel", str(wheels)], keras_home, KBM_CACHE=str(tmp_path / "c"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "installing keras-3.15.1-py3-none-any.whl" in proc.stderr
-    (result,) = [json.loads(p.read_text()) for p in (tmp_path / "results" / "latest").glob("*/result.json")]
+    (result,) = [json.loads(p.read_text()) for p in (tmp_path / "results" / "latest").glob("mlp.jax.*/result.json")]
     assert result["status"] == "ok" and result["versions"]["keras"] == "3.15.1"
     assert result["executor"]["python"] == python
     strict = _run(args + ["--keras-wheel", str(wheels)], keras_home, KBM_CACHE=str(tmp_path / "c"))

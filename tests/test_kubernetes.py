@@ -63,7 +63,8 @@ def test_dry_run_writes_manifests_that_validate_strictly(tmp_path):
     assert check.returncode == 0, check.stdout + check.stderr
     assert check.stdout.count("passed") == 24
 
-    job = yaml.safe_load((folder / "mlp.jax.keras3-jax.smoke.jax-ynn-no-conv.r0.yaml").read_text())
+    # cells with a GPU run each environment's GPU default variant (JAX: stock)
+    job = yaml.safe_load((folder / "mlp.jax.keras3-jax.smoke.stock.r0.yaml").read_text())
     assert job["apiVersion"] == "batch/v1" and job["kind"] == "Job"
     assert job["metadata"]["namespace"] == "bench" and len(job["metadata"]["name"]) <= 63
     spec = job["spec"]
@@ -86,7 +87,7 @@ def test_dry_run_writes_manifests_that_validate_strictly(tmp_path):
     env_vars = {e["name"]: e["value"] for e in container["env"]}
     assert env_vars["KERAS_BACKEND"] == "jax" and env_vars["KERAS_HOME"] == "/kbm/keras-home"
     inner = json.loads(env_vars["KBM_SPEC"])
-    assert inner["cell_id"] == "mlp.jax.keras3-jax.smoke.jax-ynn-no-conv.r0"
+    assert inner["cell_id"] == "mlp.jax.keras3-jax.smoke.stock.r0"
     assert inner["paths"]["result"].startswith("/tmp/kbm-cell")
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert volumes["tmp"]["emptyDir"] == {}

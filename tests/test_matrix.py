@@ -94,9 +94,10 @@ def _line_of(text: str, needle: str) -> int:
          "environments.keras2017-tf-cntk.default_variant", "did you mean 'faithful-2017'"),
         ("    recurrent_activation: hard_sigmoid_keras2\n", "    recurrent_activation: hard_sigmoid\n",
          "variants.faithful-2017.recurrent_activation", "hard_sigmoid_keras2"),
-        ('    applies_to: {backends: [jax, jax-native], keras: ["3."], versions: {jaxlib: ">=0.10.2,<0.11"}}\n',
-         '    applies_to: {backends: [jax, jax-native], keras: ["3."], versions: {jaxlib: "0.10.2"}}\n',
-         "variants.jax-ynn-no-conv.applies_to.versions", "not a version range"),
+        ('    applies_to: {backends: [jax, jax-native], keras: ["3."], device: cpu, '
+         'versions: {jaxlib: ">=0.10.2,<0.11"}}\n',
+         '    applies_to: {backends: [jax, jax-native], keras: ["3."], device: cpu, versions: {jaxlib: "0.10.2"}}\n',
+         "variants.jax-no-ynn.applies_to.versions", "not a version range"),  # the first of the CPU flags
     ],
 )
 def test_mistakes_name_file_line_and_key(tmp_path, old, new, key, words):
@@ -140,8 +141,8 @@ def test_a_variant_stays_on_the_versions_it_was_verified_with(tmp_path, matrix):
     """A jaxlib bump must not carry XLA flags to a jaxlib that may abort on them: the environment's default
     variant stops fitting its pins (an error at default_variant), and an unpinned package cannot be checked."""
     message = _broken(tmp_path, "      - jaxlib==0.10.2\n", "      - jaxlib==0.11.0\n")
-    assert f"matrix.yaml:{_line_of(REAL, '    default_variant: jax-ynn-no-conv')}: " \
-           "environments.keras3-jax.default_variant: " in message
+    assert f"matrix.yaml:{_line_of(REAL, '    default_variant: {cpu: jax-ynn-no-conv')}: " \
+           "environments.keras3-jax.default_variant.cpu: " in message
     assert "variant jax-ynn-no-conv was verified with jaxlib >=0.10.2,<0.11; keras3-jax has jaxlib 0.11.0" in message
     message = _broken(tmp_path, "      - jaxlib==0.10.2\n", "")
     line = _line_of(REAL, "  jax-ynn-no-conv:") + 6 - 1  # its applies_to, one line up without the pin

@@ -84,8 +84,9 @@ def type_of(node: dict[str, Any], defs: dict[str, Any]) -> str:
         return "one of " + ", ".join(f"`{v}`" for v in node["enum"])
     if "const" in node:
         return f"`{node['const']}`"
-    if "anyOf" in node:
-        return " or ".join(type_of(o, defs) for o in node["anyOf"] if o.get("type") != "null")
+    for union in ("anyOf", "oneOf"):  # oneOf: a discriminated union (default_variant: a name or one per device)
+        if union in node:
+            return " or ".join(type_of(o, defs) for o in node[union] if o.get("type") != "null")
     kind = node.get("type", "any")
     if kind == "array":
         return f"list of {type_of(node.get('items', {}), defs)}"
@@ -122,6 +123,11 @@ def fields(model: type[BaseModel], key_word: str = "<name>") -> list[dict[str, s
                 value, value_ref, _ = _resolve(node["additionalProperties"], defs)
                 if value_ref and "properties" in value:
                     walk(value, value_ref, f"{path}.{key_word}.")
+            else:  # a union with a model among its forms: that model's keys too
+                for option in node.get("oneOf", []) + node.get("anyOf", []):
+                    member, member_ref, _ = _resolve(option, defs)
+                    if member_ref and "properties" in member:
+                        walk(member, member_ref, path + ".")
 
     walk(schema, model.__name__, "")
     return rows

@@ -11,6 +11,9 @@
 #
 # KBM_HISTORY is a SQLite file (default: $KBM_RESULTS/history.sqlite) or a postgresql:// URL; it is passed in the
 # environment, never on a command line, so a URL's password stays out of run.json's argv and the logs.
+# KBM_NIGHTLY_RUN replaces step 1's command line (the GPU job: `make gpu-check BUNDLE=gpu-bundle`, which writes into
+# ./results); KBM is how steps 2-5 call the runner (default ./kbm, which builds .venv from the package index; a GPU
+# machine without one: `python3 -m runner` with the bundle's folder on PYTHONPATH, `bundle_run --install-only`).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 results="${KBM_RESULTS:-results}"
@@ -27,16 +30,22 @@ step() {  # step NAME COMMAND...: run it, remember the first failure (a folded g
     if [ "$rc" -ne 0 ] && [ "$status" -eq 0 ]; then status=$rc; fi
     return 0
 }
-step "run the matrix" ./kbm "${args[@]}" --results "$results"
+read -r -a kbm <<< "${KBM:-./kbm}"
+if [ -n "${KBM_NIGHTLY_RUN:-}" ]; then
+    read -r -a run_matrix <<< "$KBM_NIGHTLY_RUN"
+else
+    run_matrix=(./kbm "${args[@]}" --results "$results")
+fi
+step "run the matrix" "${run_matrix[@]}"
 run="$results/latest"
 if [ ! -f "$run/run.json" ]; then
     echo "nightly: no run folder in $results (the matrix did not start); nothing to add or check" >&2
     exit $(( status ? status : 2 ))
 fi
 run="$(cd "$run" && pwd -P)"
-step "add the run to the history" ./kbm history add "$run"
-step "check every result against the contract" ./kbm check "$run"
-step "write the history site" ./kbm history report --out "$run/history-site"
-step "judge every series" ./kbm history check
+step "add the run to the history" "${kbm[@]}" history add "$run"
+step "check every result against the contract" "${kbm[@]}" check "$run"
+step "write the history site" "${kbm[@]}" history report --out "$run/history-site"
+step "judge every series" "${kbm[@]}" history check
 echo "nightly: run $run; report $run/report/index.html; history site $run/history-site/index.html; exit $status"
 exit "$status"

@@ -38,6 +38,17 @@ for name in sys.argv[1:]:
                                 "file": str(getattr(mod, "__file__", ""))}
     except BaseException as exc:
         out["modules"][name] = {"error": "%s: %s" % (type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")}
+# the GPUs each imported framework sees: they decide the device class, so the GPU default variants apply
+out["gpus"] = {}
+count = {"torch": lambda m: m.cuda.device_count(),
+         "jax": lambda m: len([d for d in m.devices() if d.platform != "cpu"]),
+         "tensorflow": lambda m: len(m.config.list_physical_devices("GPU"))}
+for name, how in count.items():
+    if name in sys.modules and "error" not in out["modules"].get(name, {"error": 1}):
+        try:
+            out["gpus"][name] = int(how(sys.modules[name]))
+        except BaseException:
+            pass
 sys.stdout.write("\nKBM-PROBE " + json.dumps(out) + "\n")
 """
 
@@ -161,6 +172,12 @@ class ExistingExecutor(Executor):
         """environment -> what the interpreter imports for it (python, keras, numpy, frameworks, the packages
         variants' `versions` name): the planner checks variants against these instead of the pins."""
         return {name: self._versions(name, self.matrix.environments[name]) for name in environments}
+
+    def gpu_count(self, environments: list[str]) -> int:
+        """The most GPUs any selected environment's framework sees in the interpreter: the cells' device class
+        (which default variant applies), as --gpus says it for a container engine."""
+        return max((n for name in environments
+                    for n in self.probe(name, self.matrix.environments[name]).get("gpus", {}).values()), default=0)
 
     def _versions(self, name: str, env: Environment) -> dict[str, str]:
         found = self.probe(name, env)
