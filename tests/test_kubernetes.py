@@ -95,7 +95,13 @@ def test_dry_run_writes_manifests_that_validate_strictly(tmp_path):
     assert volumes["shm"]["emptyDir"] == {"medium": "Memory", "sizeLimit": "1024Mi"}
     configmap = yaml.safe_load((folder / "code-configmap.yaml").read_text())
     assert volumes["code"]["configMap"]["name"] == configmap["metadata"]["name"]
-    assert set(configmap["data"]) == {p.name for p in (REPO_ROOT / "models").glob("*.py")}
+    # every module of models/, its packages too (the frameworks' modules, the twins), each key projected at its path
+    models = REPO_ROOT / "models"
+    files = {p.relative_to(models).as_posix() for p in models.rglob("*.py") if "__pycache__" not in p.parts}
+    assert {"frameworks/jax.py", "native/torch_twin.py", "worker.py"} <= files
+    assert {i["key"]: i["path"] for i in volumes["code"]["configMap"]["items"]} == {
+        f.replace("/", "--"): f for f in files}
+    assert set(configmap["data"]) == {f.replace("/", "--") for f in files}
 
 
 @pytest.mark.venv  # the model file's probe runs in the keras3-jax environment
@@ -213,8 +219,12 @@ class FakeCluster:
         with self.lock:  # a ConfigMap volume appears whole, once: never rewritten under a running pod
             if not code_dir.exists():
                 code_dir.mkdir(parents=True)
-                for file, text in self.configmaps[volume["configMap"]["name"]]["data"].items():
-                    (code_dir / file).write_text(text)
+                data = self.configmaps[volume["configMap"]["name"]]["data"]
+                # with `items`, only those keys, each at its path (as a kubelet projects them); else every key
+                items = volume["configMap"].get("items") or [{"key": k, "path": k} for k in data]
+                for item in items:
+                    (code_dir / item["path"]).parent.mkdir(parents=True, exist_ok=True)
+                    (code_dir / item["path"]).write_text(data[item["key"]])
         to_host = self.mapper(name)
         env = {"PATH": os.environ["PATH"]}
         for var in container["env"]:  # in order, as the kubelet does: $(NAME) sees the variables before it

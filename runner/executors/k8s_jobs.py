@@ -41,9 +41,15 @@ def dns_name(text: str, salt: str, limit: int = 63) -> str:
     return f"kbm-{body}-{digest}"
 
 
+SUBDIR = "--"  # a ConfigMap key is one file name: models/frameworks/jax.py is the key frameworks--jax.py
+
+
 def code_files(spec: dict[str, Any] | None = None) -> dict[str, str]:
-    """models/*.py, and a model file of the user's own under the name the pod's spec gives it."""
-    files = {p.name: p.read_text() for p in sorted((paths.code_root() / "models").glob("*.py"))}
+    """models/ (its packages too: the frameworks' modules, the twins) as ConfigMap keys, and a model file of the
+    user's own under the name the pod's spec gives it."""
+    root = paths.code_root() / "models"
+    files = {p.relative_to(root).as_posix().replace("/", SUBDIR): p.read_text() for p in sorted(root.rglob("*.py"))
+             if "__pycache__" not in p.parts}
     module = ((spec or {}).get("model") or {}).get("module")
     if module:
         files[user_module_name(spec)] = Path(module).read_text()
@@ -98,7 +104,9 @@ def _volumes(client: Any, spec: dict[str, Any], options: Any, configmap: str) ->
     """(mounts, volumes): the code from its ConfigMap, the Keras cache's claim, a shared-memory folder."""
     res = spec.get("resources") or {}
     mounts = [client.V1VolumeMount(name="code", mount_path=f"{CODE_DIR}/models", read_only=True)]
-    volumes = [client.V1Volume(name="code", config_map=client.V1ConfigMapVolumeSource(name=configmap))]
+    # every key at its path (frameworks--jax.py at frameworks/jax.py), as the kubelet projects `items`
+    items = [client.V1KeyToPath(key=key, path=key.replace(SUBDIR, "/")) for key in sorted(code_files(spec))]
+    volumes = [client.V1Volume(name="code", config_map=client.V1ConfigMapVolumeSource(name=configmap, items=items))]
     if options.keras_pvc:
         mounts.append(client.V1VolumeMount(name="keras-home", mount_path=KERAS_HOME, read_only=True))
         claim = client.V1PersistentVolumeClaimVolumeSource(claim_name=options.keras_pvc, read_only=True)
