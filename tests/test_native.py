@@ -131,8 +131,11 @@ def test_a_twin_runs_its_environments_default_and_only_the_variants_that_apply_t
     variants: dict[str, set[str]] = {}
     for c in every:
         variants.setdefault(c.backend, set()).add(c.variant)
-    assert variants["torch-native"] == {"torch-channels-first", "torch-threads-1", "torch-omp-passive", "torch-compile"}
-    assert variants["tensorflow-native"] == {"stock", "tf-onednn-off", "tf-xla", "tf-interop-1", "tf-intraop-1"}
+    # the framework's own settings, TF32 (a no-op on a CPU) and the host-fed twin; never Keras' own
+    assert variants["torch-native"] == {"torch-channels-first", "torch-threads-1", "torch-omp-passive", "torch-compile",
+                                        "tf32", "native-host-feed"}
+    assert variants["tensorflow-native"] == {"stock", "tf-onednn-off", "tf-xla", "tf-interop-1", "tf-intraop-1",
+                                             "tf32", "native-host-feed"}
     assert {"torch-compile", "faithful-2017", "stock"} <= variants["torch"]
 
 
