@@ -88,3 +88,26 @@ def display_key(backend: str, driver: str | None = None, keras_version: str | No
 def display_order(backends: list[str]) -> list[str]:
     """The distinct backends, in display order."""
     return sorted(dict.fromkeys(backends), key=display_key)
+
+
+FALLBACK_COLORS = ("#000000", "#F0E442", "#999999", "#882255")  # a backend the matrix gives no colour, nor its family
+
+
+def _blend(color: str, toward: float, share: float = 0.45) -> str:
+    """`color` moved `share` of the way toward black (0.0) or white (1.0)."""
+    rgb = [int(color[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+    return "#" + "".join(f"{round(255 * ((1 - share) * c + share * toward)):02x}" for c in rgb)
+
+
+def color_of(backend: str) -> str:
+    """A backend's colour in every figure, report and history page: matrix.yaml's `backends.<b>.color`; one without
+    its own (a native twin, TensorFlow 1.x) takes its family's, darker for a twin and lighter for a 2017 stack, so
+    the columns stay apart and related ones look related."""
+    backends = _matrix(DEFAULT_MATRIX).get("backends") or {}
+    own = (backends.get(backend) or {}).get("color")
+    if own:
+        return own
+    base = (backends.get(family_of(backend) or "") or {}).get("color")
+    if base:
+        return _blend(base, 0.0 if display_key(backend)[0] == NATIVE else 1.0)
+    return FALLBACK_COLORS[sum(map(ord, backend)) % len(FALLBACK_COLORS)]

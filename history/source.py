@@ -154,3 +154,10 @@ def backend_color(backend: str) -> str:
     from reports.plots import color
 
     return color(backend)
+
+
+def color_of(backend: str) -> str:
+    """A backend's colour, the run report's (common/display.py: matrix.yaml's), so it looks the same everywhere."""
+    from common.display import color_of
+
+    return color_of(backend)

@@ -17,11 +17,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from common.display import display_order
 from common.results import CellResult
 
 KERAS_IO_FILE = Path(__file__).with_name("keras_io.yaml")
 KERAS_IO_CONFIG = "keras-io"
-BACKENDS = ("tensorflow", "jax", "torch")
 
 
 class _Strict(BaseModel):
@@ -32,7 +32,7 @@ class Figure(_Strict):
     task: Literal["fit", "predict", "generate"]
     batch_size: int = Field(ge=1)
     ours: Literal["keras_io_fit", "predict_step", "generate_call"]
-    ms: dict[Literal["tensorflow", "jax", "torch"], float]
+    ms: dict[str, float]  # keras.io's figure per Keras backend (the backends' names as matrix.yaml has them)
     note: str | None = None
 
 
@@ -127,7 +127,7 @@ def suite_lines(results: Iterable[CellResult], reference: KerasIo | None = None)
                     f"{', '.join(devices)}.", ""]
             body = []
             for fig in figures:
-                for backend in BACKENDS:
+                for backend in display_order(list(fig.ms)):
                     mine = [v for v in (ours(r, fig) for r in rows if r.cell.backend == backend) if v is not None]
                     theirs = fig.ms.get(backend)
                     body.append([f"{fig.task} (batch {fig.batch_size})", backend, _fmt(theirs, 2),

@@ -16,37 +16,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.artist import Artist  # noqa: E402
-from matplotlib.colors import to_hex, to_rgb  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from common.display import NATIVE, display_key, family_of  # noqa: E402
+from common.display import color_of  # noqa: E402
 from reports import fmt  # noqa: E402
 
-# Okabe-Ito, a palette that colour-blind readers can tell apart; fixed per backend so every figure agrees.
-BACKEND_COLORS = {
-    "tensorflow": "#E69F00",
-    "jax": "#0072B2",
-    "torch": "#009E73",
-    "cntk": "#CC79A7",
-    "theano": "#56B4E9",
-    "mxnet": "#D55E00",
-}
-FALLBACK_COLORS = ["#000000", "#F0E442", "#999999", "#882255"]
 FIGSIZE = (6.4, 3.6)
-
-
-def color(backend: str) -> str:
-    """A backend's colour; one of a family without its own (a native twin, TensorFlow 1.x) takes its family's hue,
-    darker for a twin and lighter for a 2017 stack, so the ten columns stay apart and related ones look related."""
-    if backend in BACKEND_COLORS:
-        return BACKEND_COLORS[backend]
-    base = BACKEND_COLORS.get(family_of(backend) or "")
-    if base is not None:
-        toward = np.zeros(3) if display_key(backend)[0] == NATIVE else np.ones(3)
-        return to_hex(0.55 * np.array(to_rgb(base)) + 0.45 * toward)
-    return FALLBACK_COLORS[sum(map(ord, backend)) % len(FALLBACK_COLORS)]
+color = color_of  # one colour per backend in every figure: matrix.yaml's, through common/display.py
 
 
 CROWDED = 5  # more bars than this: tilted labels, so "TensorFlow (native)" and its neighbours do not overlap

@@ -339,7 +339,7 @@ def worker_spec(matrix: Matrix, cell: Cell, data_source: str, timeout_s: float |
     spec = {
         "cell": cell.to_dict(),
         "cell_id": cell.id,
-        "backend": matrix.backends[cell.backend].model_dump(exclude={"models"}),
+        "backend": matrix.backends[cell.backend].model_dump(exclude={"models", "color"}),
         "variant": variant_settings(matrix, cell),
         # what cell_variables sets in the process (unexpanded): the worker records these, not a rebuild of them
         "variables": cell_variables(matrix, cell),

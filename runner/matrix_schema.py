@@ -116,6 +116,9 @@ class Backend(_Strict):
     jit_compile: bool | Literal["auto"] = "auto"
     env: dict[str, str] = Field(default_factory=dict)
     known_issues: list[KnownIssue] = Field(default_factory=list)
+    # its colour in every figure, report and history page ("#RRGGBB"); without one, its family's, darker for a twin
+    # and lighter for a 2017 stack (common/display.py). Presentation only: left out of the cell's spec
+    color: str | None = Field(None, pattern=r"^#[0-9A-Fa-f]{6}$")
 
 
 class DockerRecipe(_Strict):

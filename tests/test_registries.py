@@ -21,8 +21,8 @@ REGISTRIES = {
     "datasets": {"models/data.py", "models/sources.py",  # LOADERS, FULL_SIZES; the files and URLs
                  "runner/matrix_schema.py"},  # ModelSpec.dataset: the names a matrix may use
     # provenance, GPU memory, the queued-work wait and precision live in one module per framework
-    # (models/frameworks/<name>.py, found by name); the twins' registry and the colour tables remain
-    "frameworks": {"history/site/pages.py", "models/native/__init__.py", "reports/plots.py"},
+    # (models/frameworks/<name>.py, found by name), colours in matrix.yaml; the twins' registry remains
+    "frameworks": {"models/native/__init__.py"},
     "models": set(),
 }
 

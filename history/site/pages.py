@@ -7,7 +7,7 @@ from __future__ import annotations
 from html import escape
 
 from history.site.svg import sparkline, trend_plot
-from history.source import model_key
+from history.source import color_of, model_key
 from history.view import Row, commit_range, finding_text, short, trend_text, value_text
 
 CSS = """
@@ -40,12 +40,11 @@ svg .driftband { fill:#ef8f00; opacity:.10; }
 details summary { cursor:pointer; color:var(--accent); }
 """
 
-COLORS = {"tensorflow": "#E69F00", "jax": "#0072B2", "torch": "#009E73", "cntk": "#CC79A7", "theano": "#56B4E9",
-          "mxnet": "#D55E00"}  # the run report's colours (reports/plots.py), so a backend looks the same
 
 
 def color(backend: str) -> str:
-    return COLORS.get(backend, "#555555")
+    """The run report's colour of a backend (common/display.py: matrix.yaml's), so it looks the same here."""
+    return color_of(backend)
 
 
 def e(value: object) -> str:
