@@ -157,3 +157,32 @@ def test_variant_settings_reach_the_worker_and_repeats_interleave(keras_home, tm
     a, b = by[("tf-interop-1", 0)], by[("tf-interop-1", 1)]
     assert a["epochs"][0]["loss"] != b["epochs"][0]["loss"]
     assert "ranking of hrnn" in proc.stdout
+
+
+@pytest.mark.venv
+def test_the_precision_variants_run_on_every_keras3_backend_and_the_arithmetic_is_read_back(keras_home, tmp_path):
+    """tf32 (a recorded no-op on a CPU) and mixed-bf16 (Keras' mixed_bfloat16 policy, which runs on a CPU too) train
+    the MLP at smoke on TensorFlow, JAX and PyTorch; every result carries the precision block as the framework
+    reports it after setup, and the arithmetic in its work, so a mixed cell never ranks with a float32 one."""
+    proc = run_runner(["--only", "tensorflow@keras3@keras", "--only", "jax@keras", "--only", "torch@keras",
+                       "--model", "mlp", "--profile", "smoke", "--variant", "tf32", "--variant", "mixed-bf16",
+                       "--no-report", "--no-history", "--no-inference"], keras_home, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = run_results(tmp_path)
+    by = {(r["cell"]["backend"], r["cell"]["variant"]): r for r in results}
+    assert set(by) == {(b, v) for b in ("tensorflow", "jax", "torch") for v in ("tf32", "mixed-bf16")}
+    for (backend, variant), r in by.items():
+        assert r["status"] == "ok", r["error"]
+        precision = r["settings"]["precision"]
+        assert precision["flags"], backend  # the framework's own switches, read back
+        if variant == "tf32":
+            # asked for, and the framework's switch reads TF32, but a CPU has no TF32 units: float32 is what ran
+            assert precision["requested"] == "tf32" and precision["dtype_policy"] == "float32"
+            assert precision["effective"] == "float32" == r["work"]["precision"]
+        else:
+            assert precision["requested"] == "float32" and precision["dtype_policy"] == "mixed_bfloat16"
+            assert precision["effective"] == "mixed_bfloat16" == r["work"]["precision"]
+    jax_flags = by[("jax", "tf32")]["settings"]["precision"]["flags"]
+    assert jax_flags == {"jax_default_matmul_precision": "tensorfloat32"}
+    torch_flags = by[("torch", "tf32")]["settings"]["precision"]["flags"]
+    assert torch_flags["torch.backends.cuda.matmul.fp32_precision"] == "tf32"

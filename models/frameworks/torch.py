@@ -72,10 +72,10 @@ def read_precision(on_gpu):
         if rnn is not None and hasattr(rnn, "fp32_precision"):
             flags["torch.backends.cudnn.rnn.fp32_precision"] = rnn.fp32_precision
         matmul_tf32, conv_tf32 = matmul == "tf32", conv == "tf32"
-    else:
+    else:  # the legacy switches; asking the legacy getter after the new setters raises, so each API is read alone
         matmul_tf32, conv_tf32 = bool(torch.backends.cuda.matmul.allow_tf32), bool(cudnn.allow_tf32)
-        flags = {"torch.backends.cuda.matmul.allow_tf32": matmul_tf32, "torch.backends.cudnn.allow_tf32": conv_tf32}
-    flags["torch.get_float32_matmul_precision()"] = torch.get_float32_matmul_precision()
+        flags = {"torch.backends.cuda.matmul.allow_tf32": matmul_tf32, "torch.backends.cudnn.allow_tf32": conv_tf32,
+                 "torch.get_float32_matmul_precision()": torch.get_float32_matmul_precision()}
     return {"float32_matmul": "tf32" if on_gpu and matmul_tf32 else "float32",
             "float32_conv": "tf32" if on_gpu and conv_tf32 else "float32",
             "cudnn_benchmark": bool(cudnn.benchmark), "cudnn_deterministic": bool(cudnn.deterministic),
