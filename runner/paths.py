@@ -36,14 +36,16 @@ def code_root() -> Path:
     packages, which must never shadow an environment's numpy or Keras). The copy is named by its content."""
     if RESOURCES == REPO_ROOT:
         return REPO_ROOT
-    files = sorted((REPO_ROOT / "models").glob("*.py"))
-    digest = hashlib.sha256(b"".join(p.name.encode() + p.read_bytes() for p in files)).hexdigest()[:12]
+    models = REPO_ROOT / "models"
+    # every module of models/, its packages too (the frameworks' modules, the native twins)
+    files = sorted(p.relative_to(models) for p in models.rglob("*.py") if "__pycache__" not in p.parts)
+    digest = hashlib.sha256(b"".join(f.as_posix().encode() + (models / f).read_bytes() for f in files)).hexdigest()[:12]
     root = cache_dir() / "code" / digest
     if not (root / "models").is_dir():
         tmp = root.with_name(f".{digest}.{os.getpid()}")
-        (tmp / "models").mkdir(parents=True, exist_ok=True)
-        for path in files:
-            shutil.copy2(path, tmp / "models" / path.name)
+        for rel in files:
+            (tmp / "models" / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(models / rel, tmp / "models" / rel)
         try:
             tmp.rename(root)
         except OSError:  # another run made it first

@@ -277,7 +277,8 @@ def test_every_library_cntk_needs_is_in_the_environment_or_the_base_system(built
         for soname, where in ldd(lib, library_path).items():
             if where is None:
                 unresolved.add((lib.name, soname))
-            elif not Path(where).resolve().is_relative_to(location) and not Path(where).is_relative_to(prefix):
+            # the environment may lie behind a link (a test's private cache links the user's environments in)
+            elif not (Path(where).resolve().is_relative_to(location.resolve()) or Path(where).is_relative_to(prefix)):
                 owner = dpkg_owner(where)
                 if owner not in base:
                     outside[soname] = f"{where} ({owner or 'no package'})"
@@ -293,7 +294,7 @@ def test_parameter_counts_match_the_examples_in_every_2017_environment(matrix, b
         backend = matrix.backends[backend_name]
         out = tmp_path / f"{backend_name}.json"
         variables = {**backend.env, **{k: v.replace("{env_dir}", env.location) for k, v in env.spec.env.items()}}
-        pairs = [f"{name}:{m.dataset}" for name, m in matrix.models.items()]
+        pairs = [f"{name}:{m.dataset}" for name, m in matrix.models.items() if m.suite is None]  # the five
         subprocess.run([str(Path(env.location) / "bin" / "python"), "-m", "models.describe", str(out),
                         backend.data_format, *pairs], cwd=REPO_ROOT, check=True, timeout=600,
                        env={**os.environ, **variables, "KERAS_BACKEND": backend.keras_backend,
