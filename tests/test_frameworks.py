@@ -69,3 +69,37 @@ def test_a_mixed_policy_is_the_arithmetic_whatever_the_float32_switch():
     assert precision.effective({"dtype_policy": "mixed_bfloat16", "float32_matmul": "tf32"}) == "mixed_bfloat16"
     assert precision.effective({"dtype_policy": "float32", "float32_conv": "tf32"}) == "tf32"
     assert precision.effective({"dtype_policy": "float32", "float32_matmul": "float32"}) == "float32"
+
+
+def test_a_fake_framework_is_planned_probed_reported_and_drawn(fake_framework, tmp_path):
+    """One module (the fixture's) and one matrix entry: its cells are planned, its probe answers through the
+    worker's provenance, and its results are ranked, tabled and drawn like any other backend's."""
+    import yaml
+
+    from common.display import color_of, display_order
+    from reports.build import write_report
+    from runner.cells import Selection, plan
+    from tests.results_factory import make_result, make_spec, write_run
+
+    data = yaml.safe_load((DEFAULT_MATRIX).read_text())
+    data["backends"]["fakefw"] = {"title": "FakeFW", "keras_backend": "jax", "framework": "fakefw"}
+    data["environments"]["keras3-fakefw"] = {"python": ">=3.11,<3.14", "keras": "3.15.1", "backends": ["fakefw"],
+                                             "requirements": ["keras==3.15.1", "fakefw==0.1"]}
+    data["variants"]["stock"]["applies_to"]["backends"].append("fakefw")
+    path = tmp_path / "matrix.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    cells, _ = plan(load_matrix(path), Selection(backends=("fakefw",), models=("mlp",), profile="smoke"))
+    assert [(c.backend, c.environment, c.model) for c in cells] == [("fakefw", "keras3-fakefw", "mlp")]
+    assert provenance.framework_info("fakefw")[2]["name"] == "Fake GPU 9000"  # probed by its own module
+
+    ours = make_result("mlp", "fakefw", "keras3-fakefw", steady=[0.5, 0.5, 0.5])
+    ours["backend"]["title"] = "FakeFW"
+    jax = make_result("mlp", "jax", steady=[1.0, 1.0, 1.0])
+    run = write_run(tmp_path / "results", [(ours, make_spec(ours)), (jax, make_spec(jax))])
+    index = write_report([run], run / "report")
+    summary = (index.parent / "summary.md").read_text()
+    assert "FakeFW" in summary.split("## ", 2)[1]  # in the first table, ranked with the others
+    # a backend the matrix of the day does not name goes after the known ones of its group, in a colour of its own
+    assert display_order(["fakefw", "jax"]) == ["jax", "fakefw"]
+    svg = "".join(p.read_text() for p in (index.parent / "plots").glob("mlp-speed*.svg"))
+    assert color_of("fakefw").lower() in svg.lower() and color_of("jax").lower() in svg.lower()
