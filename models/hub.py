@@ -50,6 +50,12 @@ class StepWindow(object):
         outer = self
 
         class Callback(keras.callbacks.Callback):
+            # A batch-end hook switches off Keras 3's asynchronous callback dispatch for the whole fit, which
+            # would slow every steady epoch of a suite cell (the harness's cost that issue 28 removed). Declared
+            # safe, it runs in Keras' dispatch thread once the step's logs are ready: the window's end is when
+            # step 1 + window - 1 finished, out of order calls leave the latest step's time.
+            async_safe = True
+
             def on_epoch_begin(self, epoch, logs=None):
                 outer.epoch = epoch
 
@@ -58,7 +64,7 @@ class StepWindow(object):
                     outer.begin = time.perf_counter()
 
             def on_train_batch_end(self, batch, logs=None):
-                if outer.epoch == 0 and 1 <= batch <= outer.window:
+                if outer.epoch == 0 and outer.steps < batch <= outer.window:
                     outer.end, outer.steps = time.perf_counter(), batch
 
         self.callback = Callback()

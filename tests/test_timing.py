@@ -208,10 +208,15 @@ timer = make_epoch_timer(keras, EpochClock(EventLog(None)), api.metric_name, api
 hooks = ("on_batch_begin", "on_batch_end", "on_train_batch_begin", "on_train_batch_end", "on_test_batch_begin",
          "on_test_batch_end", "on_predict_batch_begin", "on_predict_batch_end")
 overridden = [h for h in hooks if not is_default(getattr(timer, h))]
-listed = CallbackList([timer], add_history=True)
+# a keras.io suite cell adds its step window (models/hub.py); whatever fit is given must keep the dispatch
+from models.hub import StepWindow
+
+window = StepWindow(keras).callback
+listed = CallbackList([timer, window], add_history=True)
 # what fit's own CallbackList decides for these callbacks, and the same for a bare fit (no callback)
 bare = CallbackList(None, add_history=True)
-json.dump({"overridden": overridden, "async_train": listed._async_train, "async_test": listed._async_test,
+json.dump({"overridden": overridden, "window_async_safe": window.async_safe,
+           "async_train": listed._async_train, "async_test": listed._async_test,
            "bare_async_train": bare._async_train, "generation": api.generation,
            "driver_passes": KerasDriver.fit.__code__.co_names}, open(sys.argv[1], "w"))
 """
@@ -221,8 +226,9 @@ json.dump({"overridden": overridden, "async_train": listed._async_train, "async_
 @pytest.mark.parametrize("backend", ["jax", "torch", "tensorflow"])
 def test_the_harness_passes_fit_no_batch_hook_so_keras_keeps_its_asynchronous_dispatch(prepared, tmp_path, backend):
     """On a GPU a per-batch callback costs Keras 40-65 % of an epoch (it switches off Keras 3's asynchronous
-    callback dispatch and reads every step's logs); the harness's only callback must override epoch- and test-level
-    hooks alone, so fit's CallbackList dispatches as it would for a bare fit."""
+    callback dispatch and reads every step's logs); the harness's timer must override epoch- and test-level hooks
+    alone, and the keras.io suite's step window (which needs batch hooks) must declare itself async-safe, so fit's
+    CallbackList dispatches as it would for a bare fit."""
     env = prepared(f"keras3-{backend}")
     script, out = tmp_path / "async_check.py", tmp_path / "async.json"
     script.write_text(ASYNC_CHECK)
@@ -232,7 +238,7 @@ def test_the_harness_passes_fit_no_batch_hook_so_keras_keeps_its_asynchronous_di
                           env=variables, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     found = json.loads(out.read_text())
-    assert found["generation"] == 3 and found["overridden"] == []
+    assert found["generation"] == 3 and found["overridden"] == [] and found["window_async_safe"] is True
     assert found["async_train"] == found["bare_async_train"]  # TensorFlow's is False for both (not thread-safe)
     assert found["async_test"] == found["bare_async_train"]
     # the driver passes the timer and nothing else: `callbacks=[timer]` in KerasDriver.fit
