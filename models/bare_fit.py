@@ -17,37 +17,45 @@ import time
 OPTIONS = ("--timer", "--batch-hook")
 
 
-def callbacks(keras, api, spec, options):
+def harness_timer(keras, api, framework, gpu, wait=True):
+    """The harness's epoch timer as a cell passes it to fit (models/keras_driver.py), with its queued-work wait
+    unless `wait` is False; its clock records nothing anywhere."""
+    from models.queued import queued_work_waiter
+    from models.timing import EpochClock, EventLog, make_epoch_timer
+
+    waiter = queued_work_waiter(framework, bool(gpu.get("available"))) if wait and api.generation == 3 else None
+    return make_epoch_timer(keras, EpochClock(EventLog(None)), api.metric_name, api.generation, waiter)
+
+
+def batch_hook(keras):
+    """An empty on_train_batch_end: the positive control that switches off Keras 3's asynchronous dispatch."""
+    class BatchHook(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            pass
+
+    return BatchHook()
+
+
+def callbacks(keras, api, spec, gpu, options):
     """The callbacks the options ask for (none by default: a bare fit)."""
     out = []
     if "--timer" in options:
-        from models import provenance
-        from models.queued import queued_work_waiter
-        from models.timing import EpochClock, EventLog, make_epoch_timer
-
-        framework = spec["backend"]["framework"]
-        gpu = provenance.framework_info(framework)[2]
-        wait = queued_work_waiter(framework, bool(gpu.get("available"))) if api.generation == 3 else None
-        out.append(make_epoch_timer(keras, EpochClock(EventLog(None)), api.metric_name, api.generation, wait))
+        out.append(harness_timer(keras, api, spec["backend"]["framework"], gpu))
     if "--batch-hook" in options:
-        class BatchHook(keras.callbacks.Callback):
-            def on_train_batch_end(self, batch, logs=None):
-                pass
-
-        out.append(BatchHook())
+        out.append(batch_hook(keras))
     return out
 
 
-def same_arithmetic(api, spec):
+def same_arithmetic(api, spec, gpu):
     """The cell's precision settings (models/precision.py), so bare and harness compute alike: on a GPU JAX's own
     default is TF32, the cell's full float32."""
-    from models import precision, provenance
+    from models import precision
 
-    variant, framework = spec["variant"], spec["backend"]["framework"]
+    variant = spec["variant"]
     if variant.get("mixed_precision"):
         api.set_mixed_precision(variant["mixed_precision"])
-    gpu = provenance.framework_info(framework)[2]
-    return precision.apply(framework, variant.get("float32_precision") or "float32", gpu, api.dtype_policy())
+    return precision.apply(spec["backend"]["framework"], variant.get("float32_precision") or "float32", gpu,
+                           api.dtype_policy())
 
 
 def main(argv):
@@ -61,11 +69,12 @@ def main(argv):
         spec = json.load(handle)
     import keras
 
-    from models import compat, data
+    from models import compat, data, provenance
 
     model_spec, run_spec = spec["model"], spec["run"]
     api = compat.KerasAPI(keras, data_format=spec["variant"]["data_format"])  # the cell's own settings
-    arithmetic = same_arithmetic(api, spec)
+    gpu = provenance.framework_info(spec["backend"]["framework"])[2]  # probed once, for both uses
+    arithmetic = same_arithmetic(api, spec, gpu)
     api.set_seed(spec["cell"]["seed"])
     module = importlib.import_module("models." + spec["cell"]["model"])
     ds = data.load(keras, model_spec["dataset"], module.INPUT_LAYOUT, api.data_format, spec["data"]["source"],
@@ -75,7 +84,7 @@ def main(argv):
     api.compile(model, api.optimizer(model_spec["optimizer"]), module.LOSS, spec["variant"]["jit_compile"])
     epochs = run_spec["epochs"] - 1
     kwargs = dict(batch_size=model_spec["batch_size"], validation_data=(ds.x_test, ds.y_test), verbose=0,
-                  callbacks=callbacks(keras, api, spec, options))
+                  callbacks=callbacks(keras, api, spec, gpu, options))
 
     def timed_fit(n):
         t = time.perf_counter()

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from common.results import CellResult, Status, new_run_dir
-from common.stats import ratio_goal
+from common.stats import mean_interval, ratio_goal
 from runner.cells import Cell, Selection, cell_variables, expand, worker_spec
 from runner.datafetch import offline_mnist_wheel
 from runner.executors import ExecutorOptions, choose
@@ -152,7 +152,7 @@ def bench_main(argv: list[str] | None = None) -> int:
         console.print(f"{kind + ' steady s/epoch:':32} {', '.join(f'{x:.4f}' for x in figures)} "
                       f"(median {statistics.median(figures):.4f})")
     for kind in ABLATION if args.ablation else ():
-        ratio = ratio_goal([k / b for k, b in zip(seen[kind], seen["bare"], strict=True)], args.goal).interval
+        ratio = mean_interval([k / b for k, b in zip(seen[kind], seen["bare"], strict=True)])
         console.print(f"{kind} / bare: {ratio.estimate:.4f} ({ratio.lo:.4f}-{ratio.hi:.4f})")
     if len(precisions) > 1:
         console.print(f"[red]bare and harness ran at different precisions: {sorted(map(str, precisions))}[/]")

@@ -57,8 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
 
     from models import compat, mlp, precision, provenance
-    from models.queued import queued_work_waiter
-    from models.timing import EpochClock, EventLog, make_epoch_timer
+    from models.bare_fit import batch_hook, harness_timer
 
     api = compat.KerasAPI(keras)
     gpu = provenance.framework_info(args.backend)[2]
@@ -71,18 +70,13 @@ def main(argv: list[str] | None = None) -> int:
     class Data:
         input_shape, num_classes = (784,), 10
 
-    class BatchHook(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            pass
-
     def callbacks(variant: str) -> list:
         if variant == "empty callback":
             return [keras.callbacks.Callback()]
         if variant in ("timer", "timer without wait"):
-            wait = queued_work_waiter(args.backend, on_gpu) if variant == "timer" else None
-            return [make_epoch_timer(keras, EpochClock(EventLog(None)), api.metric_name, 3, wait)]
+            return [harness_timer(keras, api, args.backend, gpu, wait=variant == "timer")]
         if variant == "batch hook":
-            return [BatchHook()]
+            return [batch_hook(keras)]
         return []
 
     optimizer = {"name": "rmsprop", "learning_rate": 1e-3, "rho": 0.9, "epsilon": 1e-8}
