@@ -112,6 +112,17 @@ def test_image_is_built_once_from_the_recipe_and_reused_by_hash(jax_image, matri
     assert other["cached"] is False and other["location"].startswith(f"{first.location} (on kbm/some-other-base:1)")
 
 
+def test_the_image_carries_keras_hub_without_tensorflow(jax_image, docker_env, matrix):
+    """The keras.io suite runs in containers too: KerasHub installed without its declared dependencies
+    (requirements_no_deps), so its tensorflow-text brings no TensorFlow into the JAX image."""
+    _, prepared, _, _ = jax_image
+    assert prepared.info["requirements_no_deps"] == matrix.environments[ENV].requirements_no_deps
+    check = "import importlib.util, keras_hub; print(keras_hub.__version__, importlib.util.find_spec('tensorflow'))"
+    out = connect().containers.run(prepared.location, ["/opt/kbm-env/bin/python", "-c", check], remove=True,
+                                   environment={"KERAS_BACKEND": "jax"}).decode().split()
+    assert out[-2:] == [matrix.environments[ENV].pins["keras-hub"], "None"]
+
+
 def test_smoke_cell_runs_in_its_own_container_end_to_end(jax_image, docker_env, keras_home, tmp_path):
     env = {**os.environ, **docker_env, "KERAS_HOME": str(keras_home)}
     proc = subprocess.run(

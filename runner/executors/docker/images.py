@@ -59,6 +59,8 @@ class Recipe:
     declared_base: str = ""  # the matrix's base image for this flavour
     index_url: str | None = None
     extra_index_urls: tuple[str, ...] = ()
+    # installed after the rest with --no-deps (KerasHub, whose declared tensorflow-text would bring TensorFlow)
+    requirements_no_deps: tuple[str, ...] = ()
 
     def key(self) -> str:
         """Covers what the recipe declares, not how this machine got its base (a registry pull, or `make
@@ -74,6 +76,8 @@ class Recipe:
                 "python": self.python,
                 **({"indexes": [self.index_url, *self.extra_index_urls]}
                    if self.index_url or self.extra_index_urls else {}),
+                # only when used: the 2017 images keep their keys
+                **({"requirements_no_deps": self.requirements_no_deps} if self.requirements_no_deps else {}),
             }
         )
 
@@ -199,7 +203,8 @@ class ImageStore:
             "location": f"{recipe.tag} (on {recipe.base_image})",
             "cached": self._reusable(recipe) is not None,
             "python": recipe.python,
-            "installs": list(recipe.requirements) + [f"{w} (wheel fetched on the host)" for w in recipe.wheels],
+            "installs": list(recipe.requirements) + [f"{r} (--no-deps)" for r in recipe.requirements_no_deps]
+            + [f"{w} (wheel fetched on the host)" for w in recipe.wheels],
         }
 
     def prepare(self, name: str, env: Environment, flavour: str, on_status: Callable[[str], None]) -> PreparedEnv:
@@ -232,6 +237,9 @@ class ImageStore:
         indexes = pip_index_args(recipe.index_url, recipe.extra_index_urls, lambda msg: log.write(msg + "\n"))
         options = [f"{flag} {url}" for flag, url in zip(indexes[::2], indexes[1::2], strict=True)]
         (kbm / "requirements.txt").write_text("\n".join([*options, *recipe.requirements]) + "\n")
+        # empty when the environment has none: the recipe installs it only when it lists something
+        no_deps = [*options, *recipe.requirements_no_deps] if recipe.requirements_no_deps else []
+        (kbm / "requirements-no-deps.txt").write_text("".join(f"{line}\n" for line in no_deps))
         wheels = fetch_wheels(recipe, kbm / "wheels", log)
         log.write(f"context: requirements {list(recipe.requirements)}, wheels {wheels}\n")
         log.flush()
@@ -252,6 +260,7 @@ class ImageStore:
             f"{LABEL}.base": recipe.base_image,
             f"{LABEL}.base-id": self._base_id(recipe.base_image) or "",
             f"{LABEL}.requirements": json.dumps(list(recipe.requirements)),
+            f"{LABEL}.requirements-no-deps": json.dumps(list(recipe.requirements_no_deps)),
         }
         error = None
         try:
@@ -296,5 +305,6 @@ class ImageStore:
             "image_id": image.id,
             "base": labels.get(f"{LABEL}.base"),
             "requirements": json.loads(labels.get(f"{LABEL}.requirements", "[]")),
+            "requirements_no_deps": json.loads(labels.get(f"{LABEL}.requirements-no-deps", "[]")),
             "size_mb": round(image.attrs.get("Size", 0) / 1e6),
         }
