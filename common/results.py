@@ -385,6 +385,7 @@ class SuiteInfo(_Strict):
     suite: str
     task: str | None = None
     keras_hub: str | None = None
+    classes: dict[str, str] | None = None  # matrix.yaml's keras_hub: the backbone and task classes built
     weights: Literal["random"] | None = None
     config_name: str | None = None
     config: dict[str, Any] | None = None

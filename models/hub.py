@@ -84,8 +84,9 @@ class HubModel(object):
     LOSS = "sparse_categorical_crossentropy"
 
     def __init__(self, task):
-        self.task = task  # "text_classifier" | "causal_lm" | "image_classifier"
+        self.task = task  # "text_classifier" | "causal_lm" | "image_classifier": the data, and whether it generates
         self.config = None
+        self.classes = None  # matrix.yaml's keras_hub: {backbone: ..., task: ...}
         self.window = None
 
     # -- data ---------------------------------------------------------------------------------------------------
@@ -98,6 +99,7 @@ class HubModel(object):
         import numpy as np
 
         cfg = self.config = spec["model"]["config"]
+        self.classes = spec["model"]["keras_hub"]
         run = spec["run"]
         n_train, n_test = run["train_samples"] or cfg["train_samples"], run["test_samples"] or cfg["test_samples"]
         rng = np.random.RandomState(spec["cell"]["seed"])
@@ -128,7 +130,7 @@ class HubModel(object):
     def build(self, api, ds):
         """The task on a backbone built from the configuration (random weights, no preset)."""
         cfg = self.config
-        model = build_task(self.task, cfg)
+        model = build_task(self.classes, cfg)
         if self.task == "causal_lm" and cfg.get("lora_rank"):
             model.backbone.enable_lora(rank=cfg["lora_rank"])  # keras.io fine-tunes the LLMs with LoRA
         return plain_keras_loops(api.keras if api is not None else None, model)
@@ -149,6 +151,7 @@ class HubModel(object):
     def describe(self, model):
         """What the result records of the suite model: KerasHub's version, the configuration, the weights."""
         out = {"suite": self.suite, "task": self.task, "keras_hub": keras_hub_version(), "weights": "random",
+               "classes": dict(self.classes),
                "config_name": self.config.get("name"), "config": self.config,
                "trainable_params": int(sum(int(_size(w)) for w in model.trainable_weights))}
         if self.window is not None:
@@ -223,27 +226,22 @@ def _size(weight):
     return size
 
 
-def build_task(task, cfg):
-    """KerasHub's backbone and task for a configuration; KerasHub's own count_params is the reference."""
+def build_task(classes, cfg):
+    """KerasHub's backbone and task named by matrix.yaml (`keras_hub`), for a configuration; KerasHub's own
+    count_params is the reference. A classifier's task takes the configuration's num_classes."""
     import keras_hub
 
     models = keras_hub.models
     backbone_kwargs = dict(cfg["backbone"])
     if cfg.get("dtype"):
         backbone_kwargs["dtype"] = cfg["dtype"]
-    if task == "text_classifier":
-        backbone = models.BertBackbone(**backbone_kwargs)
-        return models.BertTextClassifier(backbone, num_classes=cfg["num_classes"], preprocessor=None,
-                                         **_task_dtype(cfg))
-    if task == "causal_lm":
-        backbone = models.GemmaBackbone(**backbone_kwargs)
-        return models.GemmaCausalLM(backbone, preprocessor=None, **_task_dtype(cfg))
-    if task == "image_classifier":
+    if "image_shape" in backbone_kwargs:
         backbone_kwargs["image_shape"] = tuple(backbone_kwargs["image_shape"])
-        backbone = models.ViTBackbone(**backbone_kwargs)
-        return models.ViTImageClassifier(backbone, num_classes=cfg["num_classes"], preprocessor=None,
-                                         **_task_dtype(cfg))
-    raise ValueError("unknown suite task %r" % task)
+    backbone = getattr(models, classes["backbone"])(**backbone_kwargs)
+    task_kwargs = _task_dtype(cfg)
+    if cfg.get("num_classes"):
+        task_kwargs["num_classes"] = cfg["num_classes"]
+    return getattr(models, classes["task"])(backbone, preprocessor=None, **task_kwargs)
 
 
 def _task_dtype(cfg):

@@ -116,6 +116,23 @@ def probe_builtin(keras, name, dataset):
     return dict(flop_counts(keras, model, x, ds.y_train[:32], module.LOSS), params=int(model.count_params()))
 
 
+def probe_suite(keras, name, spec_path):
+    """A keras.io suite model at a configuration (`spec_path`: a worker spec's model block and run sizes): XLA's
+    cost analysis of one batch, beside models/hub_flops.py's count (tests/test_keras_hub.py)."""
+    import importlib
+
+    from models import compat
+
+    with open(spec_path) as handle:
+        spec = json.load(handle)
+    module = importlib.import_module("models." + name)
+    ds = module.MODEL.load_dataset(spec)
+    model = module.MODEL.build(compat.KerasAPI(keras), ds)
+    batch = spec["model"]["config"]["batch_size"]
+    x = {k: v[:batch] for k, v in ds.x_train.items()} if isinstance(ds.x_train, dict) else ds.x_train[:batch]
+    return dict(flop_counts(keras, model, x, ds.y_train[:batch], module.LOSS), params=int(model.count_params()))
+
+
 def main(argv):
     out_path, mode, target = argv[0], argv[1], argv[2]
     data_file = argv[4] if len(argv) > 4 and argv[3] == "--data-file" else None
@@ -124,6 +141,8 @@ def main(argv):
 
         if mode == "--builtin":
             result = probe_builtin(keras, target, argv[3])
+        elif mode == "--suite":
+            result = probe_suite(keras, target, argv[3])
         else:
             result = probe_file(keras, target, data_file)
     except Exception as exc:  # noqa: BLE001 - whatever the file does wrong is the user's to fix, said plainly

@@ -19,6 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from common.display import display_order
 from common.results import CellResult
+from models import hub_flops
+from reports import fmt
+from reports.hardware import describe as describe_host
 
 KERAS_IO_FILE = Path(__file__).with_name("keras_io.yaml")
 KERAS_IO_CONFIG = "keras-io"
@@ -78,6 +81,21 @@ def ours(result: CellResult, figure: Figure) -> float | None:
     return None
 
 
+def window_share(result: CellResult) -> float | None:
+    """keras.io's fit window as a share of the device's peak for the arithmetic the cell ran: a training step's FLOP
+    (models/hub_flops.py, from the configuration) x batch / the window's seconds per step / the peak."""
+    suite = result.suite
+    fit = suite.keras_io_fit if suite else None
+    if not (fit and fit.ms_per_step and suite.classes and suite.config and result.work):
+        return None
+    counted = hub_flops.count(suite.classes.get("backbone"), suite.config)
+    precision = result.settings.precision if result.settings else None
+    peak = describe_host(result.host.model_dump(), precision.effective if precision else None)[2]
+    if not counted or not peak:
+        return None
+    return counted[1] * result.work.batch_size / (fit.ms_per_step / 1e3) / (peak * 1e12)
+
+
 def device_of(result: CellResult) -> str:
     """The device the model's weights lived on: the GPU's name where one was used, else the CPU's."""
     gpu = result.host.gpu
@@ -107,7 +125,8 @@ def suite_lines(results: Iterable[CellResult], reference: KerasIo | None = None)
     for (model, config), rows in sorted(groups.items()):
         name = rows[0].suite.config_name
         out += [f"### {model}, configuration {config} (KerasHub {rows[0].suite.keras_hub})", ""]
-        header = ["backend", "params", "keras.io ms/step (fit)", "steady epoch s", "peak RSS MB", "GPU peak MB",
+        header = ["backend", "params", "keras.io ms/step (fit)", "share of peak (fit)", "steady epoch s",
+                  "peak RSS MB", "GPU peak MB",
                   "predict p50 ms (batch 1)", "TTFT ms", "ms/token"]
         body = []
         for r in sorted(rows, key=lambda r: (r.cell.backend, r.cell.repeat)):
@@ -115,7 +134,8 @@ def suite_lines(results: Iterable[CellResult], reference: KerasIo | None = None)
             lat = r.inference.latency_of() if r.inference and r.inference.latency else None
             body.append([r.cell.backend, f"{r.params:,}" if r.params else "",
                          _fmt(r.suite.keras_io_fit.ms_per_step if r.suite.keras_io_fit else None),
-                         _fmt(r.steady_epoch_s, 3), _fmt(r.memory.peak_rss_mb if r.memory else None, 0),
+                         fmt.share(window_share(r)), _fmt(r.steady_epoch_s, 3),
+                         _fmt(r.memory.peak_rss_mb if r.memory else None, 0),
                          _fmt(r.memory.gpu_peak_mb if r.memory else None, 0), _fmt(lat.p50_ms if lat else None, 2),
                          _fmt(gen.time_to_first_token_ms if gen else None), _fmt(gen.ms_per_token if gen else None, 2)])
         out += _table(header, body) + [""]

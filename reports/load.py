@@ -83,6 +83,7 @@ def _work_columns(result: CellResult, spec: dict[str, Any]) -> dict[str, Any]:
     n_fit = result.epochs[-1].samples if result.epochs else (work or {}).get("train_samples")
     n_val = (work or {}).get("val_samples")
     flop = (spec.get("model") or {}).get("flop_per_sample")
+    train_flop = (spec.get("model") or {}).get("train_flop_per_sample") or (3 * flop if flop else None)
     steady_val = [e.val_s for e in result.epochs[1:] if e.val_s is not None]
     val_s = statistics.median(steady_val) if steady_val else None
     return {
@@ -93,7 +94,7 @@ def _work_columns(result: CellResult, spec: dict[str, Any]) -> dict[str, Any]:
         "train_samples": n_fit,
         "val_samples": n_val,
         "steps_per_epoch": math.ceil(n_fit / batch) if batch and n_fit else None,
-        "flop_per_epoch": 3 * flop * n_fit + flop * n_val if flop and n_fit is not None and n_val is not None
+        "flop_per_epoch": train_flop * n_fit + flop * n_val if flop and n_fit is not None and n_val is not None
         else None,
         "val_s": val_s,
         "train_us_per_sample": train_us_per_sample(result.steady_epoch_s, val_s, work),

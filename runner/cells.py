@@ -15,6 +15,7 @@ from typing import Any
 
 from common.errors import BadInput
 from common.results import STOCK_VARIANT, skeleton
+from models import hub_flops
 from runner.matrix import Matrix
 from runner.matrix_schema import ModelSpec
 
@@ -307,6 +308,9 @@ def cell_variables(matrix: Matrix, cell: Cell) -> dict[str, str]:
     }
 
 
+SUITE_FLOP_KEYS = ("flop_per_sample", "train_flop_per_sample", "flop_method")
+
+
 def suite_model(model: ModelSpec, config: str | None) -> dict[str, Any]:
     """The model as the worker sees it; a keras.io suite model with its configuration resolved (the profile's
     `config`, `small` by default): the configuration, its `name:hash` id (the work's `config`, so figures of two
@@ -320,6 +324,9 @@ def suite_model(model: ModelSpec, config: str | None) -> dict[str, Any]:
     digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:8]
     spec.update(config=dict(body, name=name), config_id=f"{name}:{digest}", batch_size=cfg.batch_size,
                 expected_params=cfg.expected_params)
+    counted = hub_flops.count(model.keras_hub.backbone, body) if model.keras_hub else None
+    if counted:  # the configuration's work, for the share of peak (derived from the configuration: no new hash)
+        spec.update(flop_per_sample=counted[0], train_flop_per_sample=counted[1], flop_method=hub_flops.METHOD)
     return spec
 
 
@@ -368,7 +375,10 @@ def worker_spec(matrix: Matrix, cell: Cell, data_source: str, timeout_s: float |
         spec["run"]["test_samples"] = spec["run"]["test_samples"] or suite["test_samples"]
     hashed = {k: v for k, v in spec.items() if k != "timeout_s"}
     # a model file is its bytes (module_sha256), wherever it lies: its path is not the experiment
-    hashed["model"] = {k: v for k, v in spec["model"].items() if k not in ("module", "data_file")}
+    # and a suite configuration's FLOP counts are derived from it (models/hub_flops.py): a better count is not a new
+    # experiment (the five's, written in matrix.yaml, stay in their hash as before)
+    skip = {"module", "data_file"} | (set(SUITE_FLOP_KEYS) if spec["model"].get("config") else set())
+    hashed["model"] = {k: v for k, v in spec["model"].items() if k not in skip}
     spec["spec_hash"] = hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()[:16]
     # a fact about the matrix of the day, not the experiment (kept out of the hash): reports find the default.
     # `sel`, the selection the cell was planned from, decides it as `plan` did (--gpus; --python's versions).

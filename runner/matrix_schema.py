@@ -257,6 +257,14 @@ class SuiteConfig(_Strict):
     keras_io: str | None = None  # the keras.io figures it reproduces (reports/keras_io.yaml), None: none
 
 
+class KerasHubClasses(_Strict):
+    """The KerasHub classes a suite model is built from: `keras_hub.models.<backbone>(**config.backbone)` and
+    `keras_hub.models.<task>(backbone, ...)`; the backbone also picks its FLOP formula (models/hub_flops.py)."""
+
+    backbone: str = Field(pattern=r"^[A-Z][A-Za-z0-9]*Backbone$")
+    task: str = Field(pattern=r"^[A-Z][A-Za-z0-9]*$")
+
+
 class ModelSpec(_Strict):
     title: str
     # the five models' datasets; `user`: a model file's own data (load_data, --data-file, or synthetic);
@@ -268,6 +276,9 @@ class ModelSpec(_Strict):
     expected_params: int | None = Field(None, ge=1)  # the example's count, checked on every build (None: any)
     flop_per_sample: float | None = Field(None, gt=0)  # forward FLOP per sample (share of peak needs it)
     flop_method: str | None = None  # how flop_per_sample was found: a hand count, or XLA's cost analysis
+    # a training step's FLOP per sample when it is not 3x forward (LoRA: frozen weights get no gradient, about 2x);
+    # the suite's are counted for the configuration a cell runs (runner/cells.py), never written here
+    train_flop_per_sample: float | None = Field(None, gt=0)
     validation_split: float | None = Field(None, gt=0, lt=1)
     # an epoch is n // batch_size full batches (the example's fit_generator steps_per_epoch), not ceil(n / batch)
     whole_batches: bool = False
@@ -282,8 +293,16 @@ class ModelSpec(_Strict):
     # one, `small` by default), and whether it runs only when named (`--model`, a profile's models_only), so the
     # default matrix keeps its five models
     suite: str | None = None
+    keras_hub: KerasHubClasses | None = None
     configs: dict[str, SuiteConfig] | None = None
     opt_in: bool = False
+
+    @model_validator(mode="after")
+    def _suite_is_whole(self) -> ModelSpec:
+        if self.suite and not (self.keras_hub and self.configs):
+            raise ValueError("a suite model names its KerasHub classes (keras_hub: {backbone: <Name>Backbone, task: "
+                             "<Name><Task>}) and at least one configuration (configs: {small: ...})")
+        return self
 
     def config_for(self, name: str | None) -> tuple[str, SuiteConfig] | None:
         """The named configuration (None: `small`), or None for a model without configurations."""

@@ -15,13 +15,17 @@ import pytest
 
 from common.results import CellResult, Status, iter_results
 from common.work import describe, work_key
+from models import hub_flops
+from reports import fmt
+from reports.hardware import gpu_peak_tflops
 from reports.keras_io import lines_html, load_keras_io, suite_lines
 from runner.cells import Selection, plan, worker_spec
+from runner.matrix import load_matrix
 from runner.paths import REPO_ROOT
 from tests.fixtures import run_runner, the_run
 from tests.results_factory import make_result
 
-SUITE = ("bert", "gemma", "vit")
+SUITE = ("bert", "gemma", "mistral", "vit")
 KERAS3 = {"tensorflow": "keras3-tensorflow", "jax": "keras3-jax", "torch": "keras3-torch"}
 
 
@@ -66,11 +70,50 @@ def test_gemma_7b_is_counted_by_the_formula_that_gives_keras_hubs_count_at_small
     assert gemma_params(big.backbone, big.lora_rank) == big.expected_params
 
 
+def mistral_params(backbone: dict, lora_rank: int) -> int:
+    """MistralCausalLM's count from KerasHub's layer shapes: an untied input embedding and output layer, per layer
+    q/k/v/o (head_dim = hidden / query heads), a gated MLP of intermediate_dim and two RMS norms, a final norm;
+    LoRA adds A (hidden, heads, rank) and B (rank, head_dim) to q and v."""
+    h, nq, nkv = backbone["hidden_dim"], backbone["num_query_heads"], backbone["num_key_value_heads"]
+    hd = h // nq
+    layer = h * hd * (2 * nq + 2 * nkv) + 3 * h * backbone["intermediate_dim"] + 2 * h
+    lora = (h * nq * lora_rank + lora_rank * hd) + (h * nkv * lora_rank + lora_rank * hd)
+    return 2 * backbone["vocabulary_size"] * h + backbone["num_layers"] * (layer + lora) + h
+
+
+def test_mistral_7b_is_counted_by_the_formula_that_gives_keras_hubs_count_at_small(matrix):
+    small, big = matrix.models["mistral"].configs["small"], matrix.models["mistral"].configs["keras-io"]
+    assert mistral_params(small.backbone, small.lora_rank) == small.expected_params == 540800
+    assert mistral_params(big.backbone, 0) == 7241732096  # Mistral 7B's published count, without LoRA
+    assert mistral_params(big.backbone, big.lora_rank) == big.expected_params
+
+
+def test_the_flop_count_of_a_suite_cell_is_its_configurations_and_not_part_of_its_hash(matrix, monkeypatch):
+    """The share of peak needs a suite cell's work: counted for the configuration the cell runs (LoRA's step is 2x
+    forward, full training's 3x); a better count later is not a new experiment."""
+    small = specs(matrix, "smoke")
+    big = specs(matrix, "keras-io")
+    bert, gemma = small["bert", "jax"]["model"], big["gemma", "jax"]["model"]
+    assert bert["train_flop_per_sample"] == 3 * bert["flop_per_sample"] and "hub_flops" in bert["flop_method"]
+    assert gemma["train_flop_per_sample"] == 2 * gemma["flop_per_sample"]
+    # Gemma 7B at sequence 128: about 2 x 8.5e9 parameters x 128 tokens forward, less the embedding's gather
+    assert 1.5e12 < gemma["flop_per_sample"] < 2.5e12
+    assert big["bert", "jax"]["model"]["flop_per_sample"] > 100 * bert["flop_per_sample"]
+    cell = plan(matrix, Selection(profile="smoke", models=["bert"], backends=["jax"]))[0][0]
+    spec = worker_spec(matrix, cell, "synthetic")
+    monkeypatch.setitem(hub_flops.FORMULAS, "BertBackbone", lambda cfg: 2 * hub_flops.bert(cfg))  # a recount
+    recounted = worker_spec(matrix, cell, "synthetic")
+    assert recounted["model"]["flop_per_sample"] == 2 * spec["model"]["flop_per_sample"]
+    assert recounted["spec_hash"] == spec["spec_hash"]
+    monkeypatch.delitem(hub_flops.FORMULAS, "BertBackbone")  # an architecture without a formula: no share of peak
+    assert worker_spec(matrix, cell, "synthetic")["model"]["flop_per_sample"] is None
+
+
 def test_the_dry_run_names_each_suite_configuration(tmp_path):
     proc = subprocess.run(["./kbm", "--profile", "keras-io", "--dry-run", "--results", str(tmp_path)], cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=300, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "9 cells" in proc.stdout
+    assert "12 cells" in proc.stdout
     assert "gemma: configuration keras-io:" in proc.stdout and "LoRA rank 4" in proc.stdout
     assert "sequence 512" in proc.stdout and "bfloat16" in proc.stdout
 
@@ -112,7 +155,9 @@ def suite_result(backend: str, config: str, fit_ms: float, device: str | None = 
     """A suite cell's result through the contract (tests/results_factory.py), with its suite section."""
     raw = make_result("bert", backend, batch_size=32)
     raw["work"]["config"] = f"{config}:0123abcd"
+    body = load_matrix(REPO_ROOT / "matrix.yaml").models["bert"].configs[config].model_dump()
     raw["suite"] = {"suite": "keras-hub", "task": "text_classifier", "keras_hub": "0.32.0", "weights": "random",
+                    "classes": {"backbone": "BertBackbone", "task": "BertTextClassifier"}, "config": body,
                     "config_name": config, "keras_io_fit": {"ms_per_step": fit_ms, "steps": 100, "window": 100}}
     if device:
         raw["host"]["gpu"] = {"available": True, "used": True, "devices": [device]}
@@ -130,6 +175,11 @@ def test_keras_io_figures_stand_only_beside_its_own_configuration_with_the_hardw
     assert "| fit (batch 32) | jax | 222.37 | 200.00 | 0.90 |" in big
     assert "keras.io ran one NVIDIA A100 40GB" in big and "these cells ran on NVIDIA H200" in big
     assert "benchmarks.md" in big  # the source, with the figures
+    # keras.io's window as a share of the H200's dense FP32 peak: BERT-base's training step x 32 in 0.2 s
+    step = hub_flops.count("BertBackbone", load_matrix(REPO_ROOT / "matrix.yaml").models["bert"]
+                           .configs["keras-io"].model_dump())[1]
+    share = step * 32 / 0.2 / (gpu_peak_tflops("NVIDIA H200", "float32") * 1e12)
+    assert f"| 200.0 | {fmt.share(share)} |" in big and 0.5 < share < 1  # 46 of the 67 TFLOP/s
     page = lines_html(suite_lines([suite_result("jax", "keras-io", 200.0, "NVIDIA H200")], reference))
     assert "<td>222.37</td><td>200.00</td>" in page and page.count("<table>") == 2  # index.html, too
 
@@ -139,19 +189,14 @@ def test_keras_io_figures_stand_only_beside_its_own_configuration_with_the_hardw
 KERAS_HUB_COUNTS = textwrap.dedent("""
     import json, sys
     import keras_hub
-    configs = json.loads(sys.argv[1])
-    m = keras_hub.models
+    from models.hub import build_task
+    models = json.loads(sys.argv[1])
     out = {}
-    c = configs["bert"]
-    out["bert"] = m.BertTextClassifier(m.BertBackbone(**c["backbone"]), num_classes=c["num_classes"],
-                                       preprocessor=None).count_params()
-    c = configs["gemma"]
-    lm = m.GemmaCausalLM(m.GemmaBackbone(**c["backbone"]), preprocessor=None)
-    lm.backbone.enable_lora(rank=c["lora_rank"])
-    out["gemma"] = lm.count_params()
-    c = configs["vit"]
-    vit = m.ViTBackbone(**dict(c["backbone"], image_shape=tuple(c["backbone"]["image_shape"])))
-    out["vit"] = m.ViTImageClassifier(vit, num_classes=c["num_classes"], preprocessor=None).count_params()
+    for name, model in models.items():
+        task = build_task(model["keras_hub"], model["config"])
+        if model["config"].get("lora_rank"):
+            task.backbone.enable_lora(rank=model["config"]["lora_rank"])
+        out[name] = task.count_params()
     try:
         import tensorflow  # noqa: F401
         out["tensorflow"] = True
@@ -168,14 +213,38 @@ def test_keras_hub_counts_the_small_configurations_as_matrix_yaml_and_tensorflow
     expected_params, which every suite cell checks its built model against; `import tensorflow` fails in the JAX and
     PyTorch environments (KerasHub is installed without its tensorflow-text dependency)."""
     env = prepared(KERAS3[backend])
-    configs = {m: matrix.models[m].configs["small"].model_dump() for m in SUITE}
-    proc = subprocess.run([f"{env.location}/bin/python", "-c", KERAS_HUB_COUNTS, json.dumps(configs)],
-                          capture_output=True, text=True, timeout=600, env={**os.environ, "KERAS_BACKEND": backend})
+    models = {m: {"keras_hub": matrix.models[m].keras_hub.model_dump(),
+                  "config": matrix.models[m].configs["small"].model_dump()} for m in SUITE}
+    proc = subprocess.run([f"{env.location}/bin/python", "-c", KERAS_HUB_COUNTS, json.dumps(models)],
+                          capture_output=True, text=True, timeout=600, cwd=REPO_ROOT,
+                          env={**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(REPO_ROOT)})
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert {m: out[m] for m in SUITE} == {m: configs[m]["expected_params"] for m in SUITE}
+    assert {m: out[m] for m in SUITE} == {m: models[m]["config"]["expected_params"] for m in SUITE}
     assert out["tensorflow"] is (backend == "tensorflow")
     assert out["keras_hub"] == matrix.environments[KERAS3[backend]].pins["keras-hub"]
+
+
+def test_the_flop_formulas_agree_with_xlas_cost_analysis_of_the_real_models(matrix, prepared, tmp_path):
+    """models/hub_flops.py counts the matrix multiplications of each architecture; XLA's cost analysis of the real
+    KerasHub model (forward, and the gradient of the loss over the trainable weights: LoRA's adapters only) counts
+    every operation. At the small configurations the two agree within a few percent (2026-12-05: forward 1.01-1.09,
+    training step 1.05-1.07)."""
+    env = prepared("keras3-jax")
+    cells, _ = plan(matrix, Selection(profile="smoke", models=list(SUITE), backends=["jax"]))
+    for cell in cells:
+        spec = worker_spec(matrix, cell, "synthetic")
+        spec_path, out = tmp_path / f"{cell.model}.spec.json", tmp_path / f"{cell.model}.json"
+        spec_path.write_text(json.dumps(spec))
+        proc = subprocess.run([f"{env.location}/bin/python", "-m", "models.probe_model", str(out), "--suite",
+                               cell.model, str(spec_path)], capture_output=True, text=True, timeout=600,
+                              cwd=REPO_ROOT, env={**os.environ, "KERAS_BACKEND": "jax"})
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        xla = json.loads(out.read_text())
+        assert xla["params"] == spec["model"]["expected_params"], xla
+        assert 0.95 < xla["flop_per_sample"] / spec["model"]["flop_per_sample"] < 1.15, (cell.model, xla)
+        assert 0.95 < xla["train_step_flop_per_sample"] / spec["model"]["train_flop_per_sample"] < 1.15, (
+            cell.model, xla)
 
 
 def test_the_suite_trains_predicts_and_generates_at_smoke_on_every_keras3_backend(tmp_path, keras_home, prepared):
@@ -193,7 +262,7 @@ def test_the_suite_trains_predicts_and_generates_at_smoke_on_every_keras3_backen
         assert r.suite.weights == "random" and r.suite.keras_hub == r.versions["keras_hub"]
         assert r.suite.keras_io_fit.ms_per_step > 0 and r.suite.keras_io_fit.steps >= 1
         assert r.inference.latency_of().p50_ms > 0 and r.memory.peak_rss_mb > 0
-        if r.cell.model == "gemma":
+        if r.cell.model in ("gemma", "mistral"):
             assert r.suite.trainable_params < r.params / 10  # LoRA: the backbone frozen but its adapters
             assert [g.batch_size for g in r.suite.generate.runs] == [8, 1]
             runs = r.suite.generate.runs
