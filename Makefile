@@ -21,6 +21,7 @@ help:
 	@echo "make gpu-check BUNDLE=DIR    on a GPU machine, no index or network: MLP, CNN, hierarchical RNN and twins,"
 	@echo "                      gpu profile, in the machine's own python3 (GPU_PYTHON=...); a CPU cell fails it."
 	@echo "                      Without BUNDLE: from .venv (KERAS_WHEEL=... if it lacks Keras). On a CPU: PROFILE=smoke ALLOW_CPU=1"
+	@echo "                      SWEEP=RUN_DIR: a sweep run on this machine; its best variant per test beside the default"
 	@echo "make engine           start a private Docker engine (root); prints the export lines: eval \"\$$(make -s engine)\""
 	@echo "make engine-stop      stop it by its pid and clean up after it"
 	@echo "make slurm-up         start a local single-node Slurm cluster with 2 fake GPUs (root); eval \"\$$(make -s slurm-up)\""
@@ -80,11 +81,12 @@ GPU_PLATFORM   ?= manylinux_2_28_x86_64
 ifdef BUNDLE
 gpu-check:
 	$(GPU_PYTHON) -m runner.bundle_run $(BUNDLE) --profile $(PROFILE) $(if $(ALLOW_CPU),--allow-cpu) \
-		$(if $(DATA),--data $(DATA)) $(ARGS)
+		$(if $(DATA),--data $(DATA)) $(if $(SWEEP),--sweep $(SWEEP)) $(ARGS)
 else
 gpu-check: $(VENV)/.installed
 	$(PY) -m runner.gpu_check --python $(GPU_PYTHON) --profile $(PROFILE) $(if $(ALLOW_CPU),--allow-cpu) \
-		$(if $(KERAS_WHEEL),--keras-wheel $(KERAS_WHEEL)) $(if $(DATA),--data $(DATA)) $(ARGS)
+		$(if $(KERAS_WHEEL),--keras-wheel $(KERAS_WHEEL)) $(if $(DATA),--data $(DATA)) \
+		$(if $(SWEEP),--sweep $(SWEEP)) $(ARGS)
 endif
 
 gpu-bundle: $(VENV)/.installed

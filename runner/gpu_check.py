@@ -125,6 +125,33 @@ def report(run_dir: Path, results: list[CellResult], allow_cpu: bool) -> tuple[s
     return "\n".join(lines) + "\n", failures
 
 
+def sweep_lines(sweep_dir: Path, backends: list[str]) -> list[str]:
+    """gpu-check.md's section on a sweep run (`--sweep DIR`: a `kbm sweep --python ...` run on this machine): per
+    test and backend the sweep's best variant beside the default, and whether the sweep ran on a GPU at all (a CPU
+    sweep's winners are CPU decisions, and the GPU default is not chosen from them)."""
+    from reports.article import load_article
+    from reports.load import load_runs
+    from reports.sweep import sweep_rows
+    from reports.tables import summary_table
+
+    loaded = load_runs([sweep_dir])
+    rows = [r for r in sweep_rows(summary_table(loaded, load_article())) if r["backend"] in backends]
+    cells = loaded.cells
+    devices = sorted(set(cells["device"].dropna())) if not cells.empty else []
+    on_gpu = not cells.empty and bool((cells["device_kind"] == "gpu").all())
+    out = ["", f"## The sweep's best variant beside the default ({sweep_dir.name})", "",
+           f"Ran on {', '.join(devices) or 'no device recorded'}"
+           + ("." if on_gpu else ": not a GPU sweep, so its winners are not GPU decisions."), ""]
+    if not rows:
+        return out + ["No test x backend of these backends ran more than one variant with a steady time."]
+    out += ["| model | backend | default (s/epoch) | best (s/epoch) | verdict |", "|---|---|---|---|---|"]
+    for r in rows:
+        default = f"{r['default_variant']} ({r['default_s']:.3f})" if r["default_variant"] else "-"
+        out.append(f"| {r['model']} | {r['backend_title']} | {default} | {r['best_variant']} ({r['best_s']:.3f}) | "
+                   f"{r['verdict']} |")
+    return out
+
+
 def present_backends(args: argparse.Namespace, say: Any) -> tuple[Any, list[str], str]:
     """(the matrix, the Keras 3 backends whose framework the interpreter has, the PYTHONPATH its cells need), Keras
     installed from a carried wheel where the interpreter lacks it; CheckError says what is missing."""
@@ -169,18 +196,25 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--data", choices=["real", "synthetic"], help="synthetic: no dataset needed (speed only)")
     p.add_argument("--model", action="append", help="fewer models (default: every model of the matrix whose dataset "
                    "is mnist)")
+    p.add_argument("--sweep", type=Path, default=Path(os.environ["SWEEP"]) if os.environ.get("SWEEP") else None,
+                   help="a run folder of `kbm sweep --python ...` on this machine: gpu-check.md adds its best variant "
+                   "per test and backend beside the default (default: $SWEEP)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     # the run below starts in the checkout's root: the paths typed here mean the folder gpu-check was started in
-    make_absolute(args, {"python": "interpreter", "keras_wheel": "path", "results": "path", "matrix": "path"})
+    make_absolute(args, {"python": "interpreter", "keras_wheel": "path", "results": "path", "matrix": "path",
+                         "sweep": "path"})
     say = lambda msg: print(f"gpu-check: {msg}", file=sys.stderr, flush=True)  # noqa: E731
     try:
         matrix, backends, pythonpath = present_backends(args, say)
     except (CheckError, MatrixError) as exc:
         say(f"error: {exc}")
+        return 2
+    if args.sweep is not None and not (args.sweep / "run.json").is_file():
+        say(f"error: --sweep {args.sweep} is not a run folder (no run.json); give the folder `kbm sweep` printed")
         return 2
     say(f"{args.python}: Keras 3 backends present: {', '.join(backends)}; profile {args.profile}")
     for backend in backends:  # the variant each backend runs: its environment's default for the device class
@@ -203,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
         say(f"error: the run left no results in {run_dir}")
         return 1
     text, failures = report(run_dir, results, args.allow_cpu)
+    if args.sweep is not None:
+        text += "\n".join(sweep_lines(args.sweep.resolve(), backends)) + "\n"
     (run_dir / "gpu-check.md").write_text(text)
     print(text)
     say(f"written: {run_dir / 'gpu-check.md'}")

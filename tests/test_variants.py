@@ -83,6 +83,26 @@ def test_run_summary_ranks_with_letters_and_says_its_interval(tmp_path):
     assert set(letters["stock"]) & set(letters["torch-threads-1"]), text  # intervals overlap: a shared letter
 
 
+def test_gpu_check_sets_the_sweeps_best_variant_beside_the_default_and_says_where_the_sweep_ran(tmp_path):
+    """issue 29: `gpu-check --sweep DIR` adds the sweep's winner per test and backend to gpu-check.md; a sweep that
+    ran on a CPU is said to be one, since its winners are not GPU decisions."""
+    from runner.gpu_check import sweep_lines
+
+    cpu = "\n".join(sweep_lines(sweep_run(tmp_path / "cpu"), ["jax", "torch"]))
+    assert "not a GPU sweep" in cpu and "CPU: Test CPU" in cpu
+    assert "| mlp | JAX | stock (1.210) | jax-onednn (1.010) | SLOWER" in cpu
+    assert "| mlp | PyTorch | stock" in cpu and "TensorFlow" not in cpu  # only the backends gpu-check runs
+    gpu_run = sweep_run(tmp_path / "gpu")
+    for path in gpu_run.glob("*/result.json"):
+        result = json.loads(path.read_text())
+        result["host"]["gpu"] = {"available": True, "used": True, "name": "NVIDIA H200", "count": 1,
+                                 "devices": ["cuda:0"]}
+        path.write_text(json.dumps(result))
+    gpu = "\n".join(sweep_lines(gpu_run, ["jax"]))
+    assert "Ran on GPU: NVIDIA H200." in gpu and "not a GPU sweep" not in gpu and "| mlp | JAX |" in gpu
+    assert "No test x backend" in "\n".join(sweep_lines(gpu_run, ["tensorflow1"]))
+
+
 def test_sweep_dry_run_plans_every_applicable_variant_of_the_mnist_tests(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "runner", "sweep", "--only", "jax", "--dry-run", "--results",
                            str(tmp_path / "results")], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
