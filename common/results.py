@@ -386,6 +386,9 @@ class SuiteInfo(_Strict):
     task: str | None = None
     keras_hub: str | None = None
     classes: dict[str, str] | None = None  # matrix.yaml's keras_hub: the backbone and task classes built
+    # the configuration's FLOP per sample (models/hub_flops.py): forward, and a training step (LoRA's about 2x)
+    flop_per_sample: float | None = Field(None, gt=0)
+    train_flop_per_sample: float | None = Field(None, gt=0)
     weights: Literal["random"] | None = None
     config_name: str | None = None
     config: dict[str, Any] | None = None

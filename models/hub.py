@@ -12,6 +12,7 @@ only: models/ stays importable on Python 3.6, where the 2017 environments import
 import hashlib
 import time
 
+from models import hub_flops
 from models.data import Dataset
 
 SUITE = "keras-hub"
@@ -154,6 +155,9 @@ class HubModel(object):
                "classes": dict(self.classes),
                "config_name": self.config.get("name"), "config": self.config,
                "trainable_params": int(sum(int(_size(w)) for w in model.trainable_weights))}
+        counted = hub_flops.count(self.classes["backbone"], self.config)
+        if counted:
+            out["flop_per_sample"], out["train_flop_per_sample"] = counted
         if self.window is not None:
             out["keras_io_fit"] = self.window.summary()
         return out

@@ -19,7 +19,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from common.display import display_order
 from common.results import CellResult
-from models import hub_flops
 from reports import fmt
 from reports.hardware import describe as describe_host
 
@@ -83,17 +82,16 @@ def ours(result: CellResult, figure: Figure) -> float | None:
 
 def window_share(result: CellResult) -> float | None:
     """keras.io's fit window as a share of the device's peak for the arithmetic the cell ran: a training step's FLOP
-    (models/hub_flops.py, from the configuration) x batch / the window's seconds per step / the peak."""
+    (counted for the configuration, recorded by the cell) x batch / the window's seconds per step / the peak."""
     suite = result.suite
     fit = suite.keras_io_fit if suite else None
-    if not (fit and fit.ms_per_step and suite.classes and suite.config and result.work):
+    if not (fit and fit.ms_per_step and suite.train_flop_per_sample and result.work):
         return None
-    counted = hub_flops.count(suite.classes.get("backbone"), suite.config)
     precision = result.settings.precision if result.settings else None
     peak = describe_host(result.host.model_dump(), precision.effective if precision else None)[2]
-    if not counted or not peak:
+    if not peak:
         return None
-    return counted[1] * result.work.batch_size / (fit.ms_per_step / 1e3) / (peak * 1e12)
+    return suite.train_flop_per_sample * result.work.batch_size / (fit.ms_per_step / 1e3) / (peak * 1e12)
 
 
 def device_of(result: CellResult) -> str:

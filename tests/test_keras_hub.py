@@ -156,8 +156,10 @@ def suite_result(backend: str, config: str, fit_ms: float, device: str | None = 
     raw = make_result("bert", backend, batch_size=32)
     raw["work"]["config"] = f"{config}:0123abcd"
     body = load_matrix(REPO_ROOT / "matrix.yaml").models["bert"].configs[config].model_dump()
+    forward, step = hub_flops.count("BertBackbone", body)
     raw["suite"] = {"suite": "keras-hub", "task": "text_classifier", "keras_hub": "0.32.0", "weights": "random",
                     "classes": {"backbone": "BertBackbone", "task": "BertTextClassifier"}, "config": body,
+                    "flop_per_sample": forward, "train_flop_per_sample": step,
                     "config_name": config, "keras_io_fit": {"ms_per_step": fit_ms, "steps": 100, "window": 100}}
     if device:
         raw["host"]["gpu"] = {"available": True, "used": True, "devices": [device]}
@@ -260,6 +262,7 @@ def test_the_suite_trains_predicts_and_generates_at_smoke_on_every_keras3_backen
         assert not [w for w in r.warnings if "parameter count" in w or "generate" in w], r.warnings
         assert r.data.source == "synthetic" and r.work.config.startswith("small:")
         assert r.suite.weights == "random" and r.suite.keras_hub == r.versions["keras_hub"]
+        assert r.suite.classes["backbone"].endswith("Backbone") and r.suite.train_flop_per_sample > 0
         assert r.suite.keras_io_fit.ms_per_step > 0 and r.suite.keras_io_fit.steps >= 1
         assert r.inference.latency_of().p50_ms > 0 and r.memory.peak_rss_mb > 0
         if r.cell.model in ("gemma", "mistral"):
