@@ -48,7 +48,9 @@ FRAMEWORKS = re.compile(r"^(jax|jaxlib|jax-cuda\d+-(plugin|pjrt)|torch|torchvisi
                         r"tf-keras|nvidia-.*|libtpu.*|tensorboard(-.*)?|keras-nightly)$")  # fmt: skip
 # host runtime requirements gpu-check never imports: the Kubernetes executor's client and PostgreSQL's driver for a
 # fleet's shared history (a GPU machine without an index records into the SQLite history)
-LEFT_OUT = {"kubernetes": "the Kubernetes executor only", "psycopg": "a PostgreSQL history only"}
+# (`--postgres` carries psycopg: a fleet whose nightly records into one shared PostgreSQL history)
+LEFT_OUT = {"kubernetes": "the Kubernetes executor only",
+            "psycopg": "a PostgreSQL history only (--postgres carries it)"}
 # installed over the machine's own only if it has none: the frameworks are built against its NumPy and ml-dtypes
 NEVER_SHADOW = ("numpy", "ml-dtypes")
 # `--lean`: left out as the GPU image's own (what the H200 image had: NumPy, pandas, rich, PyYAML, matplotlib), with
@@ -103,7 +105,12 @@ def target_environment(python_version: str, platform: str) -> dict[str, str]:
             "os_name": "nt" if system == "Windows" else "posix", "platform_release": "", "platform_version": ""}
 
 
-def project_pins(matrix_path: Path) -> tuple[list[tuple[str, str]], dict[str, str]]:
+def not_carried(postgres: bool = False) -> dict[str, str]:
+    """The host requirements left out of a bundle and why: LEFT_OUT, less psycopg when `--postgres` asks for it."""
+    return {name: why for name, why in LEFT_OUT.items() if not (postgres and name == "psycopg")}
+
+
+def project_pins(matrix_path: Path, never: dict[str, str] = LEFT_OUT) -> tuple[list[tuple[str, str]], dict[str, str]]:
     """The roots (requirement, role) and every exact pin (name -> version) the project states: the host side's
     runtime requirements (pyproject.toml, as requirements-host.txt pins them), and the Keras 3 environments'
     Keras and optax (the JAX twin's optimizers), their frameworks left to the machine."""
@@ -112,7 +119,7 @@ def project_pins(matrix_path: Path) -> tuple[list[tuple[str, str]], dict[str, st
     pins: dict[str, str] = {}
     for line in pyproject["project"]["dependencies"]:
         req = Requirement(line)
-        if canonicalize_name(req.name) not in LEFT_OUT:
+        if canonicalize_name(req.name) not in never:
             roots.append((line, "host"))
     host_txt = paths.REPO_ROOT / "requirements-host.txt"
     for line in host_txt.read_text().splitlines() if host_txt.is_file() else []:
@@ -165,8 +172,10 @@ class Resolver:
     """The closure of the roots for one target, one version per package: a pinned version where the project pins
     one (it must satisfy every requirer), else the newest wheel satisfying all of them (pip download picks it)."""
 
-    def __init__(self, pins: dict[str, str], python_version: str, platforms: list[str], work: Path):
+    def __init__(self, pins: dict[str, str], python_version: str, platforms: list[str], work: Path,
+                 never: dict[str, str] = LEFT_OUT):
         self.pins, self.python_version, self.platforms, self.work = pins, python_version, platforms, work
+        self.never = never
         self.env = target_environment(python_version, platforms[0])
         self.packages: dict[str, Package] = {}
         self.skipped: dict[str, set[str]] = {}  # frameworks and left-out names -> who asked for them
@@ -179,7 +188,7 @@ class Resolver:
         except InvalidRequirement as exc:
             raise BundleError(f"{requirer}: cannot parse the requirement {line!r}: {exc}") from None
         name = canonicalize_name(req.name)
-        if FRAMEWORKS.match(name) or name in LEFT_OUT:
+        if FRAMEWORKS.match(name) or name in self.never:
             self.skipped.setdefault(name, set()).add(requirer)
             return None
         pkg = self.packages.setdefault(name, Package(name, pin=self.pins.get(name)))
@@ -272,7 +281,8 @@ def fetch_mnist(matrix_path: Path, dest: Path, python_version: str, platforms: l
 
 
 def build_manifest(out: Path, python_version: str, platforms: list[str], packages: dict[str, Package],
-                   left_out: set[str], project_file: str, mnist: dict, skipped: dict[str, set[str]]) -> dict:
+                   left_out: set[str], project_file: str, mnist: dict, skipped: dict[str, set[str]],
+                   never: dict[str, str] = LEFT_OUT) -> dict:
     """manifest.json's content: the target, every wheel with who needs it and at which versions, what a lean bundle
     expects from the interpreter, what is never carried and why, and every file's sha256."""
     _, project_version, project_requires = wheel_metadata(out / "wheels" / project_file)
@@ -297,28 +307,29 @@ def build_manifest(out: Path, python_version: str, platforms: list[str], package
         "runner": RUNNER_FILE,
         "not_carried": {**{n: "a framework: the machine's own CUDA build serves (required by "
                            f"{', '.join(sorted(who))})" for n, who in sorted(skipped.items())
-                           if n not in LEFT_OUT},
-                        **{n: why for n, why in LEFT_OUT.items()}},
+                           if n not in never},
+                        **never},
         "sha256": sums,
     }
     return manifest
 
 
 def make_bundle(out: Path, python_version: str, platforms: list[str], matrix_path: Path, tarball: bool,
-                say=print, lean: bool = False) -> dict:
+                say=print, lean: bool = False, postgres: bool = False) -> dict:
     """Write the bundle into `out` (which must be empty or absent); returns the manifest."""
     if not re.match(r"^3\.\d+$", python_version):
         raise BundleError(f"--python-version {python_version}: give the target interpreter's X.Y (e.g. 3.12)")
     if out.exists() and any(out.iterdir()):
         raise BundleError(f"{out} exists and is not empty: give a new folder (a bundle is made whole, never mixed)")
     started = time.monotonic()
-    roots, pins = project_pins(matrix_path)
+    never = not_carried(postgres)
+    roots, pins = project_pins(matrix_path, never)
     out.mkdir(parents=True, exist_ok=True)
     wheels = out / "wheels"
     wheels.mkdir()
     with tempfile.TemporaryDirectory(dir=out) as tmp:
         work = Path(tmp)
-        resolver = Resolver(pins, python_version, platforms, work)
+        resolver = Resolver(pins, python_version, platforms, work, never)
         say(f"resolving the closure of {len(roots)} pinned roots for CPython {python_version} on {platforms[0]}")
         packages = resolver.resolve(roots)
         left_out = lean_closure(packages) if lean else set()
@@ -335,7 +346,7 @@ def make_bundle(out: Path, python_version: str, platforms: list[str], matrix_pat
         (out / "download.log").write_text("\n".join(resolver.log))
     shutil.copy2(Path(__file__).with_name("bundle_run.py"), out / RUNNER_FILE)
     manifest = build_manifest(out, python_version, platforms, packages, left_out, project.name, mnist,
-                              resolver.skipped)
+                              resolver.skipped, never)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     (out / "SHA256SUMS").write_text("".join(f"{h}  {f}\n" for f, h in manifest["sha256"].items()))
     size = sum((out / f).stat().st_size for f in manifest["sha256"])
@@ -368,6 +379,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--lean", action="store_true",
                    help=f"leave out what GPU images have ({', '.join(LEAN)}) and what only they need: about 40 MB "
                         "instead of 150; gpu-check refuses an interpreter that lacks one, naming it")  # fmt: skip
+    p.add_argument("--postgres", action="store_true",
+                   help="carry psycopg too, for a nightly that records into a fleet's shared PostgreSQL history "
+                        "(KBM_HISTORY=postgresql://...); without it the GPU machine records into SQLite")
     return p
 
 
@@ -376,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     say = lambda msg: print(f"gpu-bundle: {msg}", file=sys.stderr, flush=True)  # noqa: E731
     try:
         make_bundle(args.out.resolve(), args.python_version, platform_tags(args.platform or [DEFAULT_PLATFORM]),
-                    args.matrix, args.tar, say, lean=args.lean)
+                    args.matrix, args.tar, say, lean=args.lean, postgres=args.postgres)
     except BadInput as exc:
         say(f"error: {exc}")
         return 2

@@ -309,7 +309,11 @@ def test_nightly_gpu_workflow_is_valid_and_runs_gpu_check_from_a_bundle_on_a_gpu
     triggers = doc[True]  # YAML 1.1 reads the key `on` as True
     assert triggers["schedule"][0]["cron"] and "workflow_dispatch" in triggers
     bundle, job = doc["jobs"]["bundle"], doc["jobs"]["gpu-check"]
-    assert "make gpu-bundle BUNDLE=gpu-bundle" in " ".join(s.get("run", "") for s in bundle["steps"])
+    made = " ".join(s.get("run", "") for s in bundle["steps"])
+    assert "make gpu-bundle BUNDLE=gpu-bundle" in made
+    # a shared PostgreSQL history: the bundle carries psycopg when (and only when) the GPU job will use one
+    assert "${KBM_HISTORY_URL:+ARGS=--postgres}" in made
+    assert "secrets.KBM_HISTORY_URL" in bundle["env"]["KBM_HISTORY_URL"]
     assert job["needs"] == "bundle" and "self-hosted" in job["runs-on"] and "gpu" in job["runs-on"]
     script = "\n".join(step.get("run", "") + " ".join(map(str, (step.get("env") or {}).values()))
                        for step in job["steps"])

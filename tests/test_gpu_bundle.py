@@ -91,6 +91,23 @@ def test_the_bundle_carries_the_closure_of_the_pins_for_the_target_and_no_framew
     assert (bundle / "gpu-check.py").read_bytes() == (REPO_ROOT / "runner" / "bundle_run.py").read_bytes()
 
 
+def test_postgres_carries_psycopg_for_a_fleets_shared_history(matrix, tmp_path):
+    """A nightly recording into a shared PostgreSQL history needs psycopg on the GPU machine: `--postgres` carries
+    it (and its binary wheel for the target); without it psycopg stays out, as the Kubernetes client always does."""
+    from runner.bundle import DEFAULT_PLATFORM, Resolver, not_carried, platform_tags, project_pins
+
+    plain, _ = project_pins(REPO_ROOT / "matrix.yaml")
+    roots, pins = project_pins(REPO_ROOT / "matrix.yaml", not_carried(postgres=True))
+    assert not [r for r, _ in plain if r.startswith("psycopg")]
+    wanted = [(r, role) for r, role in roots if r.startswith("psycopg")]
+    assert wanted and "psycopg" not in not_carried(postgres=True) and "kubernetes" in not_carried(postgres=True)
+    resolver = Resolver(pins, TARGET, platform_tags([DEFAULT_PLATFORM]), tmp_path, not_carried(postgres=True))
+    packages = resolver.resolve(wanted)
+    assert {"psycopg", "psycopg-binary"} <= set(packages), sorted(packages)
+    assert packages["psycopg"].version == pins["psycopg"]
+    assert f"cp{TARGET.replace('.', '')}" in packages["psycopg-binary"].file
+
+
 def test_gpu_check_runs_offline_from_the_bundle_alone_in_a_fresh_interpreter(bundle, image, keras_home, tmp_path):
     """The one command on a machine without an index: verify, install what the image lacks, run the smoke check."""
     argv, env = offline(["make", "-s", "gpu-check", f"BUNDLE={bundle}", "PROFILE=smoke", "ALLOW_CPU=1",
