@@ -44,9 +44,11 @@ RECURRENT_ACTIVATIONS = {
 DEFAULT_RECURRENT_ACTIVATION = {3: "sigmoid", 2: "hard_sigmoid_keras2", 1: "hard_sigmoid_keras2"}
 
 
-def KerasAPI(keras, data_format="channels_last", gpus=0, recurrent_activation=None):  # noqa: N802 - what callers call
+def KerasAPI(keras, data_format="channels_last", gpus=0, recurrent_activation=None,  # noqa: N802 - what callers call
+             time_distributed=None):
     """The adapter for the installed Keras (Keras3API, Keras2API or Keras1API); `gpus`: GPUs the cell may use;
-    `recurrent_activation`: the LSTM gates by the matrix's name (None: the generation's default)."""
+    `recurrent_activation`: the LSTM gates by the matrix's name (None: the generation's default);
+    `time_distributed`: "fold" runs a TimeDistributed layer once over batch x time (None: Keras' own wrapper)."""
     generation = keras_generation(keras.__version__)
     adapters = {3: Keras3API, 2: Keras2API, 1: Keras1API}
     if generation not in adapters:
@@ -54,6 +56,9 @@ def KerasAPI(keras, data_format="channels_last", gpus=0, recurrent_activation=No
                                % keras.__version__)
     api = adapters[generation](keras, data_format, recurrent_activation)
     api.gpus = gpus or 0
+    if time_distributed not in (None, "fold") or (time_distributed and generation != 3):
+        raise UnsupportedSetting("time_distributed %r: only 'fold', on Keras 3" % time_distributed)
+    api.time_distributed = time_distributed
     return api
 
 
@@ -62,6 +67,7 @@ class Keras3API(object):
 
     generation = 3
     gpus = 0
+    time_distributed = None  # "fold": TimeDistributed as one call over batch x time (variant time-folded)
     compile_context = None  # the device list passed to compile, where the Keras generation takes one (MXNet)
 
     def __init__(self, keras, data_format="channels_last", recurrent_activation=None):
@@ -134,7 +140,19 @@ class Keras3API(object):
         return None
 
     def TimeDistributed(self, layer):  # noqa: N802
-        return self.layers.TimeDistributed(layer)
+        """Keras' wrapper, which with a static time axis calls `layer` once per step in a Python loop (28 LSTMs for
+        the hierarchical RNN); folded, one call over batch x time and a reshape back, as the native twins run it:
+        the same function (the layer sees each step apart either way), one kernel instead of one per step."""
+        if self.time_distributed != "fold":
+            return self.layers.TimeDistributed(layer)
+        ops = self.keras.ops
+
+        def folded(x):
+            steps, inner = x.shape[1], tuple(x.shape[2:])
+            y = layer(ops.reshape(x, (-1,) + inner))
+            return ops.reshape(y, (-1, steps) + tuple(y.shape[1:]))
+
+        return folded
 
     def Embedding(self, input_dim, output_dim):  # noqa: N802
         return self.layers.Embedding(input_dim, output_dim)

@@ -53,7 +53,8 @@ class KerasDriver(object):
         framework = self.spec["backend"]["framework"]
         self.fw_version, self.threads, self.gpu = provenance.framework_info(framework)
         self.api = compat.KerasAPI(self.keras, data_format=self.variant["data_format"], gpus=self.gpus_hint(self.gpu),
-                                   recurrent_activation=self.variant.get("recurrent_activation"))
+                                   recurrent_activation=self.variant.get("recurrent_activation"),
+                                   time_distributed=self.variant.get("time_distributed"))
         if self.variant.get("mixed_precision"):
             self.api.set_mixed_precision(self.variant["mixed_precision"])
         if self.api.backend_name() != self.spec["backend"]["keras_backend"]:

@@ -173,6 +173,18 @@ def _trains(matrix: Matrix, backend: str, model: str, sel: Selection, notes: lis
     return False
 
 
+def _variant_has(matrix: Matrix, variant: str, model: str, sel: Selection, notes: list[str]) -> bool:
+    """Whether the variant's setting exists in this model (`applies_to.models`); a variant named on the command
+    line and left out for a model is said, once."""
+    models = matrix.variants[variant].applies_to.models
+    if models is None or model in models:
+        return True
+    note = f"variant {variant} applies to {', '.join(models)} only: not planned for {model}"
+    if variant in sel.variants and note not in notes:
+        notes.append(note)
+    return False
+
+
 def model_misfit(matrix: Matrix, model: str, backend: str, env_name: str) -> str | None:
     """Why a model cannot run on this backend in this environment (None: it can): a model file of your own asks
     for Keras 3 (`keras: "3."`) and Keras itself (a native twin trains only its own networks)."""
@@ -219,7 +231,8 @@ def _combos(matrix: Matrix, sel: Selection, only: list[tuple[set[str], str | Non
                     left_out.setdefault(model, []).append(f"{backend} ({env_name})")
                     continue
                 combos += [(model, backend, env_name, v)
-                           for v in _variants_for(matrix, sel, backend, env_name, gpus, notes)]
+                           for v in _variants_for(matrix, sel, backend, env_name, gpus, notes)
+                           if _variant_has(matrix, v, model, sel, notes)]
     for model, where in left_out.items():
         spec = matrix.models[model]
         what = f"Keras {spec.keras}x through Keras" if spec.keras else "its own Keras generations"
@@ -284,6 +297,7 @@ def variant_settings(matrix: Matrix, cell: Cell) -> dict[str, Any]:
         "data_format": variant.data_format or backend.data_format,
         "jit_compile": backend.jit_compile if variant.jit_compile is None else variant.jit_compile,
         "recurrent_activation": variant.recurrent_activation,
+        "time_distributed": variant.time_distributed,
         "steps_per_execution": variant.steps_per_execution,
         "mixed_precision": variant.mixed_precision,
         "float32_precision": variant.float32_precision,

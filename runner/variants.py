@@ -28,6 +28,7 @@ class VariantScope(_Strict):
 
     backends: list[str] = Field(min_length=1)
     environments: list[str] | None = None
+    models: list[str] | None = None  # a setting only some models have (a TimeDistributed layer); None: every model
     keras: list[str] | None = None
     device: Literal["any", "cpu", "gpu"] = "any"
     versions: dict[str, str] = Field(default_factory=dict)
@@ -78,6 +79,9 @@ class Variant(_Strict):
     # the LSTM gate activation; `hard_sigmoid_keras2` is Keras 2's clip(0.2x + 0.5, 0, 1) (not Keras 3's
     # hard_sigmoid, clip(x/6 + 0.5, 0, 1))
     recurrent_activation: Literal["sigmoid", "hard_sigmoid_keras2"] | None = None
+    # "fold": a TimeDistributed layer runs once over batch x time instead of Keras' loop over the steps (the same
+    # function); None: Keras' own TimeDistributed
+    time_distributed: Literal["fold"] | None = None
     steps_per_execution: int | None = Field(None, ge=1)  # Keras 3 only
     mixed_precision: Literal["mixed_float16", "mixed_bfloat16"] | None = None  # Keras 3 only
     # float32 matmuls and convolutions: full float32 on every backend unless a variant asks for TF32, which JAX and

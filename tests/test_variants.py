@@ -117,10 +117,51 @@ def test_sweep_dry_run_plans_every_applicable_variant_of_the_mnist_tests(tmp_pat
     assert [tuple(r[1:7]) for r in rows] == [(c.model, c.backend, c.environment, c.variant, str(c.seed),
                                                str(c.repeat)) for c in expected]
     keras_side = {c.variant for c in expected if c.backend == "jax"}  # the twin sweeps the variants it has
-    assert sum(r[2] == "jax" for r in rows) == 3 * 3 * len(keras_side) and len(keras_side) >= 6
+    assert len(keras_side) >= 6
+    # a variant whose setting only one model has is planned for that model alone
+    assert {r[1] for r in rows if r[4] == "time-folded"} == {"hrnn"}
+    assert sum(r[2] == "jax" and r[1] == "mlp" for r in rows) == 3 * (len(keras_side) - 1)
     assert {r[2] for r in rows} == {"jax", "jax-native"}
     assert {r[1] for r in rows} == {"mlp", "cnn", "hrnn"}
     assert not (tmp_path / "results").exists()
+
+
+def test_a_variant_for_one_model_is_planned_for_it_alone_and_said_when_named_for_another(matrix):
+    from runner.cells import Selection, plan
+
+    cells, notes = plan(matrix, Selection(backends=("jax",), models=("mlp", "hrnn"), variants=("time-folded",)))
+    assert {(c.model, c.variant) for c in cells} == {("hrnn", "time-folded")}
+    assert "variant time-folded applies to hrnn only: not planned for mlp" in notes
+
+
+FOLD_CHECK = """
+import json, numpy as np, keras
+from models import compat, hrnn
+from models.data import Dataset
+ds = Dataset(None, None, None, None, (28, 28, 1), 10, {})
+loop = hrnn.build(compat.KerasAPI(keras), ds)
+folded = hrnn.build(compat.KerasAPI(keras, time_distributed="fold"), ds)
+folded.set_weights(loop.get_weights())
+x = np.random.RandomState(0).uniform(size=(5, 28, 28, 1)).astype("float32")
+a, b = np.asarray(loop.predict(x, verbose=0)), np.asarray(folded.predict(x, verbose=0))
+print(json.dumps({"params": [loop.count_params(), folded.count_params()], "diff": float(np.abs(a - b).max()),
+                  "layers": sorted({type(layer).__name__ for layer in folded.layers})}))
+"""
+
+
+@pytest.mark.venv
+@pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
+def test_the_folded_hierarchical_rnn_is_the_same_function(prepared, backend):
+    """time-folded trains the function Keras' TimeDistributed does: the same parameters, and with the same weights
+    the same predictions, on every Keras 3 backend."""
+    env = prepared(f"keras3-{backend}")
+    out = subprocess.run([str(Path(env.location) / "bin" / "python"), "-c", FOLD_CHECK], cwd=REPO_ROOT,
+                         capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(REPO_ROOT)})
+    assert out.returncode == 0, out.stderr[-3000:]
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    assert found["params"] == [199434, 199434] and found["diff"] < 1e-5
+    assert "TimeDistributed" not in found["layers"]
 
 
 # -- real cells -----------------------------------------------------------------------------------------------------
