@@ -55,7 +55,7 @@ def same_arithmetic(api, spec, gpu):
     if variant.get("mixed_precision"):
         api.set_mixed_precision(variant["mixed_precision"])
     return precision.apply(spec["backend"]["framework"], variant.get("float32_precision") or "float32", gpu,
-                           api.dtype_policy())
+                           api.dtype_policy(), variant.get("cudnn_benchmark"))
 
 
 def main(argv):

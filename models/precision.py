@@ -19,12 +19,16 @@ def _capability(gpu):
         return None
 
 
-def apply(framework, mode, gpu, dtype_policy):
-    """Set float32 math to `mode` ('float32' or 'tf32') and return the settings.precision block, read back."""
+def apply(framework, mode, gpu, dtype_policy, cudnn_benchmark=None):
+    """Set float32 math to `mode` ('float32' or 'tf32') and, where a variant asks (`cudnn_benchmark`: True or
+    False; None leaves the framework's own), cuDNN's algorithm search; return the settings.precision block, read
+    back (a framework without the switch records none)."""
     on_gpu = bool((gpu or {}).get("available"))
     block = {"requested": mode, "dtype_policy": dtype_policy}
     try:
         frameworks.call(framework, "set_precision", mode, on_gpu)
+        if cudnn_benchmark is not None:
+            frameworks.call(framework, "set_cudnn_benchmark", bool(cudnn_benchmark))
         read = frameworks.call(framework, "read_precision", on_gpu) or {}
     except Exception as exc:  # noqa: BLE001 - a framework without the switch must not fail the cell
         read = {"note": "precision could not be set or read: %s: %s" % (type(exc).__name__, exc)}

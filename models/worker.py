@@ -196,7 +196,7 @@ def precision_block(spec, variant, driver):
     from models import precision
 
     block = precision.apply(spec["backend"]["framework"], variant.get("float32_precision") or "float32",
-                            driver.gpu, driver.dtype_policy())
+                            driver.gpu, driver.dtype_policy(), variant.get("cudnn_benchmark"))
     block["xla_flags"] = os.environ.get("XLA_FLAGS")
     return block
 

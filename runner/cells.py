@@ -298,6 +298,7 @@ def variant_settings(matrix: Matrix, cell: Cell) -> dict[str, Any]:
         "jit_compile": backend.jit_compile if variant.jit_compile is None else variant.jit_compile,
         "recurrent_activation": variant.recurrent_activation,
         "time_distributed": variant.time_distributed,
+        "cudnn_benchmark": variant.cudnn_benchmark,
         "steps_per_execution": variant.steps_per_execution,
         "mixed_precision": variant.mixed_precision,
         "float32_precision": variant.float32_precision,

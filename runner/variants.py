@@ -82,6 +82,9 @@ class Variant(_Strict):
     # "fold": a TimeDistributed layer runs once over batch x time instead of Keras' loop over the steps (the same
     # function); None: Keras' own TimeDistributed
     time_distributed: Literal["fold"] | None = None
+    # cuDNN's per-shape algorithm search on or off (models/frameworks/<fw>.py set_cudnn_benchmark; read back into
+    # settings.precision); None: the framework's own
+    cudnn_benchmark: bool | None = None
     steps_per_execution: int | None = Field(None, ge=1)  # Keras 3 only
     mixed_precision: Literal["mixed_float16", "mixed_bfloat16"] | None = None  # Keras 3 only
     # float32 matmuls and convolutions: full float32 on every backend unless a variant asks for TF32, which JAX and

@@ -134,6 +134,38 @@ def test_a_variant_for_one_model_is_planned_for_it_alone_and_said_when_named_for
     assert "variant time-folded applies to hrnn only: not planned for mlp" in notes
 
 
+def test_the_gpu_sweeps_own_variants_are_planned_for_gpu_cells_only(matrix):
+    """cuDNN's algorithm search and XLA's GPU flags are GPU settings: the sweep plans them with GPUs, never on a
+    CPU (where XLA's CPU client would ignore the flags and the figures would say nothing)."""
+    from runner.cells import Selection, plan
+
+    gpu_only = {"torch-cudnn-benchmark", "jax-gpu-autotune-0", "jax-gpu-no-command-buffers"}
+    sel = dict(backends=("jax", "torch"), models=("mlp",), variants=("all",))
+    on_gpu, _ = plan(matrix, Selection(**sel, profile="gpu"))
+    on_cpu, _ = plan(matrix, Selection(**sel, profile="quick"))
+    assert gpu_only <= {c.variant for c in on_gpu} and not gpu_only & {c.variant for c in on_cpu}
+    assert {c.backend for c in on_gpu if c.variant == "torch-cudnn-benchmark"} == {"torch", "torch-native"}
+
+
+CUDNN_CHECK = """
+import json
+from models import precision
+block = precision.apply("torch", "float32", {"available": False}, "float32", True)
+print(json.dumps([block["cudnn_benchmark"], precision.apply("torch", "float32", {}, "float32")["cudnn_benchmark"]]))
+"""
+
+
+@pytest.mark.venv
+def test_cudnn_benchmark_is_set_and_read_back_from_pytorch(prepared):
+    """torch-cudnn-benchmark's setting reaches PyTorch and settings.precision reads it back (PyTorch keeps the
+    switch on a CPU build too, so a CPU test can drive it); left unset, the framework's own stays."""
+    env = prepared("keras3-torch")
+    out = subprocess.run([str(Path(env.location) / "bin" / "python"), "-c", CUDNN_CHECK], cwd=REPO_ROOT,
+                         capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [True, True]  # set, then left as it was
+
+
 FOLD_CHECK = """
 import json, numpy as np, keras
 from models import compat, hrnn

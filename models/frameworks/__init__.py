@@ -11,6 +11,7 @@ may define:
     queued_waiter(on_gpu)    -> a callable(model) returning once queued work is done, or None (models/queued.py)
     set_precision(mode, on_gpu) and read_precision(on_gpu): float32 math at full float32 or TF32, applied after
                                 import and read back from the framework (models/precision.py)
+    set_cudnn_benchmark(on)  -> cuDNN's algorithm search, where a variant sets `cudnn_benchmark`
 
 Whatever a module leaves out is answered by the defaults below, so adding a framework is one module and its
 matrix.yaml entries (tests/test_frameworks.py adds a fake one). Python 3.6 compatible.

@@ -60,6 +60,13 @@ def set_precision(mode, on_gpu):
         torch.backends.cudnn.allow_tf32 = tf32
 
 
+def set_cudnn_benchmark(on):
+    """cuDNN's per-shape algorithm search (variant torch-cudnn-benchmark); read back by read_precision."""
+    import torch
+
+    torch.backends.cudnn.benchmark = on
+
+
 def read_precision(on_gpu):
     import torch
 
