@@ -117,6 +117,7 @@ def resolve_recipe(name: str, env: Environment, flavour: str) -> Recipe:
         index_url=recipe.index_url[flavour] if flavour in recipe.index_url else env.index_url,  # type: ignore[index]
         extra_index_urls=tuple(recipe.extra_index_urls[flavour]  # type: ignore[index]
                                if flavour in recipe.extra_index_urls else env.extra_index_urls),
+        requirements_no_deps=tuple(env.requirements_no_deps),
     )
 
 
