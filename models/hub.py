@@ -12,7 +12,6 @@ only: models/ stays importable on Python 3.6, where the 2017 environments import
 import hashlib
 import time
 
-from models import hub_flops
 from models.data import Dataset
 
 SUITE = "keras-hub"
@@ -88,6 +87,7 @@ class HubModel(object):
         self.task = task  # "text_classifier" | "causal_lm" | "image_classifier": the data, and whether it generates
         self.config = None
         self.classes = None  # matrix.yaml's keras_hub: {backbone: ..., task: ...}
+        self.flops = {}  # the configuration's FLOP counts as the host planned them (runner/cells.py)
         self.window = None
 
     # -- data ---------------------------------------------------------------------------------------------------
@@ -101,6 +101,8 @@ class HubModel(object):
 
         cfg = self.config = spec["model"]["config"]
         self.classes = spec["model"]["keras_hub"]
+        self.flops = {k: spec["model"][k] for k in ("flop_per_sample", "train_flop_per_sample")
+                      if spec["model"].get(k)}
         run = spec["run"]
         n_train, n_test = run["train_samples"] or cfg["train_samples"], run["test_samples"] or cfg["test_samples"]
         rng = np.random.RandomState(spec["cell"]["seed"])
@@ -152,12 +154,9 @@ class HubModel(object):
     def describe(self, model):
         """What the result records of the suite model: KerasHub's version, the configuration, the weights."""
         out = {"suite": self.suite, "task": self.task, "keras_hub": keras_hub_version(), "weights": "random",
-               "classes": dict(self.classes),
+               "classes": dict(self.classes), **self.flops,
                "config_name": self.config.get("name"), "config": self.config,
                "trainable_params": int(sum(int(_size(w)) for w in model.trainable_weights))}
-        counted = hub_flops.count(self.classes["backbone"], self.config)
-        if counted:
-            out["flop_per_sample"], out["train_flop_per_sample"] = counted
         if self.window is not None:
             out["keras_io_fit"] = self.window.summary()
         return out

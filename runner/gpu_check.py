@@ -208,13 +208,13 @@ def main(argv: list[str] | None = None) -> int:
     make_absolute(args, {"python": "interpreter", "keras_wheel": "path", "results": "path", "matrix": "path",
                          "sweep": "path"})
     say = lambda msg: print(f"gpu-check: {msg}", file=sys.stderr, flush=True)  # noqa: E731
+    if args.sweep is not None and not (args.sweep / "run.json").is_file():  # before anything is installed
+        say(f"error: --sweep {args.sweep} is not a run folder (no run.json); give the folder `kbm sweep` printed")
+        return 2
     try:
         matrix, backends, pythonpath = present_backends(args, say)
     except (CheckError, MatrixError) as exc:
         say(f"error: {exc}")
-        return 2
-    if args.sweep is not None and not (args.sweep / "run.json").is_file():
-        say(f"error: --sweep {args.sweep} is not a run folder (no run.json); give the folder `kbm sweep` printed")
         return 2
     say(f"{args.python}: Keras 3 backends present: {', '.join(backends)}; profile {args.profile}")
     for backend in backends:  # the variant each backend runs: its environment's default for the device class
